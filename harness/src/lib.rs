@@ -1,37 +1,49 @@
-//! leakcheck: per-test leak checking of Rust and C heap allocations.
+//! leakcheck: a Valgrind-style leak checker inside your Rust test binary.
+//!
+//! Put `#[leak_checked]` on a test and every heap block it allocates — Rust
+//! allocations through the global allocator *and* C allocations through the
+//! `malloc` family, in any thread the test or its C code creates — is
+//! recorded with its stack. When the test returns, what it did not free
+//! fails it, grouped by allocation site, with a JSON report for CI.
+//!
+//! ```
+//! use leakcheck::leak_checked;
+//!
+//! #[leak_checked]
+//! fn frees_what_it_allocates() {
+//!     let s = std::ffi::CString::new("hi").unwrap();
+//!     drop(s);
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! The same check is available as a function, [`check`], which returns a
+//! [`Report`] instead of failing.
 #![cfg_attr(doctest, doc = include_str!("../../README.md"))]
+#![warn(missing_docs)]
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+compile_error!("leakcheck currently supports Linux with glibc only (x86_64, aarch64)");
+
+mod config;
+mod error;
+mod global;
+mod hooks;
+mod report;
+mod run;
+mod scope;
+mod stacks;
+mod symbols;
+mod sync;
+mod table;
+
+pub use error::Error;
+pub use global::Tracked;
 pub use leakcheck_macros::leak_checked;
-
-/// Runs `f` and reports what it leaked (stub).
-pub fn check<F: FnOnce() + Send>(f: F) {
-    f()
-}
+pub use report::{Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SCHEMA};
+pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
-    /// Options the attribute passes to [`run_test`].
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Options {
-        /// Still-reachable blocks fail the test too.
-        pub strict: bool,
-    }
-
-    impl Options {
-        /// The defaults: only lost blocks fail.
-        pub const fn new() -> Self {
-            Options { strict: false }
-        }
-        /// `#[leak_checked(strict)]`.
-        pub const fn strict(mut self) -> Self {
-            self.strict = true;
-            self
-        }
-    }
-
-    /// Runs a `#[leak_checked]` test body: what the attribute expands to.
-    pub fn run_test<R: Send>(fn_name: &'static str, options: Options, body: impl FnOnce() -> R + Send) -> R {
-        let _ = (fn_name, options);
-        body()
-    }
+    pub use crate::run::{run_test, Options};
 }

@@ -1,0 +1,169 @@
+//! Rust allocations: the tracking global allocator.
+
+use crate::hooks::{self, frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::scope::WrappedAllocatorCall;
+use crate::table::Allocator;
+use std::alloc::{GlobalAlloc, Layout};
+
+/// Wraps a global allocator so that leakcheck sees every Rust allocation.
+///
+/// leakcheck installs its own tracking global allocator through the default
+/// `global-allocator` feature. If your test binary already has a
+/// `#[global_allocator]`, turn that feature off and wrap yours:
+///
+/// ```
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static ALLOCATOR: leakcheck::Tracked<System> = leakcheck::Tracked::new(System);
+/// # fn main() {}
+/// ```
+///
+/// (This example compiles in a binary that does not already have a global
+/// allocator; with the default feature on, leakcheck provides one.)
+///
+/// Blocks are recorded with origin `rust`. Calls the inner allocator makes to
+/// the C `malloc` family (as `System` does) are not recorded a second time.
+#[derive(Debug, Default)]
+pub struct Tracked<A> {
+    inner: A,
+}
+
+impl<A> Tracked<A> {
+    /// Wraps `inner`.
+    ///
+    /// ```
+    /// let tracked = leakcheck::Tracked::new(std::alloc::System);
+    /// # let _ = tracked;
+    /// ```
+    pub const fn new(inner: A) -> Self {
+        Tracked { inner }
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with the caller's
+// arguments unchanged and returns its result unchanged; bookkeeping never
+// touches the memory it hands out.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
+    #[inline(never)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let hook_frame = frame_marker();
+        let ptr = {
+            let _inner = WrappedAllocatorCall::enter();
+            // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
+            unsafe { self.inner.alloc(layout) }
+        };
+        on_alloc(ptr.cast(), layout.size(), Allocator::RustAlloc, layout.align(), hook_frame);
+        ptr
+    }
+
+    #[inline(never)]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let hook_frame = frame_marker();
+        let ptr = {
+            let _inner = WrappedAllocatorCall::enter();
+            // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
+            unsafe { self.inner.alloc_zeroed(layout) }
+        };
+        on_alloc(ptr.cast(), layout.size(), Allocator::RustAllocZeroed, layout.align(), hook_frame);
+        ptr
+    }
+
+    #[inline(never)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        on_free(ptr.cast());
+        let _inner = WrappedAllocatorCall::enter();
+        // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline(never)]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let hook_frame = frame_marker();
+        let old = on_free(ptr.cast());
+        let new = {
+            let _inner = WrappedAllocatorCall::enter();
+            // SAFETY: the caller upholds GlobalAlloc::realloc's contract.
+            unsafe { self.inner.realloc(ptr, layout, new_size) }
+        };
+        if new.is_null() {
+            on_realloc_failed(old);
+        } else {
+            on_realloc(old, new.cast(), new_size, Allocator::RustRealloc, layout.align(), hook_frame);
+        }
+        new
+    }
+}
+
+/// glibc's allocator reached directly (`__libc_malloc`, ...), so that Rust
+/// allocations never pass through the C hooks and are recorded exactly once.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Glibc;
+
+/// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
+const MIN_ALIGN: usize = 16;
+
+// SAFETY: each method returns memory from glibc's allocator that satisfies
+// `layout` (malloc when its guaranteed alignment suffices, memalign
+// otherwise) and releases only memory obtained here.
+unsafe impl GlobalAlloc for Glibc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: plain allocation.
+            unsafe { hooks::real::malloc(layout.size()) }.cast()
+        } else {
+            // SAFETY: Layout guarantees a power-of-two alignment.
+            unsafe { hooks::real::memalign(layout.align().max(MIN_ALIGN), layout.size()) }.cast()
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: plain zeroed allocation.
+            unsafe { hooks::real::calloc(layout.size(), 1) }.cast()
+        } else {
+            // SAFETY: forwarded to `alloc`, whose contract the caller upholds.
+            let ptr = unsafe { self.alloc(layout) };
+            if !ptr.is_null() {
+                // SAFETY: `ptr` is a fresh block of `layout.size()` bytes.
+                unsafe { ptr.write_bytes(0, layout.size()) };
+            }
+            ptr
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from this allocator (GlobalAlloc contract).
+        unsafe { hooks::real::free(ptr.cast()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN && layout.align() <= new_size {
+            // SAFETY: `ptr` came from glibc's malloc family via this allocator.
+            unsafe { hooks::real::realloc(ptr.cast(), new_size) }.cast()
+        } else {
+            // SAFETY: the GlobalAlloc contract makes this layout valid.
+            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            // SAFETY: as `alloc`.
+            let new = unsafe { self.alloc(new_layout) };
+            if !new.is_null() {
+                // SAFETY: both blocks are live, distinct and at least
+                // `min(old, new)` bytes long.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+                // SAFETY: `ptr` came from this allocator.
+                unsafe { self.dealloc(ptr, layout) };
+            }
+            new
+        }
+    }
+}
+
+/// The allocator leakcheck installs under the default `global-allocator`
+/// feature.
+#[cfg(feature = "global-allocator")]
+#[global_allocator]
+static GLOBAL: Tracked<Glibc> = Tracked::new(Glibc);

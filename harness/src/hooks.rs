@@ -1,0 +1,495 @@
+//! The C allocation hooks: `malloc` and family, and `pthread_create`,
+//! defined in the test executable so that every caller in the process —
+//! C compiled into the binary, glibc itself (`strdup`, `getline`, ...),
+//! system and `dlopen`ed libraries — resolves to them. Each forwards to
+//! glibc's real allocator (`__libc_malloc`, ...), then records the block.
+//!
+//! Rules for everything here: never allocate through the tracked allocator
+//! (bookkeeping runs under [`Guard`], which sends nested calls straight to
+//! glibc), never take a lock that a fork or a signal could leave held
+//! (`pthread_atfork` handlers hold ours across `fork`), never panic.
+
+use crate::scope::{self, Guard, Untracked};
+use crate::stacks;
+use crate::table::{self, Allocator, Block};
+use libc::{c_int, c_void, pthread_attr_t, pthread_t};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+extern "C" {
+    fn __libc_malloc(size: usize) -> *mut c_void;
+    fn __libc_calloc(n: usize, size: usize) -> *mut c_void;
+    fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+    fn __libc_free(ptr: *mut c_void);
+    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+    fn __libc_valloc(size: usize) -> *mut c_void;
+    fn __libc_pvalloc(size: usize) -> *mut c_void;
+}
+
+/// glibc's allocator, bypassing the hooks: for the tracker's own Rust-side
+/// allocator and for the few blocks the hooks need for themselves.
+pub(crate) mod real {
+    use libc::c_void;
+
+    /// # Safety
+    /// As `malloc(3)`.
+    pub(crate) unsafe fn malloc(size: usize) -> *mut c_void {
+        // SAFETY: forwarded unchanged; the caller upholds malloc's contract.
+        unsafe { super::__libc_malloc(size) }
+    }
+    /// # Safety
+    /// As `calloc(3)`.
+    pub(crate) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
+        // SAFETY: forwarded unchanged.
+        unsafe { super::__libc_calloc(n, size) }
+    }
+    /// # Safety
+    /// As `realloc(3)`; `ptr` must come from this module's allocators.
+    pub(crate) unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: forwarded unchanged.
+        unsafe { super::__libc_realloc(ptr, size) }
+    }
+    /// # Safety
+    /// As `free(3)`; `ptr` must come from this module's allocators.
+    pub(crate) unsafe fn free(ptr: *mut c_void) {
+        // SAFETY: forwarded unchanged.
+        unsafe { super::__libc_free(ptr) }
+    }
+    /// # Safety
+    /// As `memalign(3)`: `align` a power of two.
+    pub(crate) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
+        // SAFETY: forwarded unchanged.
+        unsafe { super::__libc_memalign(align, size) }
+    }
+}
+
+/// The address of a local in the caller's frame. Stack capture skips every
+/// frame at or below it, and the frame holding it, so reports start at the
+/// code that called the allocator. Must be inlined into the hook itself.
+#[inline(always)]
+pub(crate) fn frame_marker() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Records a new block. `hook_frame` comes from [`frame_marker`] in the
+/// public entry point.
+#[inline(always)]
+pub(crate) fn on_alloc(ptr: *mut c_void, size: usize, allocator: Allocator, align: usize, hook_frame: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    let Some(guard) = Guard::enter() else { return };
+    let mut block = Block::new(ptr as usize, size, allocator, align);
+    let current = guard.current();
+    if current.scope != 0 && scope::count_alloc(current.scope, size) {
+        block.scope = current.scope;
+        block.stack = stacks::capture(hook_frame, current.base);
+    }
+    table::insert(block);
+    drop(guard);
+}
+
+/// Retires a block before it is handed back to glibc (before, so that a
+/// racing allocation that reuses the address can never be removed instead).
+#[inline(always)]
+pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
+    if ptr.is_null() {
+        return None;
+    }
+    let _guard = Guard::enter()?;
+    let block = table::remove(ptr as usize)?;
+    if block.scope != 0 {
+        scope::count_free(block.scope, block.size);
+    }
+    Some(block)
+}
+
+/// Puts back a block whose reallocation failed (the old block is intact).
+pub(crate) fn on_realloc_failed(old: Option<Block>) {
+    let Some(old) = old else { return };
+    let Some(_guard) = Guard::enter() else { return };
+    let mut block = old;
+    if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
+        block.scope = 0;
+    }
+    table::insert(block);
+}
+
+/// Records the block a reallocation produced. A block keeps its owner when it
+/// grows, shrinks or moves; if the reallocating thread is in that owner's
+/// scope the stack becomes the reallocation's, as valgrind reports it.
+#[inline(always)]
+pub(crate) fn on_realloc(
+    old: Option<Block>,
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) {
+    let Some(old) = old else {
+        on_alloc(ptr, size, allocator, align, hook_frame);
+        return;
+    };
+    if ptr.is_null() {
+        return;
+    }
+    let Some(guard) = Guard::enter() else { return };
+    let mut block = Block::new(ptr as usize, size, allocator, align);
+    if old.scope != 0 && scope::count_alloc(old.scope, size) {
+        block.scope = old.scope;
+        let current = guard.current();
+        block.stack =
+            if current.scope == old.scope { stacks::capture(hook_frame, current.base) } else { old.stack };
+    }
+    table::insert(block);
+    drop(guard);
+}
+
+// --- the C entry points -------------------------------------------------
+
+/// Interposed `malloc(3)`.
+///
+/// # Safety
+///
+/// As `malloc(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: forwarding malloc's own contract.
+    let ptr = unsafe { __libc_malloc(size) };
+    on_alloc(ptr, size, Allocator::Malloc, 0, hook_frame);
+    ptr
+}
+
+/// Interposed `calloc(3)`.
+///
+/// # Safety
+///
+/// As `calloc(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: forwarding calloc's own contract (glibc checks the overflow).
+    let ptr = unsafe { __libc_calloc(n, size) };
+    on_alloc(ptr, n.wrapping_mul(size), Allocator::Calloc, 0, hook_frame);
+    ptr
+}
+
+/// Interposed `realloc(3)`.
+///
+/// # Safety
+///
+/// As `realloc(3)`: `ptr` is null or a live block from this allocator.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: the caller upholds realloc's contract.
+    unsafe { realloc_as(ptr, size, Allocator::Realloc, hook_frame) }
+}
+
+/// # Safety
+///
+/// As `realloc(3)`.
+#[inline(always)]
+unsafe fn realloc_as(ptr: *mut c_void, size: usize, allocator: Allocator, hook_frame: usize) -> *mut c_void {
+    let old = on_free(ptr);
+    // SAFETY: the caller upholds realloc's contract; the block's record is
+    // already retired so a concurrent reuse of the address is safe.
+    let new = unsafe { __libc_realloc(ptr, size) };
+    if new.is_null() {
+        // realloc(p, 0) frees p and returns null; any other null leaves p.
+        if size != 0 || ptr.is_null() {
+            on_realloc_failed(old);
+        }
+        return new;
+    }
+    on_realloc(old, new, size, allocator, 0, hook_frame);
+    new
+}
+
+/// Interposed `reallocarray(3)`.
+///
+/// # Safety
+///
+/// As `reallocarray(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    let Some(bytes) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    // SAFETY: the caller upholds realloc's contract.
+    unsafe { realloc_as(ptr, bytes, Allocator::Reallocarray, hook_frame) }
+}
+
+/// Interposed `free(3)`.
+///
+/// # Safety
+///
+/// As `free(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    on_free(ptr);
+    // SAFETY: the caller upholds free's contract.
+    unsafe { __libc_free(ptr) }
+}
+
+/// Interposed `posix_memalign(3)`.
+///
+/// # Safety
+///
+/// As `posix_memalign(3)`: `out` is valid for a write.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    let hook_frame = frame_marker();
+    if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    // SAFETY: align is a power of two, as memalign requires.
+    let ptr = unsafe { __libc_memalign(align, size) };
+    if ptr.is_null() {
+        return libc::ENOMEM;
+    }
+    on_alloc(ptr, size, Allocator::PosixMemalign, align, hook_frame);
+    // SAFETY: the caller guarantees `out` is valid for a write.
+    unsafe { out.write(ptr) };
+    0
+}
+
+/// Interposed `aligned_alloc(3)`.
+///
+/// # Safety
+///
+/// As `aligned_alloc(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: align is a power of two.
+    let ptr = unsafe { __libc_memalign(align, size) };
+    on_alloc(ptr, size, Allocator::AlignedAlloc, align, hook_frame);
+    ptr
+}
+
+/// Interposed `memalign(3)`.
+///
+/// # Safety
+///
+/// As `memalign(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: forwarded unchanged; glibc validates and rounds `align`.
+    let ptr = unsafe { __libc_memalign(align, size) };
+    on_alloc(ptr, size, Allocator::Memalign, align, hook_frame);
+    ptr
+}
+
+/// Interposed `valloc(3)`.
+///
+/// # Safety
+///
+/// As `valloc(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: forwarded unchanged.
+    let ptr = unsafe { __libc_valloc(size) };
+    on_alloc(ptr, size, Allocator::Valloc, page_size(), hook_frame);
+    ptr
+}
+
+/// Interposed `pvalloc(3)`.
+///
+/// # Safety
+///
+/// As `pvalloc(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let hook_frame = frame_marker();
+    // SAFETY: forwarded unchanged.
+    let ptr = unsafe { __libc_pvalloc(size) };
+    on_alloc(ptr, size, Allocator::Pvalloc, page_size(), hook_frame);
+    ptr
+}
+
+fn page_size() -> usize {
+    4096
+}
+
+fn set_errno(value: c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() = value };
+}
+
+// --- threads ------------------------------------------------------------
+
+type StartRoutine = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+type PthreadCreate =
+    unsafe extern "C" fn(*mut pthread_t, *const pthread_attr_t, StartRoutine, *mut c_void) -> c_int;
+
+static REAL_PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
+
+fn real_pthread_create() -> Option<PthreadCreate> {
+    let mut addr = REAL_PTHREAD_CREATE.load(Ordering::Acquire);
+    if addr == 0 {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name is always
+        // safe to call; a successful lookup allocates nothing.
+        addr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
+        REAL_PTHREAD_CREATE.store(addr, Ordering::Release);
+    }
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: `addr` is glibc's pthread_create, whose C signature is
+    // `PthreadCreate` (the start routine type differs only in unwind ABI).
+    Some(unsafe { std::mem::transmute::<usize, PthreadCreate>(addr) })
+}
+
+/// What a new thread needs from its creator.
+struct ThreadStart {
+    start: StartRoutine,
+    arg: *mut c_void,
+    scope: u32,
+}
+
+/// Interposed `pthread_create(3)`: a thread created while a scope is running
+/// on the creating thread belongs to that scope. What glibc allocates to make
+/// the thread (its TLS, kept in glibc's stack cache after the join) is the
+/// runtime's and is never charged.
+///
+/// # Safety
+///
+/// As `pthread_create(3)`.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+    let inherited = scope::inheritable();
+    let _runtime = Untracked::enter();
+    if inherited.scope == 0 {
+        // SAFETY: forwarding the caller's arguments unchanged.
+        return unsafe { real(thread, attr, start, arg) };
+    }
+    // SAFETY: a plain allocation from glibc, freed by the new thread or below.
+    let boxed = unsafe { __libc_malloc(std::mem::size_of::<ThreadStart>()) }.cast::<ThreadStart>();
+    if boxed.is_null() {
+        return libc::EAGAIN;
+    }
+    // SAFETY: `boxed` is a fresh, suitably aligned allocation of the right size.
+    unsafe { boxed.write(ThreadStart { start, arg, scope: inherited.scope }) };
+    // SAFETY: the caller's arguments are forwarded; `thread_start` takes
+    // ownership of `boxed`.
+    let rc = unsafe { real(thread, attr, thread_start, boxed.cast()) };
+    if rc != 0 {
+        // SAFETY: the thread was not created, so `boxed` is still ours.
+        unsafe { __libc_free(boxed.cast()) };
+    }
+    rc
+}
+
+/// Start routine of threads created inside a scope: enters the scope with
+/// this frame as the stack base, then runs the real start routine.
+/// `C-unwind` so that `pthread_exit`'s forced unwind may pass through.
+unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
+    let base = frame_marker();
+    // SAFETY: `boxed` is the ThreadStart written by pthread_create, owned by
+    // this thread from here on.
+    let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
+    // SAFETY: allocated with __libc_malloc in pthread_create.
+    unsafe { __libc_free(boxed) };
+    scope::enter_thread(scope, base);
+    // SAFETY: the creator's start routine with its own argument, as it asked.
+    let result = unsafe { start(arg) };
+    scope::leave_thread(scope::Current { scope: 0, base: 0 });
+    std::hint::black_box(base);
+    result
+}
+
+// --- start-up -----------------------------------------------------------
+
+const UNKNOWN: u8 = 0;
+const VISIBLE: u8 = 1;
+const BLIND: u8 = 2;
+static VISIBILITY: AtomicU8 = AtomicU8::new(UNKNOWN);
+static INIT: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn before_fork() {
+    stacks::lock_for_fork();
+    table::lock_all_for_fork();
+}
+
+extern "C" fn after_fork() {
+    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
+    // thread (parent) or its copy (child), which holds every lock.
+    unsafe { table::unlock_all_after_fork() };
+    // SAFETY: as above.
+    unsafe { stacks::unlock_after_fork() };
+}
+
+/// Registers the fork handlers and runs the visibility self-test, once.
+/// Runs as a constructor at start-up, and again (as a no-op) before each
+/// check in case the constructor was not linked.
+pub(crate) fn init() {
+    if INIT.swap(1, Ordering::AcqRel) != 0 {
+        return;
+    }
+    // SAFETY: the handlers are plain functions that only take and release
+    // our spin locks, which is all pthread_atfork requires.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    VISIBILITY.store(if self_test() { VISIBLE } else { BLIND }, Ordering::Release);
+}
+
+/// Does a `malloc` call through the dynamic symbol reach our hook? It does
+/// not when something replaced the executable's `malloc` (valgrind redirects
+/// it to its own).
+fn self_test() -> bool {
+    let alloc: unsafe extern "C" fn(usize) -> *mut c_void = std::hint::black_box(malloc);
+    let release: unsafe extern "C" fn(*mut c_void) = std::hint::black_box(free);
+    const PROBE: usize = 4093;
+    // SAFETY: a plain allocation, freed below.
+    let ptr = unsafe { alloc(PROBE) };
+    if ptr.is_null() {
+        return false;
+    }
+    let seen = table::get(ptr as usize).is_some_and(|b| b.size == PROBE);
+    // SAFETY: `ptr` came from `alloc` above and is freed once.
+    unsafe { release(ptr) };
+    seen
+}
+
+/// Whether the hooks see C allocations in this process.
+pub(crate) fn c_allocations_visible() -> bool {
+    init();
+    VISIBILITY.load(Ordering::Acquire) == VISIBLE
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = {
+    extern "C" fn constructor() {
+        init();
+    }
+    constructor
+};
+

@@ -1,0 +1,503 @@
+//! The verdict: grouping a scope's surviving blocks by allocation site, and
+//! the text and JSON forms of the result.
+
+use crate::stacks;
+use crate::symbols::{self, Symbol};
+use crate::table::{Allocator, Block};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The JSON schema this version writes.
+pub const SCHEMA: &str = "leakcheck/v1";
+
+/// How a leaked block was classified, with valgrind memcheck's meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Kind {
+    /// No pointer to the block exists anywhere.
+    DefinitelyLost,
+    /// Reachable only from lost blocks.
+    IndirectlyLost,
+    /// Reachable only through a pointer into its interior.
+    PossiblyLost,
+    /// Still pointed to from a root: a cache or global, not a leak unless
+    /// `strict`.
+    StillReachable,
+    /// Matched a suppression.
+    Suppressed,
+}
+
+impl Kind {
+    /// valgrind's words for the kind.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::DefinitelyLost => "definitely lost",
+            Kind::IndirectlyLost => "indirectly lost",
+            Kind::PossiblyLost => "possibly lost",
+            Kind::StillReachable => "still reachable",
+            Kind::Suppressed => "suppressed",
+        }
+    }
+
+    fn fails(self, strict: bool) -> bool {
+        match self {
+            Kind::DefinitelyLost | Kind::IndirectlyLost | Kind::PossiblyLost => true,
+            Kind::StillReachable => strict,
+            Kind::Suppressed => false,
+        }
+    }
+}
+
+/// Which allocator family made a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The C `malloc` family.
+    C,
+    /// Rust's global allocator.
+    Rust,
+}
+
+/// The overall verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing fails the check.
+    Clean,
+    /// Blocks leaked.
+    Leaked,
+    /// The check could not be trusted or the heap was misused; see
+    /// [`Report::errors`].
+    Error,
+}
+
+/// One frame of an allocation stack.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Frame {
+    /// Demangled function name, without the hash.
+    pub function: Option<String>,
+    /// Source file, where debug info has it.
+    pub file: Option<String>,
+    /// Source line, where debug info has it.
+    pub line: Option<u32>,
+    /// The executable or shared object the code is in.
+    pub module: Option<String>,
+    /// The return address, as `0x…`.
+    pub ip: String,
+}
+
+/// Blocks that leaked from one allocation site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Leak {
+    /// Classification.
+    pub kind: Kind,
+    /// C or Rust.
+    pub origin: Origin,
+    /// The allocating function: `malloc`, `calloc`, `realloc`, …, or `alloc`,
+    /// `alloc_zeroed`, `realloc` for Rust.
+    pub allocator: &'static str,
+    /// How many blocks.
+    pub blocks: usize,
+    /// Their total size.
+    pub bytes: usize,
+    /// The allocation stack, the allocating call first, ending at the test.
+    pub stack: Vec<Frame>,
+}
+
+/// A problem that makes the verdict untrustworthy, or heap misuse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ReportError {
+    /// A stable identifier: `c_allocations_invisible`, `untracked_blocks`.
+    pub kind: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+/// Blocks and bytes of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    /// Number of blocks.
+    pub blocks: usize,
+    /// Their total size.
+    pub bytes: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct Summary {
+    leaked_blocks: usize,
+    leaked_bytes: usize,
+    kinds: BTreeMap<Kind, Count>,
+}
+
+/// What the checked code did with the heap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Blocks allocated (a reallocation counts as a free and an allocation).
+    pub allocations: usize,
+    /// Blocks freed.
+    pub frees: usize,
+    /// Highest total of live bytes at any moment.
+    pub peak_live_bytes: usize,
+    /// Wall time of the checked code, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// The result of one check: the verdict, what leaked and where.
+///
+/// ```
+/// let report = leakcheck::check(|| {
+///     let v = vec![1u8; 100];
+///     drop(v);
+/// });
+/// assert!(report.is_clean());
+/// assert_eq!(report.leaked_blocks(), 0);
+/// assert!(report.to_json().contains(r#""status": "clean""#));
+/// ```
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    schema: &'static str,
+    test: String,
+    binary: String,
+    status: Status,
+    summary: Summary,
+    leaks: Vec<Leak>,
+    errors: Vec<ReportError>,
+    stats: Stats,
+    #[serde(skip)]
+    strict: bool,
+    #[serde(skip)]
+    json_path: Option<PathBuf>,
+}
+
+impl Report {
+    /// True when nothing fails the check.
+    pub fn is_clean(&self) -> bool {
+        self.status == Status::Clean
+    }
+
+    /// The verdict.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The test (or thread) the check ran for.
+    pub fn test(&self) -> &str {
+        &self.test
+    }
+
+    /// Number of blocks that fail the check.
+    pub fn leaked_blocks(&self) -> usize {
+        self.summary.leaked_blocks
+    }
+
+    /// Bytes in the blocks that fail the check.
+    pub fn leaked_bytes(&self) -> usize {
+        self.summary.leaked_bytes
+    }
+
+    /// Blocks and bytes of each kind found, failing or not.
+    pub fn kinds(&self) -> &BTreeMap<Kind, Count> {
+        &self.summary.kinds
+    }
+
+    /// One entry per allocation site and kind, largest first.
+    pub fn leaks(&self) -> &[Leak] {
+        &self.leaks
+    }
+
+    /// Why the verdict is an error, if it is.
+    pub fn errors(&self) -> &[ReportError] {
+        &self.errors
+    }
+
+    /// What the checked code did with the heap.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Where the JSON report was written (only for `#[leak_checked]` tests).
+    pub fn json_path(&self) -> Option<&Path> {
+        self.json_path.as_deref()
+    }
+
+    pub(crate) fn set_json_path(&mut self, path: PathBuf) {
+        self.json_path = Some(path);
+    }
+
+    /// The JSON report (schema `leakcheck/v1`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| {
+            format!("{{\"schema\":\"{SCHEMA}\",\"status\":\"error\",\"errors\":[{{\"kind\":\"json\",\"message\":\"{e}\"}}]}}")
+        })
+    }
+
+    fn sites(&self) -> usize {
+        self.leaks.iter().filter(|l| l.kind.fails(self.strict)).count()
+    }
+}
+
+/// What the engine hands over at the end of a scope.
+pub(crate) struct Outcome {
+    pub(crate) test: String,
+    pub(crate) strict: bool,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) stats: Stats,
+    pub(crate) errors: Vec<ReportError>,
+}
+
+/// Frames of std's own machinery that allocate for the runtime, not for the
+/// code under test: the stdout/stderr buffers and libtest's output capture
+/// grown by the first `println!`.
+const RUNTIME_FRAMES: &[&str] = &["std::io::stdio::"];
+
+fn is_runtime(symbols: &[Symbol]) -> bool {
+    symbols
+        .iter()
+        .filter_map(|s| s.function.as_deref())
+        .any(|f| RUNTIME_FRAMES.iter().any(|prefix| f.starts_with(prefix)))
+}
+
+/// Allocator plumbing above the code that asked for memory.
+fn is_plumbing(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "alloc::",
+        "<alloc::",
+        "core::",
+        "<core::",
+        "std::alloc::",
+        "<std::alloc::",
+        "__rust",
+        "__rg_",
+        "__rdl_",
+        "leakcheck::",
+        "<leakcheck::",
+        "hashbrown::",
+        "<hashbrown::",
+    ];
+    PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+/// Harness and std frames below the test function.
+fn is_harness(function: &str) -> bool {
+    const PREFIXES: &[&str] =
+        &["core::", "<core::", "std::", "<std::", "alloc::", "<alloc::", "leakcheck::", "<leakcheck::", "__rust"];
+    PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+/// Cuts allocator plumbing from the top and harness frames from the bottom,
+/// unless nothing else would be left.
+fn trim(symbols: &[Symbol]) -> &[Symbol] {
+    fn name(s: &Symbol) -> &str {
+        s.function.as_deref().unwrap_or("")
+    }
+    let start = symbols.iter().position(|s| !is_plumbing(name(s))).unwrap_or(0);
+    let rest = &symbols[start..];
+    let end = rest.iter().rposition(|s| !is_harness(name(s))).map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+fn to_frame(s: &Symbol) -> Frame {
+    Frame {
+        function: s.function.clone(),
+        file: s.file.clone(),
+        line: s.line,
+        module: s.module.clone(),
+        ip: format!("{:#x}", s.ip),
+    }
+}
+
+/// Builds the report. Symbolises the stacks of surviving blocks.
+pub(crate) fn build(outcome: Outcome) -> Report {
+    let Outcome { test, strict, blocks, stats, mut errors } = outcome;
+    // Group by (stack, allocator); symbolise each distinct stack once.
+    let mut groups: HashMap<(u32, Allocator), (usize, usize)> = HashMap::new();
+    for b in &blocks {
+        let entry = groups.entry((b.stack, b.allocator())).or_default();
+        entry.0 += 1;
+        entry.1 += b.size;
+    }
+    let mut ips = Vec::new();
+    let mut leaks = Vec::new();
+    for ((stack, allocator), (count, bytes)) in groups {
+        stacks::frames(stack, &mut ips);
+        let symbols: Vec<Symbol> = ips.iter().flat_map(|&ip| symbols::resolve(ip).to_vec()).collect();
+        if is_runtime(&symbols) {
+            continue;
+        }
+        leaks.push(Leak {
+            kind: Kind::DefinitelyLost,
+            origin: if allocator.is_rust() { Origin::Rust } else { Origin::C },
+            allocator: allocator.name(),
+            blocks: count,
+            bytes,
+            stack: trim(&symbols).iter().map(to_frame).collect(),
+        });
+    }
+    // Several stacks can render the same (an inlined frame, a loop): merge.
+    leaks.sort_by(|a, b| {
+        (a.kind, a.origin, a.allocator, &a.stack).cmp(&(b.kind, b.origin, b.allocator, &b.stack))
+    });
+    leaks.dedup_by(|later, first| {
+        let same = later.kind == first.kind
+            && later.origin == first.origin
+            && later.allocator == first.allocator
+            && later.stack == first.stack;
+        if same {
+            first.blocks += later.blocks;
+            first.bytes += later.bytes;
+        }
+        same
+    });
+    leaks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.blocks.cmp(&a.blocks)).then(a.kind.cmp(&b.kind)));
+
+    let mut summary = Summary::default();
+    for leak in &leaks {
+        let count = summary.kinds.entry(leak.kind).or_default();
+        count.blocks += leak.blocks;
+        count.bytes += leak.bytes;
+        if leak.kind.fails(strict) {
+            summary.leaked_blocks += leak.blocks;
+            summary.leaked_bytes += leak.bytes;
+        }
+    }
+    errors.dedup();
+    let status = if !errors.is_empty() {
+        Status::Error
+    } else if summary.leaked_blocks > 0 {
+        Status::Leaked
+    } else {
+        Status::Clean
+    };
+    Report {
+        schema: SCHEMA,
+        test,
+        binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        status,
+        summary,
+        leaks,
+        errors,
+        stats,
+        strict,
+        json_path: None,
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Shows a path relative to the working directory when it is below it.
+fn display_path(file: &str) -> String {
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Ok(rel) = Path::new(file).strip_prefix(&cwd) {
+            return rel.display().to_string();
+        }
+    }
+    file.to_owned()
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let test = &self.test;
+        match self.status {
+            Status::Clean => write!(
+                f,
+                "leakcheck: `{test}` is clean ({}, {}, peak {})",
+                plural(self.stats.allocations, "allocation", "allocations"),
+                plural(self.stats.frees, "free", "frees"),
+                plural(self.stats.peak_live_bytes, "byte", "bytes")
+            )?,
+            Status::Leaked => write!(
+                f,
+                "leakcheck: `{test}` leaked {} ({}) from {}",
+                plural(self.summary.leaked_blocks, "block", "blocks"),
+                plural(self.summary.leaked_bytes, "byte", "bytes"),
+                plural(self.sites(), "allocation site", "allocation sites")
+            )?,
+            Status::Error => write!(
+                f,
+                "leakcheck: `{test}` could not be checked reliably ({})",
+                plural(self.errors.len(), "error", "errors")
+            )?,
+        }
+        for error in &self.errors {
+            write!(f, "\n\nerror: {}", error.message)?;
+        }
+        for leak in &self.leaks {
+            let origin = match leak.origin {
+                Origin::C => "C",
+                Origin::Rust => "Rust",
+            };
+            write!(
+                f,
+                "\n\n{} in {} ({}), {} {}{}",
+                plural(leak.bytes, "byte", "bytes"),
+                plural(leak.blocks, "block", "blocks"),
+                leak.kind.describe(),
+                origin,
+                leak.allocator,
+                if leak.kind.fails(self.strict) { "" } else { " (does not fail the test)" }
+            )?;
+            if leak.stack.is_empty() {
+                write!(f, "\n    at <no stack captured>")?;
+            }
+            for frame in &leak.stack {
+                let function = frame.function.as_deref().unwrap_or("???");
+                write!(f, "\n    at {function}")?;
+                match (&frame.file, frame.line) {
+                    (Some(file), Some(line)) => write!(f, " ({}:{line})", display_path(file))?,
+                    (Some(file), None) => write!(f, " ({})", display_path(file))?,
+                    _ => {
+                        if let Some(module) = &frame.module {
+                            write!(f, " (in {module})")?;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(path) = &self.json_path {
+            write!(f, "\n\nJSON report: {}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(function: &str) -> Symbol {
+        Symbol { ip: 1, function: Some(function.to_owned()), file: None, line: None, module: None }
+    }
+
+    #[test]
+    fn trim_cuts_plumbing_above_and_harness_below() {
+        let stack = [
+            sym("__rust_alloc"),
+            sym("alloc::raw_vec::RawVec<T,A>::grow_one"),
+            sym("mycrate::build"),
+            sym("mycrate::tests::t::{{closure}}"),
+            sym("core::ops::function::FnOnce::call_once"),
+            sym("leakcheck::run::call_body"),
+        ];
+        let names: Vec<_> = trim(&stack).iter().map(|s| s.function.clone().unwrap()).collect();
+        assert_eq!(names, ["mycrate::build", "mycrate::tests::t::{{closure}}"]);
+    }
+
+    #[test]
+    fn trim_keeps_everything_when_only_plumbing_is_there() {
+        let stack = [sym("alloc::alloc::alloc"), sym("core::ops::function::FnOnce::call_once")];
+        assert_eq!(trim(&stack).len(), 2);
+    }
+
+    #[test]
+    fn stdio_buffers_are_the_runtimes() {
+        assert!(is_runtime(&[sym("alloc::raw_vec::finish_grow"), sym("std::io::stdio::print_to_buffer_if_capture_used")]));
+        assert!(!is_runtime(&[sym("mycrate::f")]));
+    }
+}

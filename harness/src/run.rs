@@ -1,0 +1,272 @@
+//! Running checked code: a scope around a body run on a thread of its own.
+//!
+//! The body runs on a fresh thread, named like the caller's (so libtest's
+//! test name shows in panic messages), inheriting the caller's output
+//! capture, and is joined before the verdict. Joining first means the body
+//! thread's thread-locals — Rust `thread_local!` values with `Drop`, C state
+//! freed by `pthread_key_create` destructors, std's destructor lists — have
+//! been freed by the time blocks are counted, so they are never reported.
+
+use crate::config;
+use crate::error::Error;
+use crate::hooks::{self, frame_marker};
+use crate::report::{self, Outcome, Report, ReportError, Stats};
+use crate::scope::{self, Untracked};
+use crate::table::{self, Block};
+use std::panic;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of one check. Built by the attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    strict: bool,
+}
+
+impl Options {
+    /// The defaults: lost blocks fail, still-reachable ones do not.
+    pub const fn new() -> Self {
+        Options { strict: false }
+    }
+
+    /// Still-reachable blocks fail too.
+    pub const fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+}
+
+/// Runs `f` on a thread of its own with every heap allocation it (and the
+/// threads it creates) makes recorded, and reports what it left behind.
+///
+/// The closure runs on a new thread, which is why it must be `Send`. A panic
+/// in `f` is resumed on the caller after the thread is joined. No JSON file is
+/// written; [`Report::to_json`] gives the same JSON a `#[leak_checked]` test
+/// writes.
+///
+/// ```
+/// let report = leakcheck::check(|| {
+///     let leaked: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+///     std::hint::black_box(leaked);
+/// });
+/// assert!(!report.is_clean());
+/// assert_eq!(report.leaked_blocks(), 1);
+/// assert_eq!(report.leaked_bytes(), 64);
+/// assert_eq!(report.leaks()[0].origin, leakcheck::Origin::Rust);
+/// ```
+pub fn check<F: FnOnce() + Send>(f: F) -> Report {
+    let name = thread_name().unwrap_or_else(|| "check".to_owned());
+    match run(name, Options::new(), f) {
+        Ok(((), report)) => report,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// Runs a `#[leak_checked]` test body: what the attribute expands to.
+#[doc(hidden)]
+pub fn run_test<R: Send>(fn_name: &'static str, options: Options, body: impl FnOnce() -> R + Send) -> R {
+    let config = match config::get() {
+        Ok(config) => config,
+        Err(error) => panic!("{error}"),
+    };
+    if !config.enabled {
+        return body();
+    }
+    let name = thread_name().unwrap_or_else(|| fn_name.to_owned());
+    let (result, mut report) = match run(name, options, body) {
+        Ok(done) => done,
+        Err(error) => panic!("{error}"),
+    };
+    {
+        let _harness = Untracked::enter();
+        match write_json(&report, config.report_dir.as_deref()) {
+            Ok(path) => report.set_json_path(path),
+            Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
+        }
+    }
+    if !report.is_clean() {
+        panic!("{report}");
+    }
+    result
+}
+
+fn thread_name() -> Option<String> {
+    let _harness = Untracked::enter();
+    std::thread::current().name().filter(|n| *n != "main").map(str::to_owned)
+}
+
+fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send) -> Result<(R, Report), Error> {
+    hooks::init();
+    let harness = Untracked::enter();
+    let config = config::get().map_err(clone_error)?;
+    install_panic_hook();
+    let visible = hooks::c_allocations_visible();
+    let dropped_before = table::dropped();
+    let scope = scope::begin().ok_or(Error::TooManyScopes)?;
+    let started = Instant::now();
+    let joined = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn_scoped(s, move || run_body(scope, body))
+            .map(|handle| handle.join())
+    });
+    let elapsed = started.elapsed();
+    let counters = scope::end(scope);
+    let result = match joined {
+        Ok(Ok(result)) => result,
+        Ok(Err(payload)) => {
+            drop(harness);
+            panic::resume_unwind(payload)
+        }
+        Err(spawn_error) => panic!("leakcheck: could not start a thread for `{name}`: {spawn_error}"),
+    };
+    let blocks = if counters.live_blocks == 0 { Vec::new() } else { collect(scope, counters.live_blocks) };
+    let mut errors = Vec::new();
+    if !visible {
+        errors.push(ReportError {
+            kind: "c_allocations_invisible",
+            message: "C allocations are invisible to leakcheck in this process: something replaced the \
+                      executable's malloc (valgrind does; so does a sanitizer runtime). Rust allocations \
+                      were still checked. Run without that tool, or set LEAKCHECK=off while using it."
+                .to_owned(),
+        });
+    }
+    if table::dropped() != dropped_before {
+        errors.push(ReportError {
+            kind: "untracked_blocks",
+            message: "the kernel refused memory for leakcheck's block table, so some blocks were not \
+                      recorded; the verdict may miss leaks"
+                .to_owned(),
+        });
+    }
+    let _ = config;
+    let report = report::build(Outcome {
+        test: name,
+        strict: options.strict,
+        blocks,
+        stats: Stats {
+            allocations: counters.allocations,
+            frees: counters.frees,
+            peak_live_bytes: counters.peak_live_bytes,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+        },
+        errors,
+    });
+    drop(harness);
+    Ok((result, report))
+}
+
+/// The body thread's frame that everything charged to the scope runs above.
+#[inline(never)]
+fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
+    let base = frame_marker();
+    let previous = scope::enter_thread(scope, base);
+    let result = call_body(body);
+    scope::leave_thread(previous);
+    std::hint::black_box(base);
+    result
+}
+
+/// Kept out of line so the body can never be inlined into `run_body`'s frame,
+/// which stack capture treats as the base and does not walk.
+#[inline(never)]
+fn call_body<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+fn collect(scope: u32, expected: usize) -> Vec<Block> {
+    let mut room = expected + 64;
+    loop {
+        let mut blocks = Vec::with_capacity(room);
+        let found = table::collect_scope(scope, &mut blocks);
+        if found <= blocks.len() {
+            return blocks;
+        }
+        room = found + 64;
+    }
+}
+
+/// Keeps what the panic machinery allocates (the message, std's backtrace
+/// caches under `RUST_BACKTRACE`) out of every scope.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let _runtime = Untracked::enter();
+            previous(info);
+        }));
+    });
+}
+
+fn clone_error(error: &Error) -> Error {
+    match error {
+        Error::InvalidEnv { var, value, expected } => {
+            Error::InvalidEnv { var, value: value.clone(), expected }
+        }
+        Error::ReportDir { path, source } => {
+            Error::ReportDir { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+        }
+        Error::TooManyScopes => Error::TooManyScopes,
+    }
+}
+
+/// Where reports go: `$LEAKCHECK_REPORT_DIR`, else `<target dir>/leakcheck`.
+fn report_dir(configured: Option<&Path>) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.to_owned();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // cargo marks its target directory with CACHEDIR.TAG.
+    let target = exe.ancestors().skip(1).find(|dir| dir.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf);
+    let fallback = || {
+        // <target>/<profile>/deps/<binary>
+        exe.parent().and_then(Path::parent).and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir)
+    };
+    target.unwrap_or_else(fallback).join("leakcheck")
+}
+
+/// `<binary>.<test path with :: as .>.json`: unique per test binary (cargo's
+/// binary names carry a hash) and test.
+fn report_file_name(test: &str) -> String {
+    let exe = std::env::current_exe().ok();
+    let binary = exe.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let sanitize = |s: &str| -> String {
+        s.replace("::", ".")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .collect()
+    };
+    format!("{}.{}.json", sanitize(binary.as_deref().unwrap_or("test")), sanitize(test))
+}
+
+fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Error> {
+    let dir = report_dir(configured);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::ReportDir { path: dir.clone(), source })?;
+    let path = dir.join(report_file_name(report.test()));
+    std::fs::write(&path, report.to_json()).map_err(|source| Error::ReportDir { path: path.clone(), source })?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        let a = report_file_name("ffi::tests::roundtrip");
+        let b = report_file_name("ffi::tests::round_trip");
+        assert!(a.ends_with(".ffi.tests.roundtrip.json"), "{a}");
+        assert_ne!(a, b);
+        assert!(!report_file_name("a b/c").contains('/'));
+    }
+
+    #[test]
+    fn configured_dir_wins() {
+        assert_eq!(report_dir(Some(Path::new("/x/y"))), PathBuf::from("/x/y"));
+        assert!(report_dir(None).ends_with("leakcheck"));
+    }
+}

@@ -1,0 +1,313 @@
+//! Scopes: which check a block belongs to.
+//!
+//! A scope is one running check. Its id lives in a per-thread slot; threads
+//! created while it is set inherit it (see `hooks::pthread_create`). Each
+//! active scope owns one of [`SLOTS`], which counts its live blocks so that a
+//! clean test ends without scanning the table.
+//!
+//! Thread-local state is atomics, not `Cell`s: LLVM treats `malloc` as
+//! touching no visible memory and, under LTO, has merged plain thread-local
+//! reads and writes across calls into the hooks.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+const SLOT_BITS: u32 = 8;
+const SLOT_COUNT: usize = 1 << SLOT_BITS;
+
+const GUARD: u32 = 1;
+const IN_WRAPPED_ALLOCATOR: u32 = 2;
+
+struct ThreadState {
+    /// `GUARD` while this thread is inside tracker bookkeeping;
+    /// `IN_WRAPPED_ALLOCATOR` while a `Tracked<A>` calls its inner allocator.
+    flags: AtomicU32,
+    /// The scope new blocks of this thread belong to, 0 for none.
+    scope: AtomicU32,
+    /// Nesting depth of [`Untracked`]: while non-zero, new blocks belong to
+    /// no scope (they are the runtime's or the harness's own).
+    untracked: AtomicU32,
+    /// Stack address at which this thread's scope began: unwinding stops at
+    /// frames above it.
+    base: AtomicUsize,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            flags: AtomicU32::new(0),
+            scope: AtomicU32::new(0),
+            untracked: AtomicU32::new(0),
+            base: AtomicUsize::new(0),
+        }
+    };
+}
+
+/// What the allocation path needs to know about the current thread.
+#[derive(Clone, Copy)]
+pub(crate) struct Current {
+    pub(crate) scope: u32,
+    pub(crate) base: usize,
+}
+
+/// The re-entrancy guard: *the* way for the allocation path to do anything
+/// that may allocate. While it is held on a thread, the hooks pass every call
+/// straight to glibc without recording it, so bookkeeping can never recurse
+/// into itself (stack unwinding, a signal handler that mallocs, ...).
+pub(crate) struct Guard(());
+
+impl Guard {
+    /// Takes the guard, or returns `None` if this thread already holds it, is
+    /// inside a wrapped allocator, or is exiting and past its thread-locals.
+    #[inline]
+    pub(crate) fn enter() -> Option<Guard> {
+        STATE
+            .try_with(|s| {
+                if s.flags.load(Relaxed) != 0 {
+                    return None;
+                }
+                s.flags.store(GUARD, Relaxed);
+                Some(Guard(()))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The thread's scope, if the scope is still running and this thread is
+    /// not in an [`Untracked`] section.
+    #[inline]
+    pub(crate) fn current(&self) -> Current {
+        STATE.with(|s| {
+            let scope = s.scope.load(Relaxed);
+            if scope == 0 || s.untracked.load(Relaxed) != 0 {
+                return Current { scope: 0, base: 0 };
+            }
+            Current { scope, base: s.base.load(Relaxed) }
+        })
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        STATE.with(|s| s.flags.store(0, Relaxed));
+    }
+}
+
+/// Marks a wrapped allocator's call into its inner allocator, so that the C
+/// hooks do not record the same block a second time.
+pub(crate) struct WrappedAllocatorCall(u32);
+
+impl WrappedAllocatorCall {
+    #[inline]
+    pub(crate) fn enter() -> WrappedAllocatorCall {
+        let prev = STATE.try_with(|s| s.flags.swap(IN_WRAPPED_ALLOCATOR, Relaxed)).unwrap_or(0);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        WrappedAllocatorCall(prev)
+    }
+}
+
+impl Drop for WrappedAllocatorCall {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        let prev = self.0;
+        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+    }
+}
+
+/// While alive, blocks this thread allocates belong to no scope: for the
+/// harness's own work (spawning the body thread, symbolising, writing the
+/// report) and for the runtime's (thread creation, the panic hook).
+pub struct Untracked(());
+
+impl Untracked {
+    /// Starts an untracked section on this thread.
+    pub fn enter() -> Untracked {
+        let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
+        Untracked(())
+    }
+}
+
+impl Drop for Untracked {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| s.untracked.fetch_sub(1, Relaxed));
+    }
+}
+
+/// The scope and stack base of this thread, for handing to a child thread.
+pub(crate) fn inheritable() -> Current {
+    STATE
+        .try_with(|s| {
+            let scope = s.scope.load(Relaxed);
+            if scope == 0 || s.untracked.load(Relaxed) != 0 || !is_active(scope) {
+                Current { scope: 0, base: 0 }
+            } else {
+                Current { scope, base: 0 }
+            }
+        })
+        .unwrap_or(Current { scope: 0, base: 0 })
+}
+
+/// Puts this thread in `scope`, with frames above `base` cut from stacks.
+/// Returns what was there before.
+pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
+    STATE.with(|s| {
+        let prev = Current { scope: s.scope.swap(scope, Relaxed), base: s.base.swap(base, Relaxed) };
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        prev
+    })
+}
+
+/// Restores what [`enter_thread`] returned.
+pub(crate) fn leave_thread(prev: Current) {
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    let _ = STATE.try_with(|s| {
+        s.scope.store(prev.scope, Relaxed);
+        s.base.store(prev.base, Relaxed);
+    });
+}
+
+/// Per-scope counters. `live` packs the owning scope id (high 32 bits) with
+/// the live block count, so a late free of a block from a scope that has
+/// ended can never decrement the counter of the scope that reused the slot.
+struct Slot {
+    live: AtomicU64,
+    live_bytes: AtomicUsize,
+    peak_bytes: AtomicUsize,
+    allocations: AtomicUsize,
+    frees: AtomicUsize,
+}
+
+static SLOTS: [Slot; SLOT_COUNT] = [const {
+    Slot {
+        live: AtomicU64::new(0),
+        live_bytes: AtomicUsize::new(0),
+        peak_bytes: AtomicUsize::new(0),
+        allocations: AtomicUsize::new(0),
+        frees: AtomicUsize::new(0),
+    }
+}; SLOT_COUNT];
+
+static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
+
+fn slot(scope: u32) -> &'static Slot {
+    &SLOTS[scope as usize & (SLOT_COUNT - 1)]
+}
+
+fn is_active(scope: u32) -> bool {
+    (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
+}
+
+/// Counts a new block for `scope`. Returns false if the scope has ended (the
+/// block then belongs to no scope).
+#[inline]
+pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
+    let slot = slot(scope);
+    let mut cur = slot.live.load(Relaxed);
+    loop {
+        if (cur >> 32) as u32 != scope {
+            return false;
+        }
+        match slot.live.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    slot.allocations.fetch_add(1, Relaxed);
+    let live = slot.live_bytes.fetch_add(size, Relaxed) + size;
+    slot.peak_bytes.fetch_max(live, Relaxed);
+    true
+}
+
+/// Counts the end of a block that belonged to `scope`.
+#[inline]
+pub(crate) fn count_free(scope: u32, size: usize) {
+    let slot = slot(scope);
+    let mut cur = slot.live.load(Relaxed);
+    loop {
+        if (cur >> 32) as u32 != scope || cur as u32 == 0 {
+            return;
+        }
+        match slot.live.compare_exchange_weak(cur, cur - 1, Relaxed, Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    slot.frees.fetch_add(1, Relaxed);
+    slot.live_bytes.fetch_sub(size, Relaxed);
+}
+
+/// What a scope did, read when it ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ScopeStats {
+    pub(crate) live_blocks: usize,
+    pub(crate) allocations: usize,
+    pub(crate) frees: usize,
+    pub(crate) peak_live_bytes: usize,
+}
+
+/// Claims a free slot and returns the new scope's id, or `None` if every
+/// slot is taken by a running check.
+pub(crate) fn begin() -> Option<u32> {
+    // Serialised so that resetting a slot's counters cannot race another
+    // `begin` claiming the same slot.
+    static BEGIN: crate::sync::SpinLock<()> = crate::sync::SpinLock::new(());
+    let _serial = BEGIN.lock();
+    for _ in 0..SLOT_COUNT * 4 {
+        let generation = NEXT_GENERATION.fetch_add(1, Relaxed) & ((1 << (32 - SLOT_BITS)) - 1);
+        if generation == 0 {
+            continue;
+        }
+        for index in 0..SLOT_COUNT as u32 {
+            let id = (generation << SLOT_BITS) | index;
+            let slot = &SLOTS[index as usize];
+            let cur = slot.live.load(Relaxed);
+            if cur >> 32 != 0 {
+                continue;
+            }
+            slot.live_bytes.store(0, Relaxed);
+            slot.peak_bytes.store(0, Relaxed);
+            slot.allocations.store(0, Relaxed);
+            slot.frees.store(0, Relaxed);
+            if slot.live.compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed).is_ok() {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+/// Ends `scope`: from now on its threads allocate into no scope. Blocks it
+/// left live keep its id in the table.
+pub(crate) fn end(scope: u32) -> ScopeStats {
+    let slot = slot(scope);
+    let live = slot.live.swap(0, Relaxed);
+    debug_assert_eq!((live >> 32) as u32, scope);
+    ScopeStats {
+        live_blocks: live as u32 as usize,
+        allocations: slot.allocations.load(Relaxed),
+        frees: slot.frees.load(Relaxed),
+        peak_live_bytes: slot.peak_bytes.load(Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_ignore_ended_scopes() {
+        let a = begin().expect("slot");
+        assert!(count_alloc(a, 10));
+        assert!(count_alloc(a, 20));
+        count_free(a, 10);
+        let stats = end(a);
+        assert_eq!(stats.live_blocks, 1);
+        assert_eq!(stats.allocations, 2);
+        assert_eq!(stats.frees, 1);
+        assert_eq!(stats.peak_live_bytes, 30);
+        assert!(!count_alloc(a, 5), "an ended scope takes no blocks");
+        count_free(a, 20); // a late free must not disturb anything
+        assert!(!is_active(a));
+    }
+}

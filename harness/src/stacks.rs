@@ -1,0 +1,247 @@
+//! Allocation stacks: captured as raw instruction pointers, interned, and
+//! symbolised only when a report shows them.
+//!
+//! Capture is the one expensive thing on the allocation path (DWARF
+//! unwinding, ~135 ns a frame here), so it stops at the scope's base frame
+//! instead of walking libtest and std, and it sits behind [`capture`] alone so
+//! that a cached or frame-pointer unwinder can replace it.
+
+use crate::sync::{pages, SpinLock};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Hard cap on frames kept per stack (`LEAKCHECK_STACK_DEPTH` is clamped to
+/// it).
+pub(crate) const MAX_DEPTH: usize = 256;
+/// Frames kept per stack unless `LEAKCHECK_STACK_DEPTH` says otherwise.
+pub(crate) const DEFAULT_DEPTH: usize = 32;
+
+static DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_DEPTH);
+
+pub(crate) fn set_depth(depth: usize) {
+    DEPTH.store(depth.clamp(1, MAX_DEPTH), Relaxed);
+}
+
+/// Walks the current thread's stack and interns the result.
+///
+/// `hook_frame` is the address of a local in the hook the allocation entered
+/// through. `base` (0: none) is the address of a local in the frame where the
+/// scope began. A frame's `sp()` (libgcc's CFA at the callback) is that
+/// frame's own stack pointer, so frames with `sp <= hook_frame` are the hook
+/// and the tracker's own (skipped), and frames with `sp > base` are the
+/// harness, libtest or std's thread start (not walked: DWARF unwinding costs
+/// about 135 ns a frame).
+///
+/// Returns 0 when nothing was captured.
+#[inline(never)]
+pub(crate) fn capture(hook_frame: usize, base: usize) -> u32 {
+    let depth = DEPTH.load(Relaxed);
+    let mut ips = [0usize; MAX_DEPTH];
+    let mut len = 0;
+    let walk = |frame: &backtrace::Frame| {
+        let sp = frame.sp() as usize;
+        if sp <= hook_frame {
+            return true;
+        }
+        if base != 0 && sp > base {
+            return false;
+        }
+        ips[len] = frame.ip() as usize;
+        len += 1;
+        len < depth
+    };
+    // SAFETY: `trace_unsynchronized` requires that no other unwinding
+    // through backtrace's own non-thread-safe paths runs concurrently. On
+    // Linux it uses libgcc's `_Unwind_Backtrace`, which is thread-safe, and
+    // the callback neither panics nor allocates.
+    unsafe { backtrace::trace_unsynchronized(walk) };
+    if len == 0 {
+        return 0;
+    }
+    intern(&ips[..len])
+}
+
+/// The frames of an interned stack, innermost first.
+pub(crate) fn frames(id: u32, out: &mut Vec<usize>) {
+    out.clear();
+    if id == 0 {
+        return;
+    }
+    // Copy out under the lock, extend after it: growing `out` allocates, and
+    // nothing may allocate while the store is locked.
+    let mut buf = [0usize; MAX_DEPTH];
+    let len = {
+        let store = STORE.lock();
+        match store.entry(id) {
+            Some((start, len)) => {
+                let len = len.min(MAX_DEPTH);
+                // SAFETY: `entry` only returns ranges inside the written part
+                // of the frame arena, which is never unmapped or rewritten.
+                let slice = unsafe { std::slice::from_raw_parts(store.frames.add(start), len) };
+                buf[..len].copy_from_slice(slice);
+                len
+            }
+            None => 0,
+        }
+    };
+    out.extend_from_slice(&buf[..len]);
+}
+
+const INDEX_SLOTS: usize = 1 << 22; // 16 MiB of u32 ids, reserved lazily
+const MAX_STACKS: usize = INDEX_SLOTS / 2;
+const FRAME_WORDS: usize = 1 << 25; // 256 MiB of frames, reserved lazily
+
+/// Interned stacks: an arena of frames, a table of (start, len) per id and an
+/// open-addressing index from hash to id. All of it in reserved pages, so it
+/// costs memory only as it fills; when full, new stacks come back as 0
+/// ("unknown") rather than failing the allocation.
+struct Store {
+    frames: *mut usize,
+    frames_used: usize,
+    /// (start, len) per id; id 0 is unused.
+    entries: *mut (u32, u32),
+    count: usize,
+    index: *mut u32,
+    ready: bool,
+    failed: bool,
+}
+
+// SAFETY: the store's pages are owned by it and only touched under its lock.
+unsafe impl Send for Store {}
+
+static STORE: SpinLock<Store> = SpinLock::new(Store {
+    frames: std::ptr::null_mut(),
+    frames_used: 0,
+    entries: std::ptr::null_mut(),
+    count: 0,
+    index: std::ptr::null_mut(),
+    ready: false,
+    failed: false,
+});
+
+impl Store {
+    fn init(&mut self) -> bool {
+        if self.ready {
+            return true;
+        }
+        if self.failed {
+            return false;
+        }
+        let frames = pages::map(FRAME_WORDS * 8, true);
+        let entries = pages::map(MAX_STACKS * 8, true);
+        let index = pages::map(INDEX_SLOTS * 4, true);
+        if frames.is_null() || entries.is_null() || index.is_null() {
+            self.failed = true;
+            return false;
+        }
+        self.frames = frames.cast();
+        self.entries = entries.cast();
+        self.index = index.cast();
+        self.count = 1;
+        self.ready = true;
+        true
+    }
+
+    fn entry(&self, id: u32) -> Option<(usize, usize)> {
+        if !self.ready || id as usize >= self.count {
+            return None;
+        }
+        // SAFETY: ids below `count` index initialised entries of the mapped
+        // entry table.
+        let (start, len) = unsafe { *self.entries.add(id as usize) };
+        Some((start as usize, len as usize))
+    }
+
+    fn matches(&self, id: u32, ips: &[usize]) -> bool {
+        match self.entry(id) {
+            Some((start, len)) if len == ips.len() => {
+                // SAFETY: the entry's range lies in the written part of the
+                // frame arena.
+                let stored = unsafe { std::slice::from_raw_parts(self.frames.add(start), len) };
+                stored == ips
+            }
+            _ => false,
+        }
+    }
+}
+
+fn hash(ips: &[usize]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ ips.len() as u64;
+    for &ip in ips {
+        h = (h ^ ip as u64).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+    }
+    h ^ (h >> 31)
+}
+
+fn intern(ips: &[usize]) -> u32 {
+    let h = hash(ips);
+    let mut store = STORE.lock();
+    if !store.init() {
+        return 0;
+    }
+    let mask = INDEX_SLOTS - 1;
+    let mut i = h as usize & mask;
+    loop {
+        // SAFETY: `i <= mask` indexes the mapped index table.
+        let slot = unsafe { store.index.add(i) };
+        // SAFETY: as above; the table is only accessed under the lock.
+        let id = unsafe { *slot };
+        if id == 0 {
+            break;
+        }
+        if store.matches(id, ips) {
+            return id;
+        }
+        i = (i + 1) & mask;
+    }
+    if store.count >= MAX_STACKS || store.frames_used + ips.len() > FRAME_WORDS {
+        return 0;
+    }
+    let id = store.count as u32;
+    let start = store.frames_used;
+    // SAFETY: `start + ips.len() <= FRAME_WORDS`, checked above, so the copy
+    // stays inside the arena; source and arena cannot overlap.
+    unsafe { std::ptr::copy_nonoverlapping(ips.as_ptr(), store.frames.add(start), ips.len()) };
+    // SAFETY: `id < MAX_STACKS`, checked above.
+    unsafe { *store.entries.add(id as usize) = (start as u32, ips.len() as u32) };
+    // SAFETY: `i` is the empty index slot found by the probe above.
+    unsafe { *store.index.add(i) = id };
+    store.frames_used += ips.len();
+    store.count += 1;
+    id
+}
+
+/// `pthread_atfork` prepare.
+pub(crate) fn lock_for_fork() {
+    STORE.lock_for_fork();
+}
+
+/// `pthread_atfork` parent and child.
+///
+/// # Safety
+///
+/// Only after [`lock_for_fork`] on the forking thread.
+pub(crate) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller guarantees lock_for_fork holds the store.
+    unsafe { STORE.force_unlock() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_stable_and_distinguishes_stacks() {
+        let a = intern(&[1, 2, 3]);
+        let b = intern(&[1, 2, 4]);
+        let c = intern(&[1, 2, 3]);
+        assert_ne!(a, 0);
+        assert_ne!(a, b);
+        assert_eq!(a, c);
+        let mut out = Vec::new();
+        frames(b, &mut out);
+        assert_eq!(out, [1, 2, 4]);
+        frames(0, &mut out);
+        assert!(out.is_empty());
+    }
+}
+

@@ -1,0 +1,137 @@
+//! A spin lock for the allocation path.
+//!
+//! `std::sync::Mutex` cannot be force-unlocked from a `pthread_atfork` child
+//! handler, and anything that can allocate is off limits here, so the tracker
+//! uses this instead. Critical sections are a few dozen instructions (a hash
+//! table probe), so spinning with a `sched_yield` back-off is cheaper than a
+//! futex round trip and never allocates.
+
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A lock around `T` that neither allocates nor registers anything.
+pub(crate) struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` is serialised by `locked`, so sharing the lock
+// between threads is as sound as sending `T` between them.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
+        self.raw_lock();
+        SpinGuard { lock: self }
+    }
+
+    #[inline]
+    fn raw_lock(&self) {
+        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            return;
+        }
+        self.lock_contended();
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            if !self.locked.load(Ordering::Relaxed)
+                && self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                // SAFETY: sched_yield has no preconditions; it is a plain
+                // syscall that neither allocates nor takes user-space locks.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+
+    /// Takes the lock and keeps it until [`SpinLock::force_unlock`]: for
+    /// `pthread_atfork` handlers, which lock in one callback and unlock in
+    /// another.
+    pub(crate) fn lock_for_fork(&self) {
+        self.raw_lock();
+    }
+
+    /// Releases a lock taken by [`SpinLock::lock_for_fork`].
+    ///
+    /// # Safety
+    ///
+    /// The lock must be held through `lock_for_fork` by this thread (or, in a
+    /// fork child, by the thread that forked) and not through a guard.
+    pub(crate) unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Holds a [`SpinLock`] until dropped.
+pub(crate) struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while `locked` is held by us, so no
+        // other reference to the value is live.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Anonymous private memory straight from the kernel: the tracker's own
+/// storage never comes from the allocator it tracks.
+pub(crate) mod pages {
+    use std::ptr;
+
+    /// Maps `bytes` of zeroed memory, or returns null. With `reserve`, the
+    /// range is only reserved (`MAP_NORESERVE`): pages are committed on first
+    /// touch, so large capacities cost nothing until used.
+    pub(crate) fn map(bytes: usize, reserve: bool) -> *mut u8 {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if reserve { libc::MAP_NORESERVE } else { 0 };
+        // SAFETY: an anonymous private mapping at a kernel-chosen address has
+        // no preconditions; failure is reported as MAP_FAILED, handled below.
+        let p = unsafe { libc::mmap(ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            ptr::null_mut()
+        } else {
+            p.cast()
+        }
+    }
+
+    /// Unmaps memory returned by [`map`].
+    ///
+    /// # Safety
+    ///
+    /// `p` and `bytes` must describe one earlier `map` and nothing may use it
+    /// afterwards.
+    pub(crate) unsafe fn unmap(p: *mut u8, bytes: usize) {
+        // SAFETY: the caller guarantees the range is ours and unused.
+        unsafe { libc::munmap(p.cast(), bytes) };
+    }
+}

@@ -1,0 +1,360 @@
+//! Every live heap block in the process, keyed by address.
+//!
+//! The table knows all blocks, checked test or not: that is what lets a free
+//! on any thread retire a block wherever it was allocated, and what later
+//! classification and misuse detection stand on. It is sharded by address
+//! hash; each shard is an open-addressing table (linear probing, backward
+//! shift deletion, so no tombstones) in pages mapped from the kernel.
+
+use crate::sync::{pages, SpinLock};
+use std::ptr;
+
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+const INITIAL_CAPACITY: usize = 1024;
+
+/// Which function made a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Allocator {
+    Malloc = 1,
+    Calloc,
+    Realloc,
+    PosixMemalign,
+    AlignedAlloc,
+    Memalign,
+    Valloc,
+    Pvalloc,
+    Reallocarray,
+    RustAlloc,
+    RustAllocZeroed,
+    RustRealloc,
+}
+
+impl Allocator {
+    const ALL: [Allocator; 12] = [
+        Allocator::Malloc,
+        Allocator::Calloc,
+        Allocator::Realloc,
+        Allocator::PosixMemalign,
+        Allocator::AlignedAlloc,
+        Allocator::Memalign,
+        Allocator::Valloc,
+        Allocator::Pvalloc,
+        Allocator::Reallocarray,
+        Allocator::RustAlloc,
+        Allocator::RustAllocZeroed,
+        Allocator::RustRealloc,
+    ];
+
+    fn from_u8(v: u8) -> Allocator {
+        Allocator::ALL.get(usize::from(v).wrapping_sub(1)).copied().unwrap_or(Allocator::Malloc)
+    }
+
+    /// The name users know it by.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Allocator::Malloc => "malloc",
+            Allocator::Calloc => "calloc",
+            Allocator::Realloc => "realloc",
+            Allocator::PosixMemalign => "posix_memalign",
+            Allocator::AlignedAlloc => "aligned_alloc",
+            Allocator::Memalign => "memalign",
+            Allocator::Valloc => "valloc",
+            Allocator::Pvalloc => "pvalloc",
+            Allocator::Reallocarray => "reallocarray",
+            Allocator::RustAlloc => "alloc",
+            Allocator::RustAllocZeroed => "alloc_zeroed",
+            Allocator::RustRealloc => "realloc",
+        }
+    }
+
+    pub(crate) fn is_rust(self) -> bool {
+        matches!(self, Allocator::RustAlloc | Allocator::RustAllocZeroed | Allocator::RustRealloc)
+    }
+}
+
+/// One live block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct Block {
+    /// Start address; 0 marks an empty slot.
+    pub(crate) addr: usize,
+    /// Requested size in bytes.
+    pub(crate) size: usize,
+    /// Owning scope, 0 for none.
+    pub(crate) scope: u32,
+    /// Interned allocation stack, 0 for none.
+    pub(crate) stack: u32,
+    allocator: u8,
+    /// log2 of the requested alignment (Rust blocks; 0 for C).
+    pub(crate) align_log2: u8,
+    _pad: [u8; 6],
+}
+
+impl Block {
+    pub(crate) const EMPTY: Block =
+        Block { addr: 0, size: 0, scope: 0, stack: 0, allocator: 0, align_log2: 0, _pad: [0; 6] };
+
+    pub(crate) fn new(addr: usize, size: usize, allocator: Allocator, align: usize) -> Block {
+        Block {
+            addr,
+            size,
+            scope: 0,
+            stack: 0,
+            allocator: allocator as u8,
+            align_log2: align.max(1).trailing_zeros() as u8,
+            _pad: [0; 6],
+        }
+    }
+
+    pub(crate) fn allocator(&self) -> Allocator {
+        Allocator::from_u8(self.allocator)
+    }
+}
+
+struct Shard {
+    slots: *mut Block,
+    capacity: usize,
+    len: usize,
+}
+
+// SAFETY: a shard's pages are owned by the shard and only touched under its
+// lock.
+unsafe impl Send for Shard {}
+
+impl Shard {
+    const fn new() -> Shard {
+        Shard { slots: ptr::null_mut(), capacity: 0, len: 0 }
+    }
+
+    fn slot(&self, i: usize) -> &Block {
+        debug_assert!(i < self.capacity);
+        // SAFETY: `slots` maps `capacity` blocks and `i < capacity`.
+        unsafe { &*self.slots.add(i) }
+    }
+
+    fn slot_mut(&mut self, i: usize) -> &mut Block {
+        debug_assert!(i < self.capacity);
+        // SAFETY: as in `slot`, and `&mut self` (under the shard lock) makes
+        // this the only access.
+        unsafe { &mut *self.slots.add(i) }
+    }
+
+    fn find(&self, addr: usize, hash: u64) -> Option<usize> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let mask = self.capacity - 1;
+        let mut i = home(hash, mask);
+        loop {
+            let b = self.slot(i).addr;
+            if b == addr {
+                return Some(i);
+            }
+            if b == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Inserts or overwrites. Returns false when no memory could be mapped.
+    fn insert(&mut self, block: Block, hash: u64) -> bool {
+        if (self.len + 1) * 2 > self.capacity && !self.grow() {
+            return false;
+        }
+        let mask = self.capacity - 1;
+        let mut i = home(hash, mask);
+        loop {
+            let slot = self.slot_mut(i);
+            if slot.addr == 0 {
+                *slot = block;
+                self.len += 1;
+                return true;
+            }
+            if slot.addr == block.addr {
+                // A stale entry (its free went by under a held guard, e.g. in
+                // a signal handler): the new block replaces it.
+                *slot = block;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn remove(&mut self, addr: usize, hash: u64) -> Option<Block> {
+        let mut i = self.find(addr, hash)?;
+        let removed = *self.slot(i);
+        let mask = self.capacity - 1;
+        // Backward-shift deletion keeps every probe chain unbroken.
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let candidate = *self.slot(j);
+            if candidate.addr == 0 {
+                break;
+            }
+            let h = home(hash_addr(candidate.addr), mask);
+            // Move `candidate` into the hole at `i` unless its home lies
+            // cyclically in (i, j].
+            let stays = if i <= j { i < h && h <= j } else { i < h || h <= j };
+            if !stays {
+                *self.slot_mut(i) = candidate;
+                i = j;
+            }
+        }
+        *self.slot_mut(i) = Block::EMPTY;
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn grow(&mut self) -> bool {
+        let new_capacity = if self.capacity == 0 { INITIAL_CAPACITY } else { self.capacity * 2 };
+        let bytes = new_capacity * std::mem::size_of::<Block>();
+        let new_slots = pages::map(bytes, false).cast::<Block>();
+        if new_slots.is_null() {
+            return false;
+        }
+        let old = Shard { slots: self.slots, capacity: self.capacity, len: self.len };
+        self.slots = new_slots;
+        self.capacity = new_capacity;
+        self.len = 0;
+        for i in 0..old.capacity {
+            let b = *old.slot(i);
+            if b.addr != 0 {
+                self.insert(b, hash_addr(b.addr));
+            }
+        }
+        if !old.slots.is_null() {
+            // SAFETY: `old.slots` was mapped with exactly this size by an
+            // earlier `grow` and every block has been copied out of it.
+            unsafe { pages::unmap(old.slots.cast(), old.capacity * std::mem::size_of::<Block>()) };
+        }
+        true
+    }
+}
+
+#[inline]
+fn hash_addr(addr: usize) -> u64 {
+    let h = ((addr as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+#[inline]
+fn home(hash: u64, mask: usize) -> usize {
+    (hash >> SHARD_BITS) as usize & mask
+}
+
+#[inline]
+fn shard_of(hash: u64) -> &'static SpinLock<Shard> {
+    &TABLE[(hash as usize) & (SHARDS - 1)]
+}
+
+static TABLE: [SpinLock<Shard>; SHARDS] = [const { SpinLock::new(Shard::new()) }; SHARDS];
+
+/// Records a live block. Returns false if the table could not grow (the
+/// block is then untracked; see [`dropped`]).
+#[inline]
+pub(crate) fn insert(block: Block) -> bool {
+    let hash = hash_addr(block.addr);
+    let ok = shard_of(hash).lock().insert(block, hash);
+    if !ok {
+        DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Forgets the block at `addr`, returning it if it was live.
+#[inline]
+pub(crate) fn remove(addr: usize) -> Option<Block> {
+    let hash = hash_addr(addr);
+    shard_of(hash).lock().remove(addr, hash)
+}
+
+/// The live block starting at `addr`, if any.
+pub(crate) fn get(addr: usize) -> Option<Block> {
+    let hash = hash_addr(addr);
+    let shard = shard_of(hash).lock();
+    shard.find(addr, hash).map(|i| *shard.slot(i))
+}
+
+static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Blocks that could not be recorded because the kernel refused memory.
+pub(crate) fn dropped() -> usize {
+    DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Appends to `out` every live block owned by `scope`, without allocating
+/// while a shard is locked. Returns how many matched; if that exceeds the
+/// spare capacity of `out`, only the first ones were appended and the caller
+/// retries with more room.
+pub(crate) fn collect_scope(scope: u32, out: &mut Vec<Block>) -> usize {
+    let mut matched = 0;
+    for shard in &TABLE {
+        let shard = shard.lock();
+        for i in 0..shard.capacity {
+            let b = shard.slot(i);
+            if b.addr != 0 && b.scope == scope {
+                matched += 1;
+                if out.len() < out.capacity() {
+                    out.push(*b);
+                }
+            }
+        }
+    }
+    matched
+}
+
+/// `pthread_atfork` prepare: hold every shard so the child gets the table in
+/// a consistent state.
+pub(crate) fn lock_all_for_fork() {
+    for shard in &TABLE {
+        shard.lock_for_fork();
+    }
+}
+
+/// `pthread_atfork` parent and child: release what `lock_all_for_fork` took.
+///
+/// # Safety
+///
+/// Only after `lock_all_for_fork` on this thread (or the forking thread).
+pub(crate) unsafe fn unlock_all_after_fork() {
+    for shard in TABLE.iter().rev() {
+        // SAFETY: the caller guarantees lock_all_for_fork holds every shard.
+        unsafe { shard.force_unlock() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_insert_remove_and_backward_shift() {
+        let mut shard = Shard::new();
+        // Many addresses, including ones that collide in a small table.
+        let addrs: Vec<usize> = (1..5000usize).map(|i| 0x1000_0000 + i * 16).collect();
+        for &a in &addrs {
+            assert!(shard.insert(Block::new(a, a & 0xff, Allocator::Malloc, 16), hash_addr(a)));
+        }
+        assert_eq!(shard.len, addrs.len());
+        for &a in addrs.iter().step_by(3) {
+            let b = shard.remove(a, hash_addr(a)).expect("present");
+            assert_eq!(b.size, a & 0xff);
+        }
+        for (i, &a) in addrs.iter().enumerate() {
+            assert_eq!(shard.find(a, hash_addr(a)).is_some(), i % 3 != 0, "addr {a:#x}");
+        }
+        assert!(shard.remove(0x42, hash_addr(0x42)).is_none());
+    }
+
+    #[test]
+    fn block_round_trips_allocator_and_alignment() {
+        let b = Block::new(0x10, 3, Allocator::PosixMemalign, 64);
+        assert_eq!(b.allocator(), Allocator::PosixMemalign);
+        assert_eq!(b.align_log2, 6);
+        assert_eq!(Allocator::from_u8(200), Allocator::Malloc);
+    }
+}
