@@ -1,0 +1,313 @@
+/*
+ * C fixtures for leakcheck's own tests: known leaks, clean paths, threads,
+ * globals and heap misuse, each a function named for what it does.
+ *
+ * Marker comments sit on the exact line of each allocating call (and of each
+ * misusing free). The Rust side finds them with `line_of("name")`, so a test
+ * can assert the file:line of a report's top frame without hard-coding a line
+ * number. A marker is its function's name without `fixture_`, plus a suffix
+ * where one function has several sites; keep each one unique.
+ *
+ * Built at -O0 with -fno-builtin (see build.rs) so that the compiler neither
+ * elides, merges nor inlines an allocation.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Blocks meant to leak start zeroed: stale heap data left in them (old
+ * free-list links, earlier contents) could otherwise point at another block
+ * and blur the leak kind a test expects.
+ */
+static void *zeroed(void *p, size_t size) {
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+}
+
+/* ---- malloc and friends: one primitive per allocator family ---- */
+
+void fixture_leak(size_t n, size_t size) {
+    for (size_t i = 0; i < n; i++) {
+        void *p = zeroed(malloc(size), size); /* @leak */
+        (void)p;
+    }
+}
+
+void fixture_churn(size_t n, size_t size) {
+    for (size_t i = 0; i < n; i++)
+        free(malloc(size));
+}
+
+void *fixture_alloc(size_t size) {
+    return zeroed(malloc(size), size); /* @alloc */
+}
+
+void fixture_free(void *ptr) {
+    free(ptr);
+}
+
+void *fixture_calloc(size_t n, size_t size) {
+    return calloc(n, size); /* @calloc */
+}
+
+void *fixture_posix_memalign(size_t align, size_t size) {
+    void *p = NULL;
+    int rc = posix_memalign(&p, align, size); /* @posix_memalign */
+    return rc == 0 ? zeroed(p, size) : NULL;
+}
+
+void *fixture_aligned_alloc(size_t align, size_t size) {
+    return zeroed(aligned_alloc(align, size), size); /* @aligned_alloc */
+}
+
+void *fixture_memalign(size_t align, size_t size) {
+    return zeroed(memalign(align, size), size); /* @memalign */
+}
+
+void *fixture_valloc(size_t size) {
+    return zeroed(valloc(size), size); /* @valloc */
+}
+
+void *fixture_pvalloc(size_t size) {
+    return zeroed(pvalloc(size), size); /* @pvalloc */
+}
+
+/*
+ * Grows in place, grows past the small bins (moves), shrinks, grows past the
+ * mmap threshold (moves again), shrinks back; then settles at final_size.
+ * The surviving block is the one the last realloc returned.
+ */
+void *fixture_realloc_chain(size_t steps, size_t final_size) {
+    static const size_t sizes[] = {64, 4096, 24, 200000, 48};
+    char *p = malloc(16); /* @realloc_chain_first */
+    for (size_t i = 0; p != NULL && i < steps; i++) {
+        char *q = realloc(p, sizes[i % 5]); /* @realloc_chain_step */
+        if (q == NULL)
+            free(p);
+        p = q;
+    }
+    if (p == NULL)
+        return NULL;
+    char *q = realloc(p, final_size); /* @realloc_chain */
+    if (q == NULL && final_size != 0) /* realloc(p, 0) has freed p */
+        free(p);
+    return zeroed(q, final_size);
+}
+
+/* ---- allocations made inside libc on our behalf ---- */
+
+char *fixture_strdup(const char *s) {
+    return strdup(s); /* @strdup */
+}
+
+char *fixture_asprintf(int value) {
+    char *s = NULL;
+    int rc = asprintf(&s, "value=%d", value); /* @asprintf */
+    return rc < 0 ? NULL : s;
+}
+
+/* Reads the first line of text through a FILE; the line buffer is the caller's. */
+char *fixture_getline(const char *text) {
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    if (f == NULL)
+        return NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, f); /* @getline */
+    fclose(f);
+    if (len < 0) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+/* ---- a linked structure: leaking the head loses the rest indirectly ---- */
+
+struct fixture_node {
+    struct fixture_node *next;
+};
+
+void fixture_list_free(void *head) {
+    struct fixture_node *node = head;
+    while (node != NULL) {
+        struct fixture_node *next = node->next;
+        free(node);
+        node = next;
+    }
+}
+
+/* node_size >= sizeof(struct fixture_node); returns NULL when n == 0. */
+void *fixture_list_new(size_t n, size_t node_size) {
+    struct fixture_node *head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct fixture_node *node = zeroed(malloc(node_size), node_size); /* @list_new */
+        if (node == NULL) {
+            fixture_list_free(head);
+            return NULL;
+        }
+        node->next = head;
+        head = node;
+    }
+    return head;
+}
+
+/* ---- threads created in C ---- */
+
+struct fixture_thread_args {
+    size_t n;
+    size_t size;
+};
+
+/* Returns 0 or an errno value: pthread's own, or the thread's result. */
+static int run_thread(void *(*start)(void *), void *arg) {
+    pthread_t thread;
+    void *result = NULL;
+    int rc = pthread_create(&thread, NULL, start, arg);
+    if (rc != 0)
+        return rc;
+    rc = pthread_join(thread, &result);
+    return rc != 0 ? rc : (int)(intptr_t)result;
+}
+
+static void *fixture_thread_leak_main(void *arg) {
+    const struct fixture_thread_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        void *p = zeroed(malloc(a->size), a->size); /* @thread_leak_main */
+        (void)p;
+    }
+    return NULL;
+}
+
+static void *fixture_thread_clean_main(void *arg) {
+    const struct fixture_thread_args *a = arg;
+    fixture_churn(a->n, a->size);
+    return NULL;
+}
+
+int fixture_thread_leak(size_t n, size_t size) {
+    struct fixture_thread_args args = {n, size};
+    return run_thread(fixture_thread_leak_main, &args);
+}
+
+int fixture_thread_clean(size_t n, size_t size) {
+    struct fixture_thread_args args = {n, size};
+    return run_thread(fixture_thread_clean_main, &args);
+}
+
+/* ---- thread-local C state, freed by a pthread key destructor at thread exit ---- */
+
+static pthread_key_t state_key;
+static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
+static int state_key_rc;
+
+static void make_state_key(void) {
+    state_key_rc = pthread_key_create(&state_key, free);
+}
+
+/* Replaces (and frees) this thread's previous block, if any. */
+int fixture_pthread_key_state(size_t size) {
+    pthread_once(&state_key_once, make_state_key);
+    if (state_key_rc != 0)
+        return state_key_rc;
+    free(pthread_getspecific(state_key));
+    void *p = zeroed(malloc(size), size); /* @pthread_key_state */
+    return pthread_setspecific(state_key, p);
+}
+
+static void *fixture_thread_key_state_main(void *arg) {
+    return (void *)(intptr_t)fixture_pthread_key_state(*(const size_t *)arg);
+}
+
+int fixture_thread_key_state(size_t size) {
+    return run_thread(fixture_thread_key_state_main, &size);
+}
+
+/* ---- process globals: still reachable, or reachable only through an interior pointer ---- */
+
+static pthread_mutex_t globals_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *cache;
+static long *table;
+static char *interior;
+
+enum { TABLE_LEN = 16, INTERIOR_OFFSET = 8 };
+
+/* size is used only by the call that allocates. */
+void *fixture_cache_get(size_t size) {
+    pthread_mutex_lock(&globals_lock);
+    if (cache == NULL)
+        cache = zeroed(malloc(size), size); /* @cache_get */
+    void *p = cache;
+    pthread_mutex_unlock(&globals_lock);
+    return p;
+}
+
+void fixture_cache_reset(void) {
+    pthread_mutex_lock(&globals_lock);
+    free(cache);
+    cache = NULL;
+    pthread_mutex_unlock(&globals_lock);
+}
+
+/* Returns (i % TABLE_LEN) squared, or -1 if the table cannot be allocated. */
+long fixture_table_lookup(size_t i) {
+    pthread_mutex_lock(&globals_lock);
+    if (table == NULL) {
+        table = malloc(TABLE_LEN * sizeof *table); /* @table_lookup */
+        for (long k = 0; table != NULL && k < TABLE_LEN; k++)
+            table[k] = k * k;
+    }
+    long v = table != NULL ? table[i % TABLE_LEN] : -1;
+    pthread_mutex_unlock(&globals_lock);
+    return v;
+}
+
+void fixture_table_reset(void) {
+    pthread_mutex_lock(&globals_lock);
+    free(table);
+    table = NULL;
+    pthread_mutex_unlock(&globals_lock);
+}
+
+/* size > INTERIOR_OFFSET; replaces (and frees) the previous block, if any. */
+int fixture_interior_global(size_t size) {
+    char *p = zeroed(malloc(size), size); /* @interior_global */
+    if (p == NULL)
+        return -1;
+    pthread_mutex_lock(&globals_lock);
+    if (interior != NULL)
+        free(interior - INTERIOR_OFFSET);
+    interior = p + INTERIOR_OFFSET;
+    pthread_mutex_unlock(&globals_lock);
+    return 0;
+}
+
+void fixture_interior_release(void) {
+    pthread_mutex_lock(&globals_lock);
+    if (interior != NULL)
+        free(interior - INTERIOR_OFFSET);
+    interior = NULL;
+    pthread_mutex_unlock(&globals_lock);
+}
+
+/* ---- heap misuse: only for a process whose free() reports instead of aborting ---- */
+
+/* volatile keeps the compiler from diagnosing, or acting on, the misuse. */
+void fixture_double_free(void) {
+    void *volatile p = malloc(32); /* @double_free_alloc */
+    free(p);
+    free(p); /* @double_free */
+}
+
+void fixture_invalid_free(void) {
+    char *p = malloc(32); /* @invalid_free_alloc */
+    char *volatile inside = p + INTERIOR_OFFSET;
+    free(inside); /* @invalid_free */
+    free(p);
+}
