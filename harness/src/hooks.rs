@@ -419,9 +419,13 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
     scope::enter_thread(scope, base);
+    scope::thread_started(scope);
     // SAFETY: the creator's start routine with its own argument, as it asked.
     let result = unsafe { start(arg) };
     scope::leave_thread(scope::Current { scope: 0, base: 0 });
+    // From here the thread only runs its thread-local destructors and exits;
+    // the verdict waits for that (see `scope::wait_for_threads`).
+    scope::thread_exiting();
     std::hint::black_box(base);
     result
 }

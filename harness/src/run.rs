@@ -110,6 +110,7 @@ fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send)
             .spawn_scoped(s, move || run_body(scope, body))
             .map(|handle| handle.join())
     });
+    scope::wait_for_threads(scope, std::time::Duration::from_millis(100), std::time::Duration::from_secs(2));
     let elapsed = started.elapsed();
     let counters = scope::end(scope);
     let result = match joined {

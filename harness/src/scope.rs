@@ -291,6 +291,75 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
     }
 }
 
+/// Threads created inside scopes: (scope, kernel thread id, has returned
+/// from its start routine). `std::thread::scope` returns once its threads'
+/// closures are done, not once the threads have exited, so a verdict taken at
+/// once would see their thread-locals and std's thread handles as leaks.
+static THREADS: crate::sync::SpinLock<[(u32, libc::pid_t, bool); 1024]> =
+    crate::sync::SpinLock::new([(0, 0, false); 1024]);
+
+fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// Notes that this thread runs for `scope`.
+pub(crate) fn thread_started(scope: u32) {
+    let tid = gettid();
+    let mut threads = THREADS.lock();
+    if let Some(slot) = threads.iter_mut().find(|(s, _, _)| *s == 0) {
+        *slot = (scope, tid, false);
+    }
+}
+
+/// Notes that this thread has returned from its start routine: it only runs
+/// its thread-local destructors now, then exits.
+pub(crate) fn thread_exiting() {
+    let tid = gettid();
+    let mut threads = THREADS.lock();
+    if let Some(slot) = threads.iter_mut().find(|(s, t, _)| *s != 0 && *t == tid) {
+        slot.2 = true;
+    }
+}
+
+/// Waits until the threads `scope` created have exited, so that their
+/// thread-local destructors have run: up to `grace` for threads still in
+/// their start routine (a scoped thread between its closure and its exit;
+/// a worker that never ends is left running), up to `limit` for threads
+/// already on their way out.
+pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    loop {
+        let (mut running, mut exiting) = (false, false);
+        {
+            let mut threads = THREADS.lock();
+            for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
+                // SAFETY: signal 0 only checks that the thread exists.
+                let alive = unsafe { libc::syscall(libc::SYS_tgkill, pid, slot.1, 0) } == 0;
+                if !alive {
+                    *slot = (0, 0, false);
+                } else if slot.2 {
+                    exiting = true;
+                } else {
+                    running = true;
+                }
+            }
+        }
+        let waited = started.elapsed();
+        let done = !(exiting || running) || waited >= limit || (!exiting && waited >= grace);
+        if done {
+            let mut threads = THREADS.lock();
+            for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
+                *slot = (0, 0, false);
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
