@@ -1,0 +1,53 @@
+//! Compile-time behaviour of `#[leak_checked]`: every accepted form builds,
+//! every rejected one fails with the message in its `.stderr`.
+//!
+//! Regenerate the `.stderr` files with
+//! `TRYBUILD=overwrite cargo test -p leakcheck --test ui`, then review them.
+//!
+//! trybuild builds the `pass` cases as binaries, where `#[test]` functions are
+//! dropped before type checking: they prove that the attribute accepts each
+//! form, not that its expansion compiles. The tests in [`expansion`] do that
+//! part, in a real test build.
+
+use leakcheck::leak_checked;
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}
+
+/// The expansion of each accepted form, compiled and run as a test.
+mod expansion {
+    use super::leak_checked;
+
+    #[leak_checked]
+    fn bare_attribute_is_a_test() {
+        assert_eq!(vec![1, 2, 3].len(), 3);
+    }
+
+    #[leak_checked(strict)]
+    #[test]
+    fn strict_before_test() {}
+
+    #[leak_checked(strict,)]
+    #[should_panic(expected = "boom")]
+    fn should_panic_still_works() {
+        panic!("boom");
+    }
+
+    #[leak_checked]
+    fn result_with_question_mark() -> Result<(), std::num::ParseIntError> {
+        let n: u8 = "42".parse()?;
+        assert_eq!(n, 42);
+        Ok(())
+    }
+
+    /// Documented, public, with an inner attribute.
+    #[leak_checked]
+    pub fn documented_pub_fn() {
+        #![allow(unused_variables)]
+        let unused = 1;
+    }
+}

@@ -1,0 +1,6 @@
+use leakcheck::leak_checked;
+
+#[leak_checked]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use leakcheck::leak_checked;
+
+#[leak_checked(strict, strict)]
+fn t() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use leakcheck::leak_checked;
+
+#[leak_checked(strict)]
+fn strict() {}
+
+fn main() {}
