@@ -23,13 +23,12 @@ impl Config {
         let enabled = match get("LEAKCHECK").as_deref().map(str::trim) {
             None | Some("") | Some("on") | Some("1") | Some("true") | Some("yes") => true,
             Some("off") | Some("0") | Some("false") | Some("no") => false,
-            Some(other) => {
-                return Err(Error::InvalidEnv {
-                    var: "LEAKCHECK",
-                    value: other.to_owned(),
-                    expected: "`off` (or 0/false/no) to disable checking, `on` (or 1/true/yes) to enable it",
-                })
-            }
+            Some(other) => return Err(Error::InvalidEnv {
+                var: "LEAKCHECK",
+                value: other.to_owned(),
+                expected:
+                    "`off` (or 0/false/no) to disable checking, `on` (or 1/true/yes) to enable it",
+            }),
         };
         let stack_depth = match get("LEAKCHECK_STACK_DEPTH") {
             None => DEFAULT_DEPTH,
@@ -47,9 +46,11 @@ impl Config {
         let path = |var: &'static str| -> Result<Option<PathBuf>, Error> {
             match get(var) {
                 None => Ok(None),
-                Some(raw) if raw.trim().is_empty() => {
-                    Err(Error::InvalidEnv { var, value: raw, expected: "a path (or leave the variable unset)" })
-                }
+                Some(raw) if raw.trim().is_empty() => Err(Error::InvalidEnv {
+                    var,
+                    value: raw,
+                    expected: "a path (or leave the variable unset)",
+                }),
                 Some(raw) => Ok(Some(PathBuf::from(raw))),
             }
         };
@@ -88,7 +89,11 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, Error> {
-        Config::from_lookup(|var| vars.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned()))
+        Config::from_lookup(|var| {
+            vars.iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| (*v).to_owned())
+        })
     }
 
     #[test]
@@ -103,9 +108,16 @@ mod tests {
     fn accepts_documented_values() {
         assert!(!parse(&[("LEAKCHECK", "off")]).unwrap().enabled);
         assert!(parse(&[("LEAKCHECK", "on")]).unwrap().enabled);
-        assert_eq!(parse(&[("LEAKCHECK_STACK_DEPTH", "64")]).unwrap().stack_depth, 64);
         assert_eq!(
-            parse(&[("LEAKCHECK_REPORT_DIR", "/tmp/x")]).unwrap().report_dir,
+            parse(&[("LEAKCHECK_STACK_DEPTH", "64")])
+                .unwrap()
+                .stack_depth,
+            64
+        );
+        assert_eq!(
+            parse(&[("LEAKCHECK_REPORT_DIR", "/tmp/x")])
+                .unwrap()
+                .report_dir,
             Some(PathBuf::from("/tmp/x"))
         );
     }
@@ -115,12 +127,18 @@ mod tests {
         let err = parse(&[("LEAKCHECK", "maybe")]).unwrap_err().to_string();
         assert!(err.contains("LEAKCHECK=\"maybe\" is not valid"), "{err}");
         assert!(err.contains("`off`"), "{err}");
-        let err = parse(&[("LEAKCHECK_STACK_DEPTH", "0")]).unwrap_err().to_string();
+        let err = parse(&[("LEAKCHECK_STACK_DEPTH", "0")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LEAKCHECK_STACK_DEPTH=\"0\""), "{err}");
         assert!(err.contains("1 to 256"), "{err}");
-        let err = parse(&[("LEAKCHECK_STACK_DEPTH", "999")]).unwrap_err().to_string();
+        let err = parse(&[("LEAKCHECK_STACK_DEPTH", "999")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("999"), "{err}");
-        let err = parse(&[("LEAKCHECK_REPORT_DIR", "")]).unwrap_err().to_string();
+        let err = parse(&[("LEAKCHECK_REPORT_DIR", "")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LEAKCHECK_REPORT_DIR"), "{err}");
     }
 }

@@ -53,7 +53,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
             unsafe { self.inner.alloc(layout) }
         };
-        on_alloc(ptr.cast(), layout.size(), Allocator::RustAlloc, layout.align(), hook_frame);
+        on_alloc(
+            ptr.cast(),
+            layout.size(),
+            Allocator::RustAlloc,
+            layout.align(),
+            hook_frame,
+        );
         ptr
     }
 
@@ -65,7 +71,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
             unsafe { self.inner.alloc_zeroed(layout) }
         };
-        on_alloc(ptr.cast(), layout.size(), Allocator::RustAllocZeroed, layout.align(), hook_frame);
+        on_alloc(
+            ptr.cast(),
+            layout.size(),
+            Allocator::RustAllocZeroed,
+            layout.align(),
+            hook_frame,
+        );
         ptr
     }
 
@@ -89,7 +101,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         if new.is_null() {
             on_realloc_failed(old);
         } else {
-            on_realloc(old, new.cast(), new_size, Allocator::RustRealloc, layout.align(), hook_frame);
+            on_realloc(
+                old,
+                new.cast(),
+                new_size,
+                Allocator::RustRealloc,
+                layout.align(),
+                hook_frame,
+            );
         }
         new
     }

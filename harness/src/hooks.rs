@@ -74,7 +74,13 @@ pub(crate) fn frame_marker() -> usize {
 /// Records a new block. `hook_frame` comes from [`frame_marker`] in the
 /// public entry point.
 #[inline(always)]
-pub(crate) fn on_alloc(ptr: *mut c_void, size: usize, allocator: Allocator, align: usize, hook_frame: usize) {
+pub(crate) fn on_alloc(
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) {
     if ptr.is_null() {
         return;
     }
@@ -139,8 +145,11 @@ pub(crate) fn on_realloc(
     if old.scope != 0 && scope::count_alloc(old.scope, size) {
         block.scope = old.scope;
         let current = guard.current();
-        block.stack =
-            if current.scope == old.scope { stacks::capture(hook_frame, current.base) } else { old.stack };
+        block.stack = if current.scope == old.scope {
+            stacks::capture(hook_frame, current.base)
+        } else {
+            old.stack
+        };
     }
     table::insert(block);
     drop(guard);
@@ -195,7 +204,12 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
 ///
 /// As `realloc(3)`.
 #[inline(always)]
-unsafe fn realloc_as(ptr: *mut c_void, size: usize, allocator: Allocator, hook_frame: usize) -> *mut c_void {
+unsafe fn realloc_as(
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    hook_frame: usize,
+) -> *mut c_void {
     let old = on_free(ptr);
     // SAFETY: the caller upholds realloc's contract; the block's record is
     // already retired so a concurrent reuse of the address is safe.
@@ -384,7 +398,9 @@ pub unsafe extern "C" fn pthread_create(
     start: StartRoutine,
     arg: *mut c_void,
 ) -> c_int {
-    let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+    let Some(real) = real_pthread_create() else {
+        return libc::EAGAIN;
+    };
     let inherited = scope::inheritable();
     let _runtime = Untracked::enter();
     if inherited.scope == 0 {
@@ -397,7 +413,13 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     }
     // SAFETY: `boxed` is a fresh, suitably aligned allocation of the right size.
-    unsafe { boxed.write(ThreadStart { start, arg, scope: inherited.scope }) };
+    unsafe {
+        boxed.write(ThreadStart {
+            start,
+            arg,
+            scope: inherited.scope,
+        })
+    };
     // SAFETY: the caller's arguments are forwarded; `thread_start` takes
     // ownership of `boxed`.
     let rc = unsafe { real(thread, attr, thread_start, boxed.cast()) };
@@ -496,4 +518,3 @@ static CONSTRUCTOR: extern "C" fn() = {
     }
     constructor
 };
-

@@ -25,6 +25,9 @@
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 compile_error!("leakcheck currently supports Linux with glibc only (x86_64, aarch64)");
 
+// Lets `#[leak_checked]`'s `::leakcheck::…` paths resolve inside this crate.
+extern crate self as leakcheck;
+
 mod config;
 mod error;
 mod global;
@@ -45,5 +48,5 @@ pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::run::{run_test, Options};
+    pub use crate::run::{run_test, run_test_report, Options};
 }

@@ -237,7 +237,10 @@ impl Report {
     }
 
     fn sites(&self) -> usize {
-        self.leaks.iter().filter(|l| l.kind.fails(self.strict)).count()
+        self.leaks
+            .iter()
+            .filter(|l| l.kind.fails(self.strict))
+            .count()
     }
 }
 
@@ -284,8 +287,17 @@ fn is_plumbing(function: &str) -> bool {
 
 /// Harness and std frames below the test function.
 fn is_harness(function: &str) -> bool {
-    const PREFIXES: &[&str] =
-        &["core::", "<core::", "std::", "<std::", "alloc::", "<alloc::", "leakcheck::", "<leakcheck::", "__rust"];
+    const PREFIXES: &[&str] = &[
+        "core::",
+        "<core::",
+        "std::",
+        "<std::",
+        "alloc::",
+        "<alloc::",
+        "leakcheck::",
+        "<leakcheck::",
+        "__rust",
+    ];
     PREFIXES.iter().any(|p| function.starts_with(p))
 }
 
@@ -295,9 +307,15 @@ fn trim(symbols: &[Symbol]) -> &[Symbol] {
     fn name(s: &Symbol) -> &str {
         s.function.as_deref().unwrap_or("")
     }
-    let start = symbols.iter().position(|s| !is_plumbing(name(s))).unwrap_or(0);
+    let start = symbols
+        .iter()
+        .position(|s| !is_plumbing(name(s)))
+        .unwrap_or(0);
     let rest = &symbols[start..];
-    let end = rest.iter().rposition(|s| !is_harness(name(s))).map_or(rest.len(), |i| i + 1);
+    let end = rest
+        .iter()
+        .rposition(|s| !is_harness(name(s)))
+        .map_or(rest.len(), |i| i + 1);
     &rest[..end]
 }
 
@@ -313,7 +331,13 @@ fn to_frame(s: &Symbol) -> Frame {
 
 /// Builds the report. Symbolises the stacks of surviving blocks.
 pub(crate) fn build(outcome: Outcome) -> Report {
-    let Outcome { test, strict, blocks, stats, mut errors } = outcome;
+    let Outcome {
+        test,
+        strict,
+        blocks,
+        stats,
+        mut errors,
+    } = outcome;
     // Group by (stack, allocator); symbolise each distinct stack once.
     let mut groups: HashMap<(u32, Allocator), (usize, usize)> = HashMap::new();
     for b in &blocks {
@@ -325,13 +349,20 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     let mut leaks = Vec::new();
     for ((stack, allocator), (count, bytes)) in groups {
         stacks::frames(stack, &mut ips);
-        let symbols: Vec<Symbol> = ips.iter().flat_map(|&ip| symbols::resolve(ip).to_vec()).collect();
+        let symbols: Vec<Symbol> = ips
+            .iter()
+            .flat_map(|&ip| symbols::resolve(ip).to_vec())
+            .collect();
         if is_runtime(&symbols) {
             continue;
         }
         leaks.push(Leak {
             kind: Kind::DefinitelyLost,
-            origin: if allocator.is_rust() { Origin::Rust } else { Origin::C },
+            origin: if allocator.is_rust() {
+                Origin::Rust
+            } else {
+                Origin::C
+            },
             allocator: allocator.name(),
             blocks: count,
             bytes,
@@ -353,7 +384,12 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         }
         same
     });
-    leaks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.blocks.cmp(&a.blocks)).then(a.kind.cmp(&b.kind)));
+    leaks.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.blocks.cmp(&a.blocks))
+            .then(a.kind.cmp(&b.kind))
+    });
 
     let mut summary = Summary::default();
     for leak in &leaks {
@@ -376,7 +412,9 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     Report {
         schema: SCHEMA,
         test,
-        binary: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        binary: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         status,
         summary,
         leaks,
@@ -441,7 +479,11 @@ impl fmt::Display for Report {
                 leak.kind.describe(),
                 origin,
                 leak.allocator,
-                if leak.kind.fails(self.strict) { "" } else { " (does not fail the test)" }
+                if leak.kind.fails(self.strict) {
+                    ""
+                } else {
+                    " (does not fail the test)"
+                }
             )?;
             if leak.stack.is_empty() {
                 write!(f, "\n    at <no stack captured>")?;
@@ -472,7 +514,13 @@ mod tests {
     use super::*;
 
     fn sym(function: &str) -> Symbol {
-        Symbol { ip: 1, function: Some(function.to_owned()), file: None, line: None, module: None }
+        Symbol {
+            ip: 1,
+            function: Some(function.to_owned()),
+            file: None,
+            line: None,
+            module: None,
+        }
     }
 
     #[test]
@@ -485,19 +533,28 @@ mod tests {
             sym("core::ops::function::FnOnce::call_once"),
             sym("leakcheck::run::call_body"),
         ];
-        let names: Vec<_> = trim(&stack).iter().map(|s| s.function.clone().unwrap()).collect();
+        let names: Vec<_> = trim(&stack)
+            .iter()
+            .map(|s| s.function.clone().unwrap())
+            .collect();
         assert_eq!(names, ["mycrate::build", "mycrate::tests::t::{{closure}}"]);
     }
 
     #[test]
     fn trim_keeps_everything_when_only_plumbing_is_there() {
-        let stack = [sym("alloc::alloc::alloc"), sym("core::ops::function::FnOnce::call_once")];
+        let stack = [
+            sym("alloc::alloc::alloc"),
+            sym("core::ops::function::FnOnce::call_once"),
+        ];
         assert_eq!(trim(&stack).len(), 2);
     }
 
     #[test]
     fn stdio_buffers_are_the_runtimes() {
-        assert!(is_runtime(&[sym("alloc::raw_vec::finish_grow"), sym("std::io::stdio::print_to_buffer_if_capture_used")]));
+        assert!(is_runtime(&[
+            sym("alloc::raw_vec::finish_grow"),
+            sym("std::io::stdio::print_to_buffer_if_capture_used")
+        ]));
         assert!(!is_runtime(&[sym("mycrate::f")]));
     }
 }

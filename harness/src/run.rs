@@ -64,7 +64,11 @@ pub fn check<F: FnOnce() + Send>(f: F) -> Report {
 
 /// Runs a `#[leak_checked]` test body: what the attribute expands to.
 #[doc(hidden)]
-pub fn run_test<R: Send>(fn_name: &'static str, options: Options, body: impl FnOnce() -> R + Send) -> R {
+pub fn run_test<R: Send>(
+    fn_name: &'static str,
+    options: Options,
+    body: impl FnOnce() -> R + Send,
+) -> R {
     let config = match config::get() {
         Ok(config) => config,
         Err(error) => panic!("{error}"),
@@ -90,12 +94,31 @@ pub fn run_test<R: Send>(fn_name: &'static str, options: Options, body: impl FnO
     result
 }
 
-fn thread_name() -> Option<String> {
-    let _harness = Untracked::enter();
-    std::thread::current().name().filter(|n| *n != "main").map(str::to_owned)
+/// Runs a `#[leak_checked]` test body that returns a value (`Result<(), E>`,
+/// ...): the value is turned into an exit code on the body's thread, so it
+/// need not be `Send`, and libtest judges the exit code as it would the value.
+#[doc(hidden)]
+pub fn run_test_report<T: std::process::Termination>(
+    fn_name: &'static str,
+    options: Options,
+    body: impl FnOnce() -> T + Send,
+) -> std::process::ExitCode {
+    run_test(fn_name, options, move || body().report())
 }
 
-fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send) -> Result<(R, Report), Error> {
+fn thread_name() -> Option<String> {
+    let _harness = Untracked::enter();
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map(str::to_owned)
+}
+
+fn run<R: Send>(
+    name: String,
+    options: Options,
+    body: impl FnOnce() -> R + Send,
+) -> Result<(R, Report), Error> {
     hooks::init();
     let harness = Untracked::enter();
     let config = config::get().map_err(clone_error)?;
@@ -110,7 +133,11 @@ fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send)
             .spawn_scoped(s, move || run_body(scope, body))
             .map(|handle| handle.join())
     });
-    scope::wait_for_threads(scope, std::time::Duration::from_millis(100), std::time::Duration::from_secs(2));
+    scope::wait_for_threads(
+        scope,
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(2),
+    );
     let elapsed = started.elapsed();
     let counters = scope::end(scope);
     let result = match joined {
@@ -119,9 +146,15 @@ fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send)
             drop(harness);
             panic::resume_unwind(payload)
         }
-        Err(spawn_error) => panic!("leakcheck: could not start a thread for `{name}`: {spawn_error}"),
+        Err(spawn_error) => {
+            panic!("leakcheck: could not start a thread for `{name}`: {spawn_error}")
+        }
     };
-    let blocks = if counters.live_blocks == 0 { Vec::new() } else { collect(scope, counters.live_blocks) };
+    let blocks = if counters.live_blocks == 0 {
+        Vec::new()
+    } else {
+        collect(scope, counters.live_blocks)
+    };
     let mut errors = Vec::new();
     if !visible {
         errors.push(ReportError {
@@ -135,9 +168,10 @@ fn run<R: Send>(name: String, options: Options, body: impl FnOnce() -> R + Send)
     if table::dropped() != dropped_before {
         errors.push(ReportError {
             kind: "untracked_blocks",
-            message: "the kernel refused memory for leakcheck's block table, so some blocks were not \
+            message:
+                "the kernel refused memory for leakcheck's block table, so some blocks were not \
                       recorded; the verdict may miss leaks"
-                .to_owned(),
+                    .to_owned(),
         });
     }
     let _ = config;
@@ -205,12 +239,19 @@ fn install_panic_hook() {
 
 fn clone_error(error: &Error) -> Error {
     match error {
-        Error::InvalidEnv { var, value, expected } => {
-            Error::InvalidEnv { var, value: value.clone(), expected }
-        }
-        Error::ReportDir { path, source } => {
-            Error::ReportDir { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-        }
+        Error::InvalidEnv {
+            var,
+            value,
+            expected,
+        } => Error::InvalidEnv {
+            var,
+            value: value.clone(),
+            expected,
+        },
+        Error::ReportDir { path, source } => Error::ReportDir {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
         Error::TooManyScopes => Error::TooManyScopes,
     }
 }
@@ -222,10 +263,18 @@ fn report_dir(configured: Option<&Path>) -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // cargo marks its target directory with CACHEDIR.TAG.
-    let target = exe.ancestors().skip(1).find(|dir| dir.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf);
+    let target = exe
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf);
     let fallback = || {
         // <target>/<profile>/deps/<binary>
-        exe.parent().and_then(Path::parent).and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir)
+        exe.parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir)
     };
     target.unwrap_or_else(fallback).join("leakcheck")
 }
@@ -234,21 +283,40 @@ fn report_dir(configured: Option<&Path>) -> PathBuf {
 /// binary names carry a hash) and test.
 fn report_file_name(test: &str) -> String {
     let exe = std::env::current_exe().ok();
-    let binary = exe.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let binary = exe
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
     let sanitize = |s: &str| -> String {
         s.replace("::", ".")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
-    format!("{}.{}.json", sanitize(binary.as_deref().unwrap_or("test")), sanitize(test))
+    format!(
+        "{}.{}.json",
+        sanitize(binary.as_deref().unwrap_or("test")),
+        sanitize(test)
+    )
 }
 
 fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Error> {
     let dir = report_dir(configured);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::ReportDir { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| Error::ReportDir {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join(report_file_name(report.test()));
-    std::fs::write(&path, report.to_json()).map_err(|source| Error::ReportDir { path: path.clone(), source })?;
+    std::fs::write(&path, report.to_json()).map_err(|source| Error::ReportDir {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 

@@ -81,7 +81,10 @@ impl Guard {
             if scope == 0 || s.untracked.load(Relaxed) != 0 {
                 return Current { scope: 0, base: 0 };
             }
-            Current { scope, base: s.base.load(Relaxed) }
+            Current {
+                scope,
+                base: s.base.load(Relaxed),
+            }
         })
     }
 }
@@ -100,7 +103,9 @@ pub(crate) struct WrappedAllocatorCall(u32);
 impl WrappedAllocatorCall {
     #[inline]
     pub(crate) fn enter() -> WrappedAllocatorCall {
-        let prev = STATE.try_with(|s| s.flags.swap(IN_WRAPPED_ALLOCATOR, Relaxed)).unwrap_or(0);
+        let prev = STATE
+            .try_with(|s| s.flags.swap(IN_WRAPPED_ALLOCATOR, Relaxed))
+            .unwrap_or(0);
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         WrappedAllocatorCall(prev)
     }
@@ -152,7 +157,10 @@ pub(crate) fn inheritable() -> Current {
 /// Returns what was there before.
 pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
     STATE.with(|s| {
-        let prev = Current { scope: s.scope.swap(scope, Relaxed), base: s.base.swap(base, Relaxed) };
+        let prev = Current {
+            scope: s.scope.swap(scope, Relaxed),
+            base: s.base.swap(base, Relaxed),
+        };
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         prev
     })
@@ -208,7 +216,10 @@ pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
         if (cur >> 32) as u32 != scope {
             return false;
         }
-        match slot.live.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+        match slot
+            .live
+            .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
+        {
             Ok(_) => break,
             Err(now) => cur = now,
         }
@@ -228,7 +239,10 @@ pub(crate) fn count_free(scope: u32, size: usize) {
         if (cur >> 32) as u32 != scope || cur as u32 == 0 {
             return;
         }
-        match slot.live.compare_exchange_weak(cur, cur - 1, Relaxed, Relaxed) {
+        match slot
+            .live
+            .compare_exchange_weak(cur, cur - 1, Relaxed, Relaxed)
+        {
             Ok(_) => break,
             Err(now) => cur = now,
         }
@@ -269,7 +283,11 @@ pub(crate) fn begin() -> Option<u32> {
             slot.peak_bytes.store(0, Relaxed);
             slot.allocations.store(0, Relaxed);
             slot.frees.store(0, Relaxed);
-            if slot.live.compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed).is_ok() {
+            if slot
+                .live
+                .compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed)
+                .is_ok()
+            {
                 return Some(id);
             }
         }

@@ -167,7 +167,9 @@ impl Store {
 fn hash(ips: &[usize]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ ips.len() as u64;
     for &ip in ips {
-        h = (h ^ ip as u64).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        h = (h ^ ip as u64)
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(23);
     }
     h ^ (h >> 31)
 }
@@ -244,4 +246,3 @@ mod tests {
         assert!(out.is_empty());
     }
 }
-

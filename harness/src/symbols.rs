@@ -41,17 +41,31 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
         });
     });
     if out.is_empty() {
-        out.push(Symbol { ip, function: dladdr_name(ip), file: None, line: None, module: module.clone() });
+        out.push(Symbol {
+            ip,
+            function: dladdr_name(ip),
+            file: None,
+            line: None,
+            module: module.clone(),
+        });
     }
     let resolved: Arc<[Symbol]> = out.into();
-    cache().lock().unwrap_or_else(|e| e.into_inner()).insert(ip, Arc::clone(&resolved));
+    cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ip, Arc::clone(&resolved));
     resolved
 }
 
 fn dladdr_info(ip: usize) -> Option<libc::Dl_info> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
     // SAFETY: dladdr only reads `ip` as an address and writes `info`.
-    let found = unsafe { libc::dladdr((ip.saturating_sub(1)) as *const libc::c_void, info.as_mut_ptr()) };
+    let found = unsafe {
+        libc::dladdr(
+            (ip.saturating_sub(1)) as *const libc::c_void,
+            info.as_mut_ptr(),
+        )
+    };
     // SAFETY: zero-initialised and, when found, filled in by dladdr.
     (found != 0).then(|| unsafe { info.assume_init() })
 }
@@ -62,7 +76,9 @@ fn cstr(p: *const libc::c_char) -> Option<String> {
     }
     // SAFETY: dladdr's strings are NUL-terminated and live as long as the
     // object stays loaded; we copy them out at once.
-    let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    let s = unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned();
     (!s.is_empty()).then_some(s)
 }
 
@@ -71,7 +87,11 @@ fn module_of(ip: usize) -> Option<String> {
     let info = dladdr_info(ip)?;
     cstr(info.dli_fname)
         .filter(|name| name.starts_with('/'))
-        .or_else(|| std::env::current_exe().ok().map(|p| p.display().to_string()))
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .map(|p| p.display().to_string())
+        })
 }
 
 fn dladdr_name(ip: usize) -> Option<String> {

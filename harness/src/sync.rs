@@ -22,7 +22,10 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     #[inline]
@@ -33,7 +36,11 @@ impl<T> SpinLock<T> {
 
     #[inline]
     fn raw_lock(&self) {
-        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
         self.lock_contended();
@@ -44,7 +51,10 @@ impl<T> SpinLock<T> {
         let mut spins = 0u32;
         loop {
             if !self.locked.load(Ordering::Relaxed)
-                && self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && self
+                    .locked
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 return;
             }
@@ -113,10 +123,20 @@ pub(crate) mod pages {
     /// range is only reserved (`MAP_NORESERVE`): pages are committed on first
     /// touch, so large capacities cost nothing until used.
     pub(crate) fn map(bytes: usize, reserve: bool) -> *mut u8 {
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if reserve { libc::MAP_NORESERVE } else { 0 };
+        let flags =
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if reserve { libc::MAP_NORESERVE } else { 0 };
         // SAFETY: an anonymous private mapping at a kernel-chosen address has
         // no preconditions; failure is reported as MAP_FAILED, handled below.
-        let p = unsafe { libc::mmap(ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
         if p == libc::MAP_FAILED {
             ptr::null_mut()
         } else {

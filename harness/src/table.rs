@@ -48,7 +48,10 @@ impl Allocator {
     ];
 
     fn from_u8(v: u8) -> Allocator {
-        Allocator::ALL.get(usize::from(v).wrapping_sub(1)).copied().unwrap_or(Allocator::Malloc)
+        Allocator::ALL
+            .get(usize::from(v).wrapping_sub(1))
+            .copied()
+            .unwrap_or(Allocator::Malloc)
     }
 
     /// The name users know it by.
@@ -70,7 +73,10 @@ impl Allocator {
     }
 
     pub(crate) fn is_rust(self) -> bool {
-        matches!(self, Allocator::RustAlloc | Allocator::RustAllocZeroed | Allocator::RustRealloc)
+        matches!(
+            self,
+            Allocator::RustAlloc | Allocator::RustAllocZeroed | Allocator::RustRealloc
+        )
     }
 }
 
@@ -93,8 +99,15 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    pub(crate) const EMPTY: Block =
-        Block { addr: 0, size: 0, scope: 0, stack: 0, allocator: 0, align_log2: 0, _pad: [0; 6] };
+    pub(crate) const EMPTY: Block = Block {
+        addr: 0,
+        size: 0,
+        scope: 0,
+        stack: 0,
+        allocator: 0,
+        align_log2: 0,
+        _pad: [0; 6],
+    };
 
     pub(crate) fn new(addr: usize, size: usize, allocator: Allocator, align: usize) -> Block {
         Block {
@@ -125,7 +138,11 @@ unsafe impl Send for Shard {}
 
 impl Shard {
     const fn new() -> Shard {
-        Shard { slots: ptr::null_mut(), capacity: 0, len: 0 }
+        Shard {
+            slots: ptr::null_mut(),
+            capacity: 0,
+            len: 0,
+        }
     }
 
     fn slot(&self, i: usize) -> &Block {
@@ -198,7 +215,11 @@ impl Shard {
             let h = home(hash_addr(candidate.addr), mask);
             // Move `candidate` into the hole at `i` unless its home lies
             // cyclically in (i, j].
-            let stays = if i <= j { i < h && h <= j } else { i < h || h <= j };
+            let stays = if i <= j {
+                i < h && h <= j
+            } else {
+                i < h || h <= j
+            };
             if !stays {
                 *self.slot_mut(i) = candidate;
                 i = j;
@@ -210,13 +231,21 @@ impl Shard {
     }
 
     fn grow(&mut self) -> bool {
-        let new_capacity = if self.capacity == 0 { INITIAL_CAPACITY } else { self.capacity * 2 };
+        let new_capacity = if self.capacity == 0 {
+            INITIAL_CAPACITY
+        } else {
+            self.capacity * 2
+        };
         let bytes = new_capacity * std::mem::size_of::<Block>();
         let new_slots = pages::map(bytes, false).cast::<Block>();
         if new_slots.is_null() {
             return false;
         }
-        let old = Shard { slots: self.slots, capacity: self.capacity, len: self.len };
+        let old = Shard {
+            slots: self.slots,
+            capacity: self.capacity,
+            len: self.len,
+        };
         self.slots = new_slots;
         self.capacity = new_capacity;
         self.len = 0;
@@ -229,7 +258,12 @@ impl Shard {
         if !old.slots.is_null() {
             // SAFETY: `old.slots` was mapped with exactly this size by an
             // earlier `grow` and every block has been copied out of it.
-            unsafe { pages::unmap(old.slots.cast(), old.capacity * std::mem::size_of::<Block>()) };
+            unsafe {
+                pages::unmap(
+                    old.slots.cast(),
+                    old.capacity * std::mem::size_of::<Block>(),
+                )
+            };
         }
         true
     }
@@ -345,7 +379,11 @@ mod tests {
             assert_eq!(b.size, a & 0xff);
         }
         for (i, &a) in addrs.iter().enumerate() {
-            assert_eq!(shard.find(a, hash_addr(a)).is_some(), i % 3 != 0, "addr {a:#x}");
+            assert_eq!(
+                shard.find(a, hash_addr(a)).is_some(),
+                i % 3 != 0,
+                "addr {a:#x}"
+            );
         }
         assert!(shard.remove(0x42, hash_addr(0x42)).is_none());
     }

@@ -31,7 +31,7 @@ mod expansion {
     #[test]
     fn strict_before_test() {}
 
-    #[leak_checked(strict,)]
+    #[leak_checked(strict)]
     #[should_panic(expected = "boom")]
     fn should_panic_still_works() {
         panic!("boom");
@@ -41,6 +41,13 @@ mod expansion {
     fn result_with_question_mark() -> Result<(), std::num::ParseIntError> {
         let n: u8 = "42".parse()?;
         assert_eq!(n, 42);
+        Ok(())
+    }
+
+    #[leak_checked]
+    fn result_with_boxed_error_that_is_not_send() -> Result<(), Box<dyn std::error::Error>> {
+        let n: u8 = "7".parse()?;
+        assert_eq!(n, 7);
         Ok(())
     }
 

@@ -11,8 +11,8 @@
 //! ```text
 //! #[should_panic(expected = "x")]
 //! #[::core::prelude::v1::test] // only when no `#[…::test]` follows the attribute
-//! fn my_test() -> Result<(), E> {
-//!     ::leakcheck::__private::run_test(
+//! fn my_test() -> ::std::process::ExitCode { // `-> R` becomes an exit code
+//!     ::leakcheck::__private::run_test_report( // (`run_test` for `()` tests)
 //!         "my_test",
 //!         ::leakcheck::__private::Options::new().strict(),
 //!         move || -> Result<(), E> { body },
@@ -257,8 +257,21 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
     // at the return type, errors about the closure (such as `?` in a test that
     // returns `()`) at the function's name.
     let closure = quote_spanned!(sig.ident.span()=> move ||);
+    // A test that returns something (`Result<(), Box<dyn Error>>`, ...) has
+    // its value turned into an exit code on the body's own thread, since the
+    // value need not be `Send`; libtest treats the `ExitCode` exactly as it
+    // would the value.
+    let (runner, sig) = match &sig.output {
+        ReturnType::Default => (quote!(run_test), sig),
+        ReturnType::Type(arrow, ty) => {
+            let mut outer_sig = sig.clone();
+            outer_sig.output =
+                syn::parse_quote_spanned!(ty.span()=> #arrow ::std::process::ExitCode);
+            (quote!(run_test_report), outer_sig)
+        }
+    };
     let call = quote_spanned! {output_span(&sig)=>
-        ::leakcheck::__private::run_test(#name, #options, #closure #closure_output #block)
+        ::leakcheck::__private::#runner(#name, #options, #closure #closure_output #block)
     };
     quote! {
         #(#outer)*
@@ -390,8 +403,8 @@ mod tests {
         let expected = quote! {
             #[should_panic(expected = "x")]
             #[::core::prelude::v1::test]
-            fn my_test() -> Result<(), E> {
-                ::leakcheck::__private::run_test(
+            fn my_test() -> ::std::process::ExitCode {
+                ::leakcheck::__private::run_test_report(
                     "my_test",
                     ::leakcheck::__private::Options::new().strict(),
                     move || -> Result<(), E> { body() }
