@@ -26,6 +26,10 @@
 compile_error!("leakcheck currently supports Linux with glibc only (x86_64, aarch64)");
 
 // Lets `#[leak_checked]`'s `::leakcheck::…` paths resolve inside this crate.
+#[allow(
+    unused_extern_crates,
+    reason = "used by the attribute's expansion in unit tests"
+)]
 extern crate self as leakcheck;
 
 mod config;

@@ -34,7 +34,7 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
         out.push(Symbol {
             ip,
-            function: symbol.name().map(|name| format!("{name:#}")),
+            function: symbol.name().map(|name| clean_name(format!("{name:#}"))),
             file: symbol.filename().map(|p| p.display().to_string()),
             line: symbol.lineno(),
             module: module.clone(),
@@ -55,6 +55,19 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
         .unwrap_or_else(|e| e.into_inner())
         .insert(ip, Arc::clone(&resolved));
     resolved
+}
+
+/// glibc's debug info names its internal aliases (`__GI___strdup`); show
+/// the name callers know.
+fn clean_name(name: String) -> String {
+    match name.strip_prefix("__GI_") {
+        Some(rest) => rest
+            .strip_prefix("__")
+            .filter(|r| !r.is_empty())
+            .unwrap_or(rest)
+            .to_owned(),
+        None => name,
+    }
 }
 
 fn dladdr_info(ip: usize) -> Option<libc::Dl_info> {
@@ -96,4 +109,14 @@ fn module_of(ip: usize) -> Option<String> {
 
 fn dladdr_name(ip: usize) -> Option<String> {
     dladdr_info(ip).and_then(|info| cstr(info.dli_sname))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glibc_internal_aliases_are_cleaned() {
+        assert_eq!(super::clean_name("__GI___strdup".into()), "strdup");
+        assert_eq!(super::clean_name("__GI_memcpy".into()), "memcpy");
+        assert_eq!(super::clean_name("fixture_leak".into()), "fixture_leak");
+    }
 }
