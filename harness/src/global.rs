@@ -1,6 +1,8 @@
 //! Rust allocations: the tracking global allocator.
 
-use crate::hooks::{self, frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+#[cfg(leakcheck_interpose)]
+use crate::hooks;
+use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
 use crate::scope::WrappedAllocatorCall;
 use crate::table::Allocator;
 use std::alloc::{GlobalAlloc, Layout};
@@ -116,15 +118,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
 /// glibc's allocator reached directly (`__libc_malloc`, ...), so that Rust
 /// allocations never pass through the C hooks and are recorded exactly once.
+#[cfg(leakcheck_interpose)]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Glibc;
 
 /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
+#[cfg(leakcheck_interpose)]
 const MIN_ALIGN: usize = 16;
 
 // SAFETY: each method returns memory from glibc's allocator that satisfies
 // `layout` (malloc when its guaranteed alignment suffices, memalign
 // otherwise) and releases only memory obtained here.
+#[cfg(leakcheck_interpose)]
 unsafe impl GlobalAlloc for Glibc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -182,7 +187,13 @@ unsafe impl GlobalAlloc for Glibc {
 }
 
 /// The allocator leakcheck installs under the default `global-allocator`
-/// feature.
+/// feature: glibc reached directly where the C hooks exist (so Rust blocks
+/// never pass through them), the system allocator elsewhere.
 #[cfg(feature = "global-allocator")]
 #[global_allocator]
-static GLOBAL: Tracked<Glibc> = Tracked::new(Glibc);
+static GLOBAL: Tracked<Inner> = Tracked::new(Inner {});
+
+#[cfg(all(feature = "global-allocator", leakcheck_interpose))]
+type Inner = Glibc;
+#[cfg(all(feature = "global-allocator", not(leakcheck_interpose)))]
+type Inner = std::alloc::System;

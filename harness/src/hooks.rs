@@ -4,14 +4,14 @@
 //! system and `dlopen`ed libraries — resolves to them. Each forwards to
 //! glibc's real allocator (`__libc_malloc`, ...), then records the block.
 //!
-//! Rules for everything here: never allocate through the tracked allocator
-//! (bookkeeping runs under [`Guard`], which sends nested calls straight to
-//! glibc), never take a lock that a fork or a signal could leave held
-//! (`pthread_atfork` handlers hold ours across `fork`), never panic.
+//! Only on Linux with glibc (`cfg(leakcheck_interpose)`, set by build.rs);
+//! `hooks_unsupported.rs` stands in elsewhere. The rules of `record` apply:
+//! no allocation through the tracked allocator, no lock a fork could leave
+//! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
-use crate::scope::{self, Guard, Untracked};
-use crate::stacks;
-use crate::table::{self, Allocator, Block};
+use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::scope::{self, Untracked};
+use crate::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -60,99 +60,6 @@ pub(crate) mod real {
         // SAFETY: forwarded unchanged.
         unsafe { super::__libc_memalign(align, size) }
     }
-}
-
-/// The address of a local in the caller's frame. Stack capture skips every
-/// frame at or below it, and the frame holding it, so reports start at the
-/// code that called the allocator. Must be inlined into the hook itself.
-#[inline(always)]
-pub(crate) fn frame_marker() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
-}
-
-/// Records a new block. `hook_frame` comes from [`frame_marker`] in the
-/// public entry point.
-#[inline(always)]
-pub(crate) fn on_alloc(
-    ptr: *mut c_void,
-    size: usize,
-    allocator: Allocator,
-    align: usize,
-    hook_frame: usize,
-) {
-    if ptr.is_null() {
-        return;
-    }
-    let Some(guard) = Guard::enter() else { return };
-    let mut block = Block::new(ptr as usize, size, allocator, align);
-    let current = guard.current();
-    if current.scope != 0 && scope::count_alloc(current.scope, size) {
-        block.scope = current.scope;
-        block.stack = stacks::capture(hook_frame, current.base);
-    }
-    table::insert(block);
-    drop(guard);
-}
-
-/// Retires a block before it is handed back to glibc (before, so that a
-/// racing allocation that reuses the address can never be removed instead).
-#[inline(always)]
-pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
-    if ptr.is_null() {
-        return None;
-    }
-    let _guard = Guard::enter()?;
-    let block = table::remove(ptr as usize)?;
-    if block.scope != 0 {
-        scope::count_free(block.scope, block.size);
-    }
-    Some(block)
-}
-
-/// Puts back a block whose reallocation failed (the old block is intact).
-pub(crate) fn on_realloc_failed(old: Option<Block>) {
-    let Some(old) = old else { return };
-    let Some(_guard) = Guard::enter() else { return };
-    let mut block = old;
-    if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
-        block.scope = 0;
-    }
-    table::insert(block);
-}
-
-/// Records the block a reallocation produced. A block keeps its owner when it
-/// grows, shrinks or moves; if the reallocating thread is in that owner's
-/// scope the stack becomes the reallocation's, as valgrind reports it.
-#[inline(always)]
-pub(crate) fn on_realloc(
-    old: Option<Block>,
-    ptr: *mut c_void,
-    size: usize,
-    allocator: Allocator,
-    align: usize,
-    hook_frame: usize,
-) {
-    let Some(old) = old else {
-        on_alloc(ptr, size, allocator, align, hook_frame);
-        return;
-    };
-    if ptr.is_null() {
-        return;
-    }
-    let Some(guard) = Guard::enter() else { return };
-    let mut block = Block::new(ptr as usize, size, allocator, align);
-    if old.scope != 0 && scope::count_alloc(old.scope, size) {
-        block.scope = old.scope;
-        let current = guard.current();
-        block.stack = if current.scope == old.scope {
-            stacks::capture(hook_frame, current.base)
-        } else {
-            old.stack
-        };
-    }
-    table::insert(block);
-    drop(guard);
 }
 
 // --- the C entry points -------------------------------------------------
@@ -460,19 +367,6 @@ const BLIND: u8 = 2;
 static VISIBILITY: AtomicU8 = AtomicU8::new(UNKNOWN);
 static INIT: AtomicU8 = AtomicU8::new(0);
 
-extern "C" fn before_fork() {
-    stacks::lock_for_fork();
-    table::lock_all_for_fork();
-}
-
-extern "C" fn after_fork() {
-    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
-    // thread (parent) or its copy (child), which holds every lock.
-    unsafe { table::unlock_all_after_fork() };
-    // SAFETY: as above.
-    unsafe { stacks::unlock_after_fork() };
-}
-
 /// Registers the fork handlers and runs the visibility self-test, once.
 /// Runs as a constructor at start-up, and again (as a no-op) before each
 /// check in case the constructor was not linked.
@@ -480,9 +374,7 @@ pub(crate) fn init() {
     if INIT.swap(1, Ordering::AcqRel) != 0 {
         return;
     }
-    // SAFETY: the handlers are plain functions that only take and release
-    // our spin locks, which is all pthread_atfork requires.
-    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    crate::record::register_fork_handlers();
     VISIBILITY.store(if self_test() { VISIBLE } else { BLIND }, Ordering::Release);
 }
 

@@ -22,9 +22,6 @@
 #![cfg_attr(doctest, doc = include_str!("../../README.md"))]
 #![warn(missing_docs)]
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-compile_error!("leakcheck currently supports Linux with glibc only (x86_64, aarch64)");
-
 // Lets `#[leak_checked]`'s `::leakcheck::…` paths resolve inside this crate.
 #[allow(
     unused_extern_crates,
@@ -35,7 +32,12 @@ extern crate self as leakcheck;
 mod config;
 mod error;
 mod global;
+#[cfg(leakcheck_interpose)]
 mod hooks;
+#[cfg(not(leakcheck_interpose))]
+#[path = "hooks_unsupported.rs"]
+mod hooks;
+mod record;
 mod report;
 mod run;
 mod scope;

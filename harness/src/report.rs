@@ -112,7 +112,8 @@ pub struct Leak {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ReportError {
-    /// A stable identifier: `c_allocations_invisible`, `untracked_blocks`.
+    /// A stable identifier: `c_allocations_invisible`, `untracked_blocks`,
+    /// `c_allocations_untracked` (a warning).
     pub kind: &'static str,
     /// What happened and what to do.
     pub message: String,
@@ -167,6 +168,7 @@ pub struct Report {
     summary: Summary,
     leaks: Vec<Leak>,
     errors: Vec<ReportError>,
+    warnings: Vec<ReportError>,
     stats: Stats,
     #[serde(skip)]
     strict: bool,
@@ -215,6 +217,12 @@ impl Report {
         &self.errors
     }
 
+    /// What limits the check without invalidating it (such as C allocations
+    /// not being tracked on this platform).
+    pub fn warnings(&self) -> &[ReportError] {
+        &self.warnings
+    }
+
     /// What the checked code did with the heap.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -251,12 +259,21 @@ pub(crate) struct Outcome {
     pub(crate) blocks: Vec<Block>,
     pub(crate) stats: Stats,
     pub(crate) errors: Vec<ReportError>,
+    pub(crate) warnings: Vec<ReportError>,
 }
 
 /// Frames of std's own machinery that allocate for the runtime, not for the
-/// code under test: the stdout/stderr buffers and libtest's output capture
-/// grown by the first `println!`.
-const RUNTIME_FRAMES: &[&str] = &["std::io::stdio::"];
+/// code under test: the stdout/stderr buffers made on first use and
+/// libtest's output capture buffer grown by `print!` (`print_to_buffer_if_
+/// capture_used`). Reading stdin is not in the list: what it fills is the
+/// caller's.
+const RUNTIME_FRAMES: &[&str] = &[
+    "std::io::stdio::_print",
+    "std::io::stdio::_eprint",
+    "std::io::stdio::print_to",
+    "std::io::stdio::stdout",
+    "std::io::stdio::stderr",
+];
 
 fn is_runtime(symbols: &[Symbol]) -> bool {
     symbols
@@ -337,6 +354,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         blocks,
         stats,
         mut errors,
+        warnings,
     } = outcome;
     // Group by (stack, allocator); symbolise each distinct stack once.
     let mut groups: HashMap<(u32, Allocator), (usize, usize)> = HashMap::new();
@@ -419,6 +437,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         summary,
         leaks,
         errors,
+        warnings,
         stats,
         strict,
         json_path: None,
@@ -465,6 +484,9 @@ impl fmt::Display for Report {
         }
         for error in &self.errors {
             write!(f, "\n\nerror: {}", error.message)?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\n\nwarning: {}", warning.message)?;
         }
         for leak in &self.leaks {
             let origin = match leak.origin {

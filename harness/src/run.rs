@@ -9,7 +9,8 @@
 
 use crate::config;
 use crate::error::Error;
-use crate::hooks::{self, frame_marker};
+use crate::hooks;
+use crate::record::frame_marker;
 use crate::report::{self, Outcome, Report, ReportError, Stats};
 use crate::scope::{self, Untracked};
 use crate::table::{self, Block};
@@ -156,7 +157,15 @@ fn run<R: Send>(
         collect(scope, counters.live_blocks)
     };
     let mut errors = Vec::new();
-    if !visible {
+    let mut warnings = Vec::new();
+    if !visible && !cfg!(leakcheck_interpose) {
+        warnings.push(ReportError {
+            kind: "c_allocations_untracked",
+            message: "C allocations are not tracked on this platform (leakcheck interposes malloc \
+                      on Linux with glibc only); Rust allocations were checked"
+                .to_owned(),
+        });
+    } else if !visible {
         errors.push(ReportError {
             kind: "c_allocations_invisible",
             message: "C allocations are invisible to leakcheck in this process: something replaced the \
@@ -186,6 +195,7 @@ fn run<R: Send>(
             duration_ms: elapsed.as_secs_f64() * 1e3,
         },
         errors,
+        warnings,
     });
     drop(harness);
     Ok((result, report))
@@ -331,6 +341,38 @@ mod tests {
         assert!(a.ends_with(".ffi.tests.roundtrip.json"), "{a}");
         assert_ne!(a, b);
         assert!(!report_file_name("a b/c").contains('/'));
+    }
+
+    #[test]
+    fn rust_leaks_are_caught_everywhere_and_c_ones_where_hooked() {
+        let report = check(|| {
+            std::hint::black_box(Box::leak(Box::new([7u8; 48])));
+            // SAFETY: a plain C allocation, leaked on purpose.
+            std::hint::black_box(unsafe { libc::malloc(24) });
+        });
+        let c_leaks: usize = report
+            .leaks()
+            .iter()
+            .filter(|l| l.origin == crate::Origin::C)
+            .map(|l| l.bytes)
+            .sum();
+        let rust_leaks: usize = report
+            .leaks()
+            .iter()
+            .filter(|l| l.origin == crate::Origin::Rust)
+            .map(|l| l.bytes)
+            .sum();
+        assert_eq!(rust_leaks, 48, "{report}");
+        if cfg!(leakcheck_interpose) {
+            assert_eq!(c_leaks, 24, "{report}");
+            assert!(report.warnings().is_empty(), "{report}");
+        } else {
+            assert_eq!(c_leaks, 0, "{report}");
+            assert_eq!(report.warnings()[0].kind, "c_allocations_untracked");
+            assert!(report
+                .to_string()
+                .contains("C allocations are not tracked on this platform"));
+        }
     }
 
     #[test]

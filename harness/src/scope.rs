@@ -140,6 +140,7 @@ impl Drop for Untracked {
 }
 
 /// The scope and stack base of this thread, for handing to a child thread.
+#[cfg(leakcheck_interpose)]
 pub(crate) fn inheritable() -> Current {
     STATE
         .try_with(|s| {
@@ -202,6 +203,7 @@ fn slot(scope: u32) -> &'static Slot {
     &SLOTS[scope as usize & (SLOT_COUNT - 1)]
 }
 
+#[cfg(any(leakcheck_interpose, test))]
 fn is_active(scope: u32) -> bool {
     (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
 }
@@ -313,15 +315,33 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
 /// from its start routine). `std::thread::scope` returns once its threads'
 /// closures are done, not once the threads have exited, so a verdict taken at
 /// once would see their thread-locals and std's thread handles as leaks.
-static THREADS: crate::sync::SpinLock<[(u32, libc::pid_t, bool); 1024]> =
+static THREADS: crate::sync::SpinLock<[(u32, i32, bool); 1024]> =
     crate::sync::SpinLock::new([(0, 0, false); 1024]);
 
-fn gettid() -> libc::pid_t {
+#[cfg(leakcheck_interpose)]
+fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Whether thread `tid` of this process still exists.
+#[cfg(target_os = "linux")]
+fn thread_alive(tid: i32) -> bool {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: signal 0 only checks that the thread exists.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
+}
+
+// Without the pthread_create hook no thread is ever registered.
+
+#[cfg(not(target_os = "linux"))]
+fn thread_alive(_tid: i32) -> bool {
+    false
 }
 
 /// Notes that this thread runs for `scope`.
+#[cfg(leakcheck_interpose)]
 pub(crate) fn thread_started(scope: u32) {
     let tid = gettid();
     let mut threads = THREADS.lock();
@@ -332,6 +352,7 @@ pub(crate) fn thread_started(scope: u32) {
 
 /// Notes that this thread has returned from its start routine: it only runs
 /// its thread-local destructors now, then exits.
+#[cfg(leakcheck_interpose)]
 pub(crate) fn thread_exiting() {
     let tid = gettid();
     let mut threads = THREADS.lock();
@@ -347,16 +368,12 @@ pub(crate) fn thread_exiting() {
 /// already on their way out.
 pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: std::time::Duration) {
     let started = std::time::Instant::now();
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
     loop {
         let (mut running, mut exiting) = (false, false);
         {
             let mut threads = THREADS.lock();
             for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
-                // SAFETY: signal 0 only checks that the thread exists.
-                let alive = unsafe { libc::syscall(libc::SYS_tgkill, pid, slot.1, 0) } == 0;
-                if !alive {
+                if !thread_alive(slot.1) {
                     *slot = (0, 0, false);
                 } else if slot.2 {
                     exiting = true;

@@ -70,6 +70,7 @@ fn clean_name(name: String) -> String {
     }
 }
 
+#[cfg(unix)]
 fn dladdr_info(ip: usize) -> Option<libc::Dl_info> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
     // SAFETY: dladdr only reads `ip` as an address and writes `info`.
@@ -83,6 +84,7 @@ fn dladdr_info(ip: usize) -> Option<libc::Dl_info> {
     (found != 0).then(|| unsafe { info.assume_init() })
 }
 
+#[cfg(unix)]
 fn cstr(p: *const libc::c_char) -> Option<String> {
     if p.is_null() {
         return None;
@@ -96,6 +98,7 @@ fn cstr(p: *const libc::c_char) -> Option<String> {
 }
 
 /// The path of the loaded object containing `ip`.
+#[cfg(unix)]
 fn module_of(ip: usize) -> Option<String> {
     let info = dladdr_info(ip)?;
     cstr(info.dli_fname)
@@ -107,8 +110,21 @@ fn module_of(ip: usize) -> Option<String> {
         })
 }
 
+#[cfg(unix)]
 fn dladdr_name(ip: usize) -> Option<String> {
     dladdr_info(ip).and_then(|info| cstr(info.dli_sname))
+}
+
+#[cfg(not(unix))]
+fn module_of(_ip: usize) -> Option<String> {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+#[cfg(not(unix))]
+fn dladdr_name(_ip: usize) -> Option<String> {
+    None
 }
 
 #[cfg(test)]

@@ -62,9 +62,8 @@ impl<T> SpinLock<T> {
             if spins < 64 {
                 std::hint::spin_loop();
             } else {
-                // SAFETY: sched_yield has no preconditions; it is a plain
-                // syscall that neither allocates nor takes user-space locks.
-                unsafe { libc::sched_yield() };
+                // sched_yield(2) on Unix: no allocation, no user-space lock.
+                std::thread::yield_now();
             }
         }
     }
@@ -116,15 +115,22 @@ impl<T> Drop for SpinGuard<'_, T> {
 
 /// Anonymous private memory straight from the kernel: the tracker's own
 /// storage never comes from the allocator it tracks.
+#[cfg(unix)]
 pub(crate) mod pages {
     use std::ptr;
 
     /// Maps `bytes` of zeroed memory, or returns null. With `reserve`, the
-    /// range is only reserved (`MAP_NORESERVE`): pages are committed on first
-    /// touch, so large capacities cost nothing until used.
+    /// range is only reserved (`MAP_NORESERVE` on Linux): pages are committed
+    /// on first touch, so large capacities cost nothing until used.
     pub(crate) fn map(bytes: usize, reserve: bool) -> *mut u8 {
-        let flags =
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if reserve { libc::MAP_NORESERVE } else { 0 };
+        #[cfg(target_os = "linux")]
+        let reserve_flag = if reserve { libc::MAP_NORESERVE } else { 0 };
+        #[cfg(not(target_os = "linux"))]
+        let reserve_flag = {
+            let _ = reserve;
+            0
+        };
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | reserve_flag;
         // SAFETY: an anonymous private mapping at a kernel-chosen address has
         // no preconditions; failure is reported as MAP_FAILED, handled below.
         let p = unsafe {
@@ -153,5 +159,34 @@ pub(crate) mod pages {
     pub(crate) unsafe fn unmap(p: *mut u8, bytes: usize) {
         // SAFETY: the caller guarantees the range is ours and unused.
         unsafe { libc::munmap(p.cast(), bytes) };
+    }
+}
+
+/// Where there is no `mmap`, the system allocator: it is not the tracked
+/// global allocator (that is a wrapper around it), so this does not recurse.
+#[cfg(not(unix))]
+pub(crate) mod pages {
+    use std::alloc::{GlobalAlloc, Layout, System};
+
+    const ALIGN: usize = 4096;
+
+    /// Allocates `bytes` of zeroed memory, or returns null.
+    pub(crate) fn map(bytes: usize, _reserve: bool) -> *mut u8 {
+        match Layout::from_size_align(bytes, ALIGN) {
+            // SAFETY: the layout has a non-zero size for every caller.
+            Ok(layout) => unsafe { System.alloc_zeroed(layout) },
+            Err(_) => std::ptr::null_mut(),
+        }
+    }
+
+    /// Frees memory returned by [`map`].
+    ///
+    /// # Safety
+    ///
+    /// `p` and `bytes` must describe one earlier `map`.
+    pub(crate) unsafe fn unmap(p: *mut u8, bytes: usize) {
+        // SAFETY: the caller guarantees `p` came from `map(bytes)`, whose
+        // layout was valid.
+        unsafe { System.dealloc(p, Layout::from_size_align_unchecked(bytes, ALIGN)) }
     }
 }

@@ -307,6 +307,7 @@ pub(crate) fn remove(addr: usize) -> Option<Block> {
 }
 
 /// The live block starting at `addr`, if any.
+#[cfg(leakcheck_interpose)]
 pub(crate) fn get(addr: usize) -> Option<Block> {
     let hash = hash_addr(addr);
     let shard = shard_of(hash).lock();

@@ -1,0 +1,132 @@
+//! Recording blocks: what every allocation front end (the C hooks, the
+//! tracking global allocator) does around the real allocator.
+//!
+//! Rules for everything here: never allocate through the tracked allocator
+//! (bookkeeping runs under [`Guard`], which sends nested calls straight to
+//! the real allocator), never take a lock that a fork or a signal could leave
+//! held, never panic.
+
+use crate::scope::{self, Guard};
+use crate::stacks;
+use crate::table::{self, Allocator, Block};
+use std::ffi::c_void;
+
+/// The address of a local in the caller's frame. Stack capture skips every
+/// frame at or below it, and the frame holding it, so reports start at the
+/// code that called the allocator. Must be inlined into the hook itself.
+#[inline(always)]
+pub(crate) fn frame_marker() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Records a new block. `hook_frame` comes from [`frame_marker`] in the
+/// public entry point.
+#[inline(always)]
+pub(crate) fn on_alloc(
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) {
+    if ptr.is_null() {
+        return;
+    }
+    let Some(guard) = Guard::enter() else { return };
+    let mut block = Block::new(ptr as usize, size, allocator, align);
+    let current = guard.current();
+    if current.scope != 0 && scope::count_alloc(current.scope, size) {
+        block.scope = current.scope;
+        block.stack = stacks::capture(hook_frame, current.base);
+    }
+    table::insert(block);
+    drop(guard);
+}
+
+/// Retires a block before it is handed back to glibc (before, so that a
+/// racing allocation that reuses the address can never be removed instead).
+#[inline(always)]
+pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
+    if ptr.is_null() {
+        return None;
+    }
+    let _guard = Guard::enter()?;
+    let block = table::remove(ptr as usize)?;
+    if block.scope != 0 {
+        scope::count_free(block.scope, block.size);
+    }
+    Some(block)
+}
+
+/// Puts back a block whose reallocation failed (the old block is intact).
+pub(crate) fn on_realloc_failed(old: Option<Block>) {
+    let Some(old) = old else { return };
+    let Some(_guard) = Guard::enter() else { return };
+    let mut block = old;
+    if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
+        block.scope = 0;
+    }
+    table::insert(block);
+}
+
+/// Records the block a reallocation produced. A block keeps its owner when it
+/// grows, shrinks or moves; if the reallocating thread is in that owner's
+/// scope the stack becomes the reallocation's, as valgrind reports it.
+#[inline(always)]
+pub(crate) fn on_realloc(
+    old: Option<Block>,
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) {
+    let Some(old) = old else {
+        on_alloc(ptr, size, allocator, align, hook_frame);
+        return;
+    };
+    if ptr.is_null() {
+        return;
+    }
+    let Some(guard) = Guard::enter() else { return };
+    let mut block = Block::new(ptr as usize, size, allocator, align);
+    if old.scope != 0 && scope::count_alloc(old.scope, size) {
+        block.scope = old.scope;
+        let current = guard.current();
+        block.stack = if current.scope == old.scope {
+            stacks::capture(hook_frame, current.base)
+        } else {
+            old.stack
+        };
+    }
+    table::insert(block);
+    drop(guard);
+}
+
+#[cfg(unix)]
+extern "C" fn before_fork() {
+    stacks::lock_for_fork();
+    table::lock_all_for_fork();
+}
+
+#[cfg(unix)]
+extern "C" fn after_fork() {
+    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
+    // thread (parent) or its copy (child), which holds every lock.
+    unsafe { table::unlock_all_after_fork() };
+    // SAFETY: as above.
+    unsafe { stacks::unlock_after_fork() };
+}
+
+/// Holds the tracker's locks across `fork`, so a child never inherits one
+/// that another thread held. Call once.
+#[cfg(unix)]
+pub(crate) fn register_fork_handlers() {
+    // SAFETY: the handlers are plain functions that only take and release
+    // our spin locks, which is all pthread_atfork requires.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+}
+
+#[cfg(not(unix))]
+pub(crate) fn register_fork_handlers() {}
