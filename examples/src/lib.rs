@@ -69,13 +69,13 @@ impl KvStore {
         let key = CString::new(key).ok()?;
         // SAFETY: `self.raw` is a live store, `key` a valid C string.
         let value = unsafe { kv_get(self.raw, key.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
         // SAFETY: a non-null result points to a NUL-terminated string owned
         // by the store, alive until the next put or free; copied at once.
-        (!value.is_null()).then(|| {
-            unsafe { CStr::from_ptr(value) }
-                .to_string_lossy()
-                .into_owned()
-        })
+        let value = unsafe { CStr::from_ptr(value) };
+        Some(value.to_string_lossy().into_owned())
     }
 }
 
