@@ -29,6 +29,9 @@ use std::alloc::{GlobalAlloc, Layout};
 #[derive(Debug, Default)]
 pub struct Tracked<A> {
     inner: A,
+    /// The inner allocator never calls the C hooks (leakcheck's own glibc
+    /// allocator), so its calls need no marking.
+    inner_bypasses_hooks: bool,
 }
 
 impl<A> Tracked<A> {
@@ -39,7 +42,26 @@ impl<A> Tracked<A> {
     /// # let _ = tracked;
     /// ```
     pub const fn new(inner: A) -> Self {
-        Tracked { inner }
+        Tracked {
+            inner,
+            inner_bypasses_hooks: false,
+        }
+    }
+
+    /// Wraps an allocator that never reaches the C hooks.
+    #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
+    const fn bypassing_hooks(inner: A) -> Self {
+        Tracked {
+            inner,
+            inner_bypasses_hooks: true,
+        }
+    }
+
+    /// Marks a call into the inner allocator, so that the C hooks do not
+    /// record its blocks a second time.
+    #[inline(always)]
+    fn inner_call(&self) -> Option<WrappedAllocatorCall> {
+        (!self.inner_bypasses_hooks).then(WrappedAllocatorCall::enter)
     }
 }
 
@@ -51,7 +73,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
         let ptr = {
-            let _inner = WrappedAllocatorCall::enter();
+            let _inner = self.inner_call();
             // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
             unsafe { self.inner.alloc(layout) }
         };
@@ -69,7 +91,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
         let ptr = {
-            let _inner = WrappedAllocatorCall::enter();
+            let _inner = self.inner_call();
             // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
             unsafe { self.inner.alloc_zeroed(layout) }
         };
@@ -86,7 +108,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         on_free(ptr.cast());
-        let _inner = WrappedAllocatorCall::enter();
+        let _inner = self.inner_call();
         // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
@@ -96,7 +118,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         let hook_frame = frame_marker();
         let old = on_free(ptr.cast());
         let new = {
-            let _inner = WrappedAllocatorCall::enter();
+            let _inner = self.inner_call();
             // SAFETY: the caller upholds GlobalAlloc::realloc's contract.
             unsafe { self.inner.realloc(ptr, layout, new_size) }
         };
@@ -191,9 +213,10 @@ unsafe impl GlobalAlloc for Glibc {
 /// never pass through them), the system allocator elsewhere.
 #[cfg(feature = "global-allocator")]
 #[global_allocator]
-static GLOBAL: Tracked<Inner> = Tracked::new(Inner {});
+#[cfg(leakcheck_interpose)]
+static GLOBAL: Tracked<Glibc> = Tracked::bypassing_hooks(Glibc);
 
-#[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-type Inner = Glibc;
-#[cfg(all(feature = "global-allocator", not(leakcheck_interpose)))]
-type Inner = std::alloc::System;
+#[cfg(feature = "global-allocator")]
+#[global_allocator]
+#[cfg(not(leakcheck_interpose))]
+static GLOBAL: Tracked<std::alloc::System> = Tracked::new(std::alloc::System);
