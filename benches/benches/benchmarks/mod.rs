@@ -1,0 +1,16 @@
+//! One module per topic, each ending in `criterion_group!`.
+
+pub mod malloc_free;
+pub mod rust_box;
+pub mod verdict;
+
+use criterion::Criterion;
+use std::time::Duration;
+
+/// Short enough that the whole suite runs in a few minutes on two cores.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}

@@ -1,0 +1,131 @@
+//! The end of a check with 1k, 10k and 100k other live blocks in the process
+//! (C blocks allocated before the check, outside any scope, kept for the
+//! benchmark).
+//!
+//! - `empty/0`: `check(|| {})` with no extra live blocks: the baseline.
+//! - `clean/N`: `check(|| {})` with N live blocks. A scope that leaves
+//!   nothing live is known clean from its counters, without a table scan.
+//! - `leak_one/N`: `check` of a closure that leaks one 64-byte C block: a
+//!   full table scan, then the report (the stack's symbols are cached after
+//!   the first iteration, which warm-up absorbs).
+//! - `leak_one_verdict/N`: the same, minus the wall time of the checked
+//!   code (`Stats::duration_ms`: starting, running and joining its thread).
+//!   What remains is the verdict: the scan, grouping, symbol look-up and
+//!   building the report, plus the scope's small set-up.
+//!
+//! - `leak_one_after_peak/1000`, `leak_one_verdict_after_peak/1000`: as
+//!   `leak_one/1000` once the 100k blocks have been freed: the table keeps
+//!   the capacity it grew to, and the scan walks all of it.
+//!
+//! Every `check` starts a thread for the checked code; that is part of a real
+//! check's cost and is in all but the `_verdict` figures. The block each
+//! `leak_one` iteration leaks is freed after its check returns, outside the
+//! timing, so the process holds at most one extra block however many
+//! iterations criterion runs.
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use leakcheck::Report;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const LEAK: usize = 64;
+
+/// Live C blocks, freed on drop.
+struct LiveBlocks(Vec<*mut libc::c_void>);
+
+impl LiveBlocks {
+    fn new(n: usize) -> LiveBlocks {
+        let blocks = (0..n)
+            .map(|_| {
+                // SAFETY: a plain allocation, freed in `drop`.
+                let ptr = unsafe { libc::malloc(LEAK) };
+                assert!(!ptr.is_null());
+                ptr
+            })
+            .collect();
+        LiveBlocks(blocks)
+    }
+}
+
+impl Drop for LiveBlocks {
+    fn drop(&mut self) {
+        for &ptr in &self.0 {
+            // SAFETY: each pointer came from malloc in `new` and is freed once.
+            unsafe { libc::free(ptr) };
+        }
+    }
+}
+
+fn clean() -> Report {
+    leakcheck::check(|| {})
+}
+
+/// A check that leaks one C block; returns the report and the block.
+fn leak_one() -> (Report, usize) {
+    let mut leaked = 0usize;
+    let report = leakcheck::check(|| {
+        // SAFETY: a plain allocation, deliberately not freed here.
+        leaked = black_box(unsafe { libc::malloc(LEAK) }) as usize;
+    });
+    (report, leaked)
+}
+
+/// Times `iters` checks; `subtract_body` removes each check's own
+/// `duration_ms`, leaving the verdict.
+fn time_leak_one(iters: u64, subtract_body: bool) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let started = Instant::now();
+        let (report, leaked) = leak_one();
+        let mut elapsed = started.elapsed();
+        if subtract_body {
+            elapsed =
+                elapsed.saturating_sub(Duration::from_secs_f64(report.stats().duration_ms / 1e3));
+        }
+        total += elapsed;
+        assert_eq!(report.leaked_blocks(), 1, "{report}");
+        // SAFETY: the block `leak_one` leaked, freed exactly once.
+        unsafe { libc::free(leaked as *mut libc::c_void) };
+    }
+    total
+}
+
+fn bench_leak_one(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize) {
+    group.bench_function(BenchmarkId::new(format!("leak_one{name}"), n), |b| {
+        b.iter_custom(|iters| time_leak_one(iters, false))
+    });
+    group.bench_function(
+        BenchmarkId::new(format!("leak_one_verdict{name}"), n),
+        |b| b.iter_custom(|iters| time_leak_one(iters, true)),
+    );
+}
+
+fn verdict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verdict");
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function(BenchmarkId::new("empty", 0), |b| b.iter(clean));
+    for n in [1_000, 10_000, 100_000] {
+        let live = LiveBlocks::new(n);
+        group.bench_function(BenchmarkId::new("clean", n), |b| {
+            b.iter(|| {
+                let report = clean();
+                assert!(report.is_clean(), "{report}");
+                report
+            })
+        });
+        bench_leak_one(&mut group, "", n);
+        drop(live);
+    }
+    // The block table keeps the room it grew for the 100k blocks.
+    let live = LiveBlocks::new(1_000);
+    bench_leak_one(&mut group, "_after_peak", 1_000);
+    drop(live);
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = super::config();
+    targets = verdict
+}
