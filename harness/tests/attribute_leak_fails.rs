@@ -1,0 +1,91 @@
+//! A `#[leak_checked]` test that leaks fails (the test binary re-runs itself
+//! as a child to watch it fail): exit status, libtest's `FAILED` line, the
+//! panic message's summary line naming the test with blocks, bytes and
+//! sites, the C frame with `fixtures.c:<line>`, no libtest or harness
+//! frames, and a `JSON report:` path in `LEAKCHECK_REPORT_DIR` whose file
+//! parses and agrees.
+
+mod common;
+
+use common::{is_child, json_report_path, read_json, run_child, ScratchDir};
+use leakcheck::leak_checked;
+use leakcheck_test_support::{leak, line_of, LEAK_FN};
+use std::hint::black_box;
+
+/// Leaks 2 blocks of 40 bytes from C when run as the child.
+#[leak_checked]
+fn leaking_child() {
+    if is_child("leaking_child") {
+        leak(black_box(2), black_box(40));
+        // Not a tail call, so the closure keeps a frame in release builds.
+        black_box(());
+    }
+}
+
+#[test]
+fn leaking_leak_checked_test_fails_with_the_report() {
+    let reports = ScratchDir::new("attribute_leak_fails");
+    let child = run_child(
+        "leaking_child",
+        &[("LEAKCHECK_REPORT_DIR", reports.as_str())],
+    );
+    let output = child.output();
+
+    child.assert_failed("leaking_child");
+    let summary = "leakcheck: `leaking_child` leaked 2 blocks (80 bytes) from 1 allocation site";
+    let mut message = child
+        .stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("thread 'leaking_child'"));
+    // libtest's "panicked at" line, then the message: the summary first.
+    assert!(message.next().is_some(), "no panic message:\n{output}");
+    assert_eq!(message.next(), Some(summary), "{output}");
+    assert!(
+        child
+            .stderr
+            .contains("80 bytes in 2 blocks (definitely lost), C malloc"),
+        "{output}"
+    );
+
+    let frames: Vec<&str> = child
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("at "))
+        .collect();
+    assert!(frames[0].starts_with(&format!("{LEAK_FN} (")), "{output}");
+    if cfg!(debug_assertions) {
+        assert!(
+            frames[0].ends_with(&format!("fixtures.c:{})", line_of("leak"))),
+            "{output}"
+        );
+    }
+    assert!(
+        frames
+            .last()
+            .unwrap()
+            .starts_with("attribute_leak_fails::leaking_child::"),
+        "{output}"
+    );
+    for prefix in ["test::", "std::", "core::", "leakcheck::"] {
+        assert!(
+            !frames.iter().any(|f| f.starts_with(prefix)),
+            "a {prefix} frame:\n{output}"
+        );
+    }
+
+    let path =
+        json_report_path(&child.stderr).unwrap_or_else(|| panic!("no JSON report line:\n{output}"));
+    assert!(
+        path.starts_with(reports.path()),
+        "{} is not in LEAKCHECK_REPORT_DIR",
+        path.display()
+    );
+    let json = read_json(&path);
+    assert_eq!(json["schema"], "leakcheck/v1");
+    assert_eq!(json["test"], "leaking_child");
+    assert_eq!(json["status"], "leaked");
+    assert_eq!(json["summary"]["leaked_blocks"], 2);
+    assert_eq!(json["summary"]["leaked_bytes"], 80);
+    assert_eq!(json["leaks"][0]["origin"], "c");
+    assert_eq!(json["leaks"][0]["stack"][0]["function"], LEAK_FN);
+}
