@@ -16,13 +16,11 @@ use std::alloc::{GlobalAlloc, Layout};
 /// ```
 /// use std::alloc::System;
 ///
-/// #[global_allocator]
+/// // With `leakcheck = { version = "…", default-features = false }`, add
+/// // `#[global_allocator]` here (this example keeps leakcheck's own).
 /// static ALLOCATOR: leakcheck::Tracked<System> = leakcheck::Tracked::new(System);
-/// # fn main() {}
+/// # let _ = &ALLOCATOR;
 /// ```
-///
-/// (This example compiles in a binary that does not already have a global
-/// allocator; with the default feature on, leakcheck provides one.)
 ///
 /// Blocks are recorded with origin `rust`. Calls the inner allocator makes to
 /// the C `malloc` family (as `System` does) are not recorded a second time.

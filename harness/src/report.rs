@@ -263,10 +263,12 @@ pub(crate) struct Outcome {
 }
 
 /// Frames of std's own machinery that allocate for the runtime, not for the
-/// code under test: the stdout/stderr buffers made on first use and
-/// libtest's output capture buffer grown by `print!` (`print_to_buffer_if_
-/// capture_used`). Reading stdin is not in the list: what it fills is the
-/// caller's.
+/// code under test: the stdout/stderr buffers made on first use, libtest's
+/// output capture buffer grown by `print!` (`print_to_buffer_if_capture_used`),
+/// and the per-thread stack-overflow bookkeeping std's thread start adds to
+/// a process-wide map (`stack_overflow::thread_info`), whose nodes a test
+/// that starts threads may happen to split. Reading stdin is not in the list:
+/// what it fills is the caller's.
 const RUNTIME_FRAMES: &[&str] = &[
     "std::io::stdio::_print",
     "std::io::stdio::_eprint",
@@ -275,31 +277,81 @@ const RUNTIME_FRAMES: &[&str] = &[
     "std::io::stdio::stderr",
 ];
 
+/// Parts of std paths that mark runtime frames wherever std keeps the module
+/// (it moves between releases).
+const RUNTIME_MODULES: &[&str] = &["::stack_overflow::"];
+
 fn is_runtime(symbols: &[Symbol]) -> bool {
     symbols
         .iter()
         .filter_map(|s| s.function.as_deref())
-        .any(|f| RUNTIME_FRAMES.iter().any(|prefix| f.starts_with(prefix)))
+        .any(|f| {
+            RUNTIME_FRAMES.iter().any(|prefix| f.starts_with(prefix))
+                || ((f.starts_with("std::") || f.starts_with("<std::"))
+                    && RUNTIME_MODULES.iter().any(|module| f.contains(module)))
+        })
 }
 
-/// Allocator plumbing above the code that asked for memory.
+const PLUMBING: &[&str] = &[
+    "alloc::",
+    "<alloc::",
+    "core::",
+    "<core::",
+    "std::alloc::",
+    "<std::alloc::",
+    "__rust",
+    "__rg_",
+    "__rdl_",
+    "leakcheck::",
+    "<leakcheck::",
+    "hashbrown::",
+    "<hashbrown::",
+];
+
+/// Allocator plumbing above the code that asked for memory: the allocator
+/// and collection internals, including trait impls on std's own or builtin
+/// types (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`),
+/// but not a user type's impl of a std trait (`<my::Foo as Clone>::clone` is
+/// the user's code).
 fn is_plumbing(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "alloc::",
-        "<alloc::",
-        "core::",
-        "<core::",
-        "std::alloc::",
-        "<std::alloc::",
-        "__rust",
-        "__rg_",
-        "__rdl_",
-        "leakcheck::",
-        "<leakcheck::",
-        "hashbrown::",
-        "<hashbrown::",
+    if let Some((self_type, trait_path)) = split_qualified(function) {
+        let trait_path = trait_path.trim_start_matches('<');
+        let std_trait = PLUMBING.iter().any(|p| trait_path.starts_with(p));
+        let std_type =
+            PLUMBING.iter().any(|p| self_type.starts_with(p)) || is_builtin_type(self_type);
+        return std_trait && std_type
+            || PLUMBING
+                .iter()
+                .any(|p| self_type.starts_with(p) && p.ends_with("::"));
+    }
+    PLUMBING.iter().any(|p| function.starts_with(p))
+}
+
+/// `<Self as Trait>::method` → (`Self`, `Trait`).
+fn split_qualified(function: &str) -> Option<(&str, &str)> {
+    let inner = function.strip_prefix('<')?;
+    let mut depth = 0usize;
+    let mut as_at = None;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return as_at.map(|a: usize| (&inner[..a], &inner[a + 4..i])),
+            '>' => depth -= 1,
+            ' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
+                as_at = Some(i)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_builtin_type(ty: &str) -> bool {
+    const BUILTIN: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char", "str",
     ];
-    PREFIXES.iter().any(|p| function.starts_with(p))
+    ty.starts_with(['&', '[', '*', '(']) || BUILTIN.contains(&ty)
 }
 
 /// Harness and std frames below the test function.
@@ -569,6 +621,39 @@ mod tests {
             sym("core::ops::function::FnOnce::call_once"),
         ];
         assert_eq!(trim(&stack).len(), 2);
+    }
+
+    #[test]
+    fn plumbing_includes_std_trait_impls_on_std_and_builtin_types_only() {
+        for plumbing in [
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+            "<&str as <alloc::ffi::c_str::CString>::new::SpecNewImpl>::spec_new_impl",
+            "<alloc::vec::Vec<T,A> as core::clone::Clone>::clone",
+            "<alloc::string::String as core::convert::From<&str>>::from",
+            "<[u8] as alloc::borrow::ToOwned>::to_owned",
+            "alloc::raw_vec::RawVec<T,A>::grow_one",
+            "__rust_alloc",
+        ] {
+            assert!(is_plumbing(plumbing), "{plumbing}");
+        }
+        for user in [
+            "<mycrate::Foo as core::clone::Clone>::clone",
+            "<mycrate::Foo as alloc::string::ToString>::to_string",
+            "mycrate::build",
+            "<mycrate::Foo>::new",
+            "fixture_leak",
+        ] {
+            assert!(!is_plumbing(user), "{user}");
+        }
+    }
+
+    #[test]
+    fn std_thread_start_bookkeeping_is_the_runtimes() {
+        assert!(is_runtime(&[
+            sym("alloc::collections::btree::map::BTreeMap<K,V,A>::insert"),
+            sym("std::sys::pal::unix::stack_overflow::thread_info::set_current_info"),
+        ]));
+        assert!(!is_runtime(&[sym("mycrate::stack_overflow::f")]));
     }
 
     #[test]

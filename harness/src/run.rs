@@ -65,6 +65,7 @@ pub fn check<F: FnOnce() + Send>(f: F) -> Report {
 
 /// Runs a `#[leak_checked]` test body: what the attribute expands to.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_test<R: Send>(
     fn_name: &'static str,
     options: Options,
@@ -99,6 +100,7 @@ pub fn run_test<R: Send>(
 /// ...): the value is turned into an exit code on the body's thread, so it
 /// need not be `Send`, and libtest judges the exit code as it would the value.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_test_report<T: std::process::Termination>(
     fn_name: &'static str,
     options: Options,

@@ -48,7 +48,6 @@ fn cstring_into_raw_is_caught() {
 /// (`<&str as <alloc::ffi::c_str::CString>::new::SpecNewImpl>::spec_new_impl`):
 /// trait-impl frames of std's types are not recognised as plumbing.
 #[test]
-#[ignore = "harness bug: `<T as alloc::…>` frames are not cut from the top of Rust stacks"]
 fn cstring_into_raw_top_frame_is_the_test_line() {
     let (report, test_fn, line) = leak_a_cstring();
     let leak = assert_one_site(&report, (1, 12), Origin::Rust, "alloc");

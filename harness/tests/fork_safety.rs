@@ -47,7 +47,10 @@ fn fork_children(count: usize) -> usize {
             // SAFETY: waiting for our own child.
             let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             if done == pid {
-                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "child failed: {status}"
+                );
                 break;
             }
             if Instant::now() > deadline {
