@@ -17,7 +17,7 @@ from pathlib import Path
 
 BASELINES = {"malloc_free": "glibc", "rust_box": "glibc_calloc", "verdict": "empty/0"}
 CASES = {
-    "malloc_free": ["glibc", "hooks", "scope", "scope_depth_16"],
+    "malloc_free": ["glibc", "glibc_2_locks", "hooks", "scope", "scope_depth_16"],
     "rust_box": ["glibc_calloc", "glibc_malloc", "hooks", "scope"],
     "verdict": ["empty", "clean", "leak_one", "leak_one_verdict"],
 }
