@@ -225,7 +225,7 @@ fn collect(scope: u32, expected: usize) -> Vec<Block> {
     let mut room = expected + 64;
     loop {
         let mut blocks = Vec::with_capacity(room);
-        let found = table::collect_scope(scope, &mut blocks);
+        let found = table::collect_scope(scope, expected, &mut blocks);
         if found <= blocks.len() {
             return blocks;
         }

@@ -324,14 +324,22 @@ pub(crate) fn dropped() -> usize {
 /// Appends to `out` every live block owned by `scope`, without allocating
 /// while a shard is locked. Returns how many matched; if that exceeds the
 /// spare capacity of `out`, only the first ones were appended and the caller
-/// retries with more room.
-pub(crate) fn collect_scope(scope: u32, out: &mut Vec<Block>) -> usize {
+/// retries with more room. Stops early once `expected` blocks are found (the
+/// scope's own count of its live blocks, which nothing can exceed once the
+/// scope has ended).
+pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut Vec<Block>) -> usize {
+    debug_assert_ne!(scope, 0, "empty slots carry scope 0");
     let mut matched = 0;
     for shard in &TABLE {
+        if matched >= expected {
+            break;
+        }
         let shard = shard.lock();
         for i in 0..shard.capacity {
+            // Empty slots have scope 0 and no scope is 0, so the scope test
+            // alone finds live blocks (and predicts well in a full table).
             let b = shard.slot(i);
-            if b.addr != 0 && b.scope == scope {
+            if b.scope == scope {
                 matched += 1;
                 if out.len() < out.capacity() {
                     out.push(*b);
