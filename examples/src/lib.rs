@@ -91,3 +91,35 @@ impl Drop for KvStore {
         unsafe { kv_free(self.raw) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::KvStore;
+    use leakcheck::leak_checked;
+
+    // `#[leak_checked]` works on unit tests inside a library too.
+    #[leak_checked]
+    fn a_unit_test_of_the_wrapper_is_checked() {
+        let mut kv = KvStore::new_fixed();
+        kv.put("k", "v1");
+        kv.put("k", "v2");
+        assert_eq!(kv.get("k").as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn the_buggy_put_is_caught_by_a_unit_test_too() {
+        let report = leakcheck::check(|| {
+            let mut kv = KvStore::new();
+            kv.put("k", "v1");
+            kv.put("k", "v2");
+        });
+        assert_eq!(report.leaked_blocks(), 1, "{report}");
+        assert_eq!(report.leaked_bytes(), 3, "{report}");
+        let frames: Vec<_> = report.leaks()[0]
+            .stack
+            .iter()
+            .filter_map(|f| f.function.as_deref())
+            .collect();
+        assert_eq!(frames.get(1), Some(&"kv_put"), "{report}");
+    }
+}
