@@ -48,6 +48,42 @@ mod table;
 
 pub use error::Error;
 pub use global::Tracked;
+/// Checks a test for heap leaks: Rust and C blocks it allocates (in any
+/// thread it creates) and does not free fail it, with a report of where
+/// they were allocated.
+///
+/// ```
+/// use leakcheck::leak_checked;
+///
+/// #[leak_checked] // implies #[test]
+/// fn frees_everything() {
+///     let v: Vec<u8> = vec![1, 2, 3];
+///     drop(v);
+/// }
+///
+/// #[leak_checked(strict)] // still-reachable blocks fail too
+/// #[test]
+/// #[should_panic(expected = "boom")]
+/// fn panics_as_usual() {
+///     panic!("boom");
+/// }
+///
+/// #[leak_checked]
+/// fn may_return_errors() -> Result<(), Box<dyn std::error::Error>> {
+///     let n: u8 = "7".parse()?;
+///     assert_eq!(n, 7);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Arguments: none, or `strict`. Write the attribute above `#[test]` (an
+/// attribute cannot see the ones above it, so `#[test]` first registers the
+/// test twice). The body runs on a thread of its own, named like the test;
+/// the verdict is made once that thread and the threads it created have
+/// exited, so thread-locals are not leaks. `LEAKCHECK=off` runs it unchecked.
+/// The failure message and the JSON report are described in the crate docs
+/// and the README.
 pub use leakcheck_macros::leak_checked;
 pub use report::{Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SCHEMA};
 pub use run::check;
