@@ -106,6 +106,7 @@ pub(crate) fn on_realloc(
 
 #[cfg(unix)]
 extern "C" fn before_fork() {
+    scope::lock_for_fork();
     stacks::lock_for_fork();
     table::lock_all_for_fork();
 }
@@ -117,6 +118,8 @@ extern "C" fn after_fork() {
     unsafe { table::unlock_all_after_fork() };
     // SAFETY: as above.
     unsafe { stacks::unlock_after_fork() };
+    // SAFETY: as above.
+    unsafe { scope::unlock_after_fork() };
 }
 
 /// Holds the tracker's locks across `fork`, so a child never inherits one

@@ -340,6 +340,21 @@ fn thread_alive(_tid: i32) -> bool {
     false
 }
 
+/// `pthread_atfork` prepare: a child must not inherit the registry locked.
+pub(crate) fn lock_for_fork() {
+    THREADS.lock_for_fork();
+}
+
+/// `pthread_atfork` parent and child.
+///
+/// # Safety
+///
+/// Only after [`lock_for_fork`] on the forking thread.
+pub(crate) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller guarantees lock_for_fork holds the registry.
+    unsafe { THREADS.force_unlock() };
+}
+
 /// Notes that this thread runs for `scope`.
 #[cfg(leakcheck_interpose)]
 pub(crate) fn thread_started(scope: u32) {

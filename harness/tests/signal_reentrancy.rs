@@ -1,0 +1,99 @@
+//! A signal handler that allocates, interrupting the hooks at any point —
+//! including while they hold a table lock or unwind a stack — must neither
+//! deadlock nor corrupt the verdict: the re-entrancy guard sends the
+//! handler's calls straight to glibc.
+//!
+//! (`malloc` in a signal handler is not async-signal-safe in C; programs do
+//! it anyway, and the tracker must not be what turns it into a hang.)
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+static HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn allocating_handler(_signal: libc::c_int) {
+    // SAFETY: a plain allocation and its free (see the module docs).
+    let p = unsafe { libc::malloc(24) };
+    // SAFETY: `p` came from malloc above.
+    unsafe { libc::free(p) };
+    drop(std::hint::black_box(Box::new(7u64)));
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+fn install_handler() {
+    // SAFETY: installing a handler for SIGUSR1 with an empty mask; the
+    // handler is a plain extern "C" fn.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = allocating_handler as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// Runs `churn` on this thread while another thread signals it every few
+/// microseconds.
+fn under_signals(churn: impl FnOnce()) {
+    // SAFETY: pthread_self has no preconditions.
+    let target = unsafe { libc::pthread_self() };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: `target` is alive until `stop` is set (the scope
+                // joins this thread before `churn`'s thread goes on).
+                unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        churn();
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn churn_for(time: Duration) {
+    let deadline = Instant::now() + time;
+    while Instant::now() < deadline {
+        for _ in 0..100 {
+            // SAFETY: a plain allocation and its free.
+            let p = unsafe { libc::malloc(64) };
+            // SAFETY: `p` came from malloc above.
+            unsafe { libc::free(std::hint::black_box(p)) };
+            drop(std::hint::black_box(vec![0u8; 40]));
+        }
+    }
+}
+
+#[test]
+fn allocating_signal_handlers_neither_deadlock_nor_disturb_the_verdict() {
+    install_handler();
+    let (done, finished) = mpsc::channel();
+    // The work runs on its own thread so that a deadlock fails the test
+    // instead of hanging it.
+    std::thread::spawn(move || {
+        let report = leakcheck::check(|| {
+            // In scope every allocation unwinds a stack, so signals land in
+            // the unwinder, the stack store and the table alike.
+            under_signals(|| churn_for(Duration::from_millis(300)));
+            // SAFETY: one block leaked on purpose.
+            std::hint::black_box(unsafe { libc::malloc(33) });
+        });
+        under_signals(|| churn_for(Duration::from_millis(200)));
+        done.send(report).unwrap();
+    });
+    let report = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("allocation under a signal storm deadlocked");
+    assert_eq!(report.leaked_blocks(), 1, "{report}");
+    assert_eq!(report.leaked_bytes(), 33, "{report}");
+    assert!(
+        HANDLED.load(Ordering::Relaxed) > 1000,
+        "only {} signals handled",
+        HANDLED.load(Ordering::Relaxed)
+    );
+}
