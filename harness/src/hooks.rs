@@ -250,7 +250,9 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
 }
 
 fn page_size() -> usize {
-    4096
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
 }
 
 fn set_errno(value: c_int) {

@@ -12,8 +12,9 @@ use crate::table::{self, Allocator, Block};
 use std::ffi::c_void;
 
 /// The address of a local in the caller's frame. Stack capture skips every
-/// frame at or below it, and the frame holding it, so reports start at the
-/// code that called the allocator. Must be inlined into the hook itself.
+/// frame whose stack pointer is at or below it — the hook holding it and
+/// everything the tracker calls — so reports start at the code that called
+/// the allocator. Must be inlined into the hook itself.
 #[inline(always)]
 pub(crate) fn frame_marker() -> usize {
     let marker = 0u8;

@@ -306,6 +306,8 @@ const PLUMBING: &[&str] = &[
     "<leakcheck::",
     "hashbrown::",
     "<hashbrown::",
+    "std::collections::",
+    "<std::collections::",
 ];
 
 /// Allocator plumbing above the code that asked for memory: the allocator
@@ -346,12 +348,21 @@ fn split_qualified(function: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// A builtin type (`u8`, `str`, `&[T]`) or a generic parameter (`T`): what
+/// demangled names show for std's blanket and primitive impls. User types
+/// always appear with their path (`mycrate::Foo`).
 fn is_builtin_type(ty: &str) -> bool {
-    const BUILTIN: &[&str] = &[
-        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
-        "f32", "f64", "bool", "char", "str",
-    ];
-    ty.starts_with(['&', '[', '*', '(']) || BUILTIN.contains(&ty)
+    let mut inner = ty.trim();
+    loop {
+        let stripped = ["&mut ", "&", "*const ", "*mut ", "[", "("]
+            .iter()
+            .find_map(|p| inner.strip_prefix(p));
+        match stripped {
+            Some(rest) => inner = rest.trim_start(),
+            None => break,
+        }
+    }
+    !inner.contains("::") || PLUMBING.iter().any(|p| inner.starts_with(p))
 }
 
 /// Harness and std frames below the test function.
@@ -631,6 +642,9 @@ mod tests {
             "<alloc::vec::Vec<T,A> as core::clone::Clone>::clone",
             "<alloc::string::String as core::convert::From<&str>>::from",
             "<[u8] as alloc::borrow::ToOwned>::to_owned",
+            "<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec",
+            "<T as alloc::string::ToString>::to_string",
+            "std::collections::hash::map::HashMap<K,V,S,A>::insert",
             "alloc::raw_vec::RawVec<T,A>::grow_one",
             "__rust_alloc",
         ] {
@@ -639,6 +653,7 @@ mod tests {
         for user in [
             "<mycrate::Foo as core::clone::Clone>::clone",
             "<mycrate::Foo as alloc::string::ToString>::to_string",
+            "<&mycrate::Foo as core::fmt::Display>::fmt",
             "mycrate::build",
             "<mycrate::Foo>::new",
             "fixture_leak",
