@@ -62,7 +62,6 @@ pub use global::Tracked;
 /// }
 ///
 /// #[leak_checked(strict)] // still-reachable blocks fail too
-/// #[test]
 /// #[should_panic(expected = "boom")]
 /// fn panics_as_usual() {
 ///     panic!("boom");

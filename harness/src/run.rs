@@ -124,7 +124,9 @@ fn run<R: Send>(
 ) -> Result<(R, Report), Error> {
     hooks::init();
     let harness = Untracked::enter();
-    let config = config::get().map_err(clone_error)?;
+    if let Err(error) = config::get() {
+        panic!("{error}");
+    }
     install_panic_hook();
     let visible = hooks::c_allocations_visible();
     let dropped_before = table::dropped();
@@ -185,7 +187,6 @@ fn run<R: Send>(
                     .to_owned(),
         });
     }
-    let _ = config;
     let report = report::build(Outcome {
         test: name,
         strict: options.strict,
@@ -247,25 +248,6 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
-}
-
-fn clone_error(error: &Error) -> Error {
-    match error {
-        Error::InvalidEnv {
-            var,
-            value,
-            expected,
-        } => Error::InvalidEnv {
-            var,
-            value: value.clone(),
-            expected,
-        },
-        Error::ReportDir { path, source } => Error::ReportDir {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::TooManyScopes => Error::TooManyScopes,
-    }
 }
 
 /// Where reports go: `$LEAKCHECK_REPORT_DIR`, else `<target dir>/leakcheck`.
