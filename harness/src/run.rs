@@ -302,14 +302,22 @@ fn report_file_name(test: &str) -> String {
 
 fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Error> {
     let dir = report_dir(configured);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::ReportDir {
-        path: dir.clone(),
-        source,
-    })?;
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::ReportDir { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
     let path = dir.join(report_file_name(report.test()));
-    std::fs::write(&path, report.to_json()).map_err(|source| Error::ReportDir {
-        path: path.clone(),
-        source,
+    // Written aside and renamed into place, so a CI step reading reports
+    // never sees half a file (the same test may run in several processes).
+    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
+    std::fs::write(&partial, report.to_json()).map_err(failed(&partial))?;
+    std::fs::rename(&partial, &path).map_err(|source| {
+        let _ = std::fs::remove_file(&partial);
+        Error::ReportDir {
+            path: path.clone(),
+            source,
+        }
     })?;
     Ok(path)
 }
