@@ -377,6 +377,8 @@ pub(crate) fn init() {
         return;
     }
     crate::record::register_fork_handlers();
+    #[cfg(target_arch = "x86_64")]
+    crate::unwind::init();
     VISIBILITY.store(if self_test() { VISIBLE } else { BLIND }, Ordering::Release);
 }
 

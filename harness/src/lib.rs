@@ -45,6 +45,8 @@ mod stacks;
 mod symbols;
 mod sync;
 mod table;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+mod unwind;
 
 pub use error::Error;
 pub use global::Tracked;

@@ -107,6 +107,8 @@ pub(crate) fn on_realloc(
 
 #[cfg(unix)]
 extern "C" fn before_fork() {
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    crate::unwind::lock_for_fork();
     scope::lock_for_fork();
     stacks::lock_for_fork();
     table::lock_all_for_fork();
@@ -121,6 +123,11 @@ extern "C" fn after_fork() {
     unsafe { stacks::unlock_after_fork() };
     // SAFETY: as above.
     unsafe { scope::unlock_after_fork() };
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    // SAFETY: as above.
+    unsafe {
+        crate::unwind::unlock_after_fork()
+    };
 }
 
 /// Holds the tracker's locks across `fork`, so a child never inherits one

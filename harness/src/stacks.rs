@@ -34,30 +34,56 @@ pub(crate) fn set_depth(depth: usize) {
 /// Returns 0 when nothing was captured.
 #[inline(never)]
 pub(crate) fn capture(hook_frame: usize, base: usize) -> u32 {
-    let depth = DEPTH.load(Relaxed);
-    let mut ips = [0usize; MAX_DEPTH];
-    let mut len = 0;
-    let walk = |frame: &backtrace::Frame| {
-        let sp = frame.sp() as usize;
-        if sp <= hook_frame {
-            return true;
-        }
-        if base != 0 && sp > base {
-            return false;
-        }
-        ips[len] = frame.ip() as usize;
-        len += 1;
-        len < depth
+    let mut stack = Collected {
+        depth: DEPTH.load(Relaxed),
+        hook_frame,
+        base,
+        ips: [0; MAX_DEPTH],
+        len: 0,
     };
-    // SAFETY: `trace_unsynchronized` requires that no other unwinding
-    // through backtrace's own non-thread-safe paths runs concurrently. On
-    // Linux it uses libgcc's `_Unwind_Backtrace`, which is thread-safe, and
-    // the callback neither panics nor allocates.
-    unsafe { backtrace::trace_unsynchronized(walk) };
-    if len == 0 {
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    let unwound = crate::unwind::walk(base, |ip, sp| stack.keep(ip, sp));
+    #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
+    let unwound = false;
+    if !unwound {
+        stack.len = 0;
+        // SAFETY: `trace_unsynchronized` requires that no other unwinding
+        // through backtrace's own non-thread-safe paths runs concurrently.
+        // On Linux it uses libgcc's `_Unwind_Backtrace`, which is
+        // thread-safe, and the callback neither panics nor allocates.
+        unsafe {
+            backtrace::trace_unsynchronized(|f| stack.keep(f.ip() as usize, f.sp() as usize))
+        };
+    }
+    if stack.len == 0 {
         return 0;
     }
-    intern(&ips[..len])
+    intern(&stack.ips[..stack.len])
+}
+
+/// The frames one capture keeps.
+struct Collected {
+    depth: usize,
+    hook_frame: usize,
+    base: usize,
+    ips: [usize; MAX_DEPTH],
+    len: usize,
+}
+
+impl Collected {
+    /// Takes the frame at `ip` whose stack pointer is `sp`, unless it is
+    /// the tracker's own; returns whether to go on.
+    fn keep(&mut self, ip: usize, sp: usize) -> bool {
+        if sp <= self.hook_frame {
+            return true;
+        }
+        if self.base != 0 && sp > self.base {
+            return false;
+        }
+        self.ips[self.len] = ip;
+        self.len += 1;
+        self.len < self.depth
+    }
 }
 
 /// The frames of an interned stack, innermost first.
