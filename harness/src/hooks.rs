@@ -284,6 +284,36 @@ fn real_pthread_create() -> Option<PthreadCreate> {
     Some(unsafe { std::mem::transmute::<usize, PthreadCreate>(addr) })
 }
 
+static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
+
+/// Interposed `dlclose(3)`: once a library may be unmapped, its addresses
+/// can hold another library's code, so the unwinder's cached rules are
+/// dropped (the next capture recomputes them).
+///
+/// # Safety
+///
+/// As `dlclose(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    let mut addr = REAL_DLCLOSE.load(Ordering::Acquire);
+    if addr == 0 {
+        // SAFETY: as in real_pthread_create.
+        addr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) } as usize;
+        REAL_DLCLOSE.store(addr, Ordering::Release);
+    }
+    if addr == 0 {
+        return -1;
+    }
+    // SAFETY: `addr` is glibc's dlclose, whose signature this is.
+    let real =
+        unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void) -> c_int>(addr) };
+    // SAFETY: forwarding the caller's handle unchanged.
+    let rc = unsafe { real(handle) };
+    #[cfg(target_arch = "x86_64")]
+    crate::unwind::code_unmapped();
+    rc
+}
+
 /// What a new thread needs from its creator.
 struct ThreadStart {
     start: StartRoutine,
@@ -353,7 +383,7 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     scope::thread_started(scope);
     // SAFETY: the creator's start routine with its own argument, as it asked.
     let result = unsafe { start(arg) };
-    scope::leave_thread(scope::Current { scope: 0, base: 0 });
+    scope::leave_thread(scope::Current::default());
     // From here the thread only runs its thread-local destructors and exits;
     // the verdict waits for that (see `scope::wait_for_threads`).
     scope::thread_exiting();

@@ -39,7 +39,7 @@ pub(crate) fn on_alloc(
     let current = guard.current();
     if current.scope != 0 && scope::count_alloc(current.scope, size) {
         block.scope = current.scope;
-        block.stack = stacks::capture(hook_frame, current.base);
+        block.stack = stacks::capture(hook_frame, current.base, current.stack_low);
     }
     table::insert(block);
     drop(guard);
@@ -96,7 +96,7 @@ pub(crate) fn on_realloc(
         block.scope = old.scope;
         let current = guard.current();
         block.stack = if current.scope == old.scope {
-            stacks::capture(hook_frame, current.base)
+            stacks::capture(hook_frame, current.base, current.stack_low)
         } else {
             old.stack
         };

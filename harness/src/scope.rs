@@ -29,6 +29,9 @@ struct ThreadState {
     /// Stack address at which this thread's scope began: unwinding stops at
     /// frames above it.
     base: AtomicUsize,
+    /// Lowest address of this thread's stack, 0 if unknown: the unwinder
+    /// reads the stack only between here and `base`.
+    stack_low: AtomicUsize,
 }
 
 thread_local! {
@@ -38,15 +41,17 @@ thread_local! {
             scope: AtomicU32::new(0),
             untracked: AtomicU32::new(0),
             base: AtomicUsize::new(0),
+            stack_low: AtomicUsize::new(0),
         }
     };
 }
 
 /// What the allocation path needs to know about the current thread.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Current {
     pub(crate) scope: u32,
     pub(crate) base: usize,
+    pub(crate) stack_low: usize,
 }
 
 /// The re-entrancy guard: *the* way for the allocation path to do anything
@@ -79,11 +84,12 @@ impl Guard {
         STATE.with(|s| {
             let scope = s.scope.load(Relaxed);
             if scope == 0 || s.untracked.load(Relaxed) != 0 {
-                return Current { scope: 0, base: 0 };
+                return Current::default();
             }
             Current {
                 scope,
                 base: s.base.load(Relaxed),
+                stack_low: s.stack_low.load(Relaxed),
             }
         })
     }
@@ -146,25 +152,58 @@ pub(crate) fn inheritable() -> Current {
         .try_with(|s| {
             let scope = s.scope.load(Relaxed);
             if scope == 0 || s.untracked.load(Relaxed) != 0 || !is_active(scope) {
-                Current { scope: 0, base: 0 }
+                Current::default()
             } else {
-                Current { scope, base: 0 }
+                Current {
+                    scope,
+                    ..Current::default()
+                }
             }
         })
-        .unwrap_or(Current { scope: 0, base: 0 })
+        .unwrap_or_default()
 }
 
 /// Puts this thread in `scope`, with frames above `base` cut from stacks.
 /// Returns what was there before.
 pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
+    let stack_low = this_thread_stack_low();
     STATE.with(|s| {
         let prev = Current {
             scope: s.scope.swap(scope, Relaxed),
             base: s.base.swap(base, Relaxed),
+            stack_low: s.stack_low.swap(stack_low, Relaxed),
         };
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         prev
     })
+}
+
+/// The lowest address of this thread's stack, or 0 if unknown. Allocates
+/// (glibc's `pthread_getattr_np` reallocs), so it must never run inside a
+/// hook: it runs before the thread enters its scope.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn this_thread_stack_low() -> usize {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: fills `attr` for the calling thread; on failure it is left
+    // uninitialised and unused.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    let (mut low, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `attr` was initialised by pthread_getattr_np.
+    let found = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut low, &mut size) } == 0;
+    // SAFETY: initialised above and destroyed once.
+    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+    if found {
+        low as usize
+    } else {
+        0
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn this_thread_stack_low() -> usize {
+    0
 }
 
 /// Restores what [`enter_thread`] returned.
@@ -173,6 +212,7 @@ pub(crate) fn leave_thread(prev: Current) {
     let _ = STATE.try_with(|s| {
         s.scope.store(prev.scope, Relaxed);
         s.base.store(prev.base, Relaxed);
+        s.stack_low.store(prev.stack_low, Relaxed);
     });
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn set_depth(depth: usize) {
 ///
 /// Returns 0 when nothing was captured.
 #[inline(never)]
-pub(crate) fn capture(hook_frame: usize, base: usize) -> u32 {
+pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     let mut stack = Collected {
         depth: DEPTH.load(Relaxed),
         hook_frame,
@@ -42,9 +42,12 @@ pub(crate) fn capture(hook_frame: usize, base: usize) -> u32 {
         len: 0,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let unwound = crate::unwind::walk(base, |ip, sp| stack.keep(ip, sp));
+    let unwound = crate::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp));
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
-    let unwound = false;
+    let unwound = {
+        let _ = stack_low;
+        false
+    };
     if !unwound {
         stack.len = 0;
         // SAFETY: `trace_unsynchronized` requires that no other unwinding
