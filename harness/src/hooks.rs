@@ -359,10 +359,12 @@ pub unsafe extern "C" fn pthread_create(
             scope: inherited.scope,
         })
     };
+    scope::thread_creating(inherited.scope);
     // SAFETY: the caller's arguments are forwarded; `thread_start` takes
     // ownership of `boxed`.
     let rc = unsafe { real(thread, attr, thread_start, boxed.cast()) };
     if rc != 0 {
+        scope::thread_created(inherited.scope);
         // SAFETY: the thread was not created, so `boxed` is still ours.
         unsafe { __libc_free(boxed.cast()) };
     }
@@ -381,6 +383,7 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     unsafe { __libc_free(boxed) };
     scope::enter_thread(scope, base);
     scope::thread_started(scope);
+    scope::thread_created(scope);
     // SAFETY: the creator's start routine with its own argument, as it asked.
     let result = unsafe { start(arg) };
     scope::leave_thread(scope::Current::default());

@@ -41,8 +41,19 @@ pub(crate) fn on_alloc(
         block.scope = current.scope;
         block.stack = stacks::capture(hook_frame, current.base, current.stack_low);
     }
-    table::insert(block);
+    insert(block);
     drop(guard);
+}
+
+/// Inserts `block`; a stale record it replaces (a free that went by while
+/// the hooks were bypassed) stops counting for its scope.
+#[inline(always)]
+fn insert(block: Block) {
+    if let Some(stale) = table::insert(block) {
+        if stale.scope != 0 {
+            scope::count_free(stale.scope, stale.size);
+        }
+    }
 }
 
 /// Retires a block before it is handed back to glibc (before, so that a
@@ -68,7 +79,7 @@ pub(crate) fn on_realloc_failed(old: Option<Block>) {
     if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
         block.scope = 0;
     }
-    table::insert(block);
+    insert(block);
 }
 
 /// Records the block a reallocation produced. A block keeps its owner when it
@@ -101,12 +112,13 @@ pub(crate) fn on_realloc(
             old.stack
         };
     }
-    table::insert(block);
+    insert(block);
     drop(guard);
 }
 
 #[cfg(unix)]
 extern "C" fn before_fork() {
+    scope::bypass_before_fork();
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     crate::unwind::lock_for_fork();
     scope::lock_for_fork();
@@ -128,6 +140,7 @@ extern "C" fn after_fork() {
     unsafe {
         crate::unwind::unlock_after_fork()
     };
+    scope::bypass_after_fork();
 }
 
 /// Holds the tracker's locks across `fork`, so a child never inherits one

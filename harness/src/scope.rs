@@ -9,7 +9,7 @@
 //! touching no visible memory and, under LTO, has merged plain thread-local
 //! reads and writes across calls into the hooks.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const SLOT_BITS: u32 = 8;
 const SLOT_COUNT: usize = 1 << SLOT_BITS;
@@ -32,6 +32,8 @@ struct ThreadState {
     /// Lowest address of this thread's stack, 0 if unknown: the unwinder
     /// reads the stack only between here and `base`.
     stack_low: AtomicUsize,
+    /// `flags` as they were before `pthread_atfork`'s prepare handler.
+    flags_before_fork: AtomicU32,
 }
 
 thread_local! {
@@ -42,6 +44,7 @@ thread_local! {
             untracked: AtomicU32::new(0),
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
+            flags_before_fork: AtomicU32::new(0),
         }
     };
 }
@@ -100,6 +103,46 @@ impl Drop for Guard {
     fn drop(&mut self) {
         STATE.with(|s| s.flags.store(0, Relaxed));
     }
+}
+
+/// While alive, the hooks pass every call on this thread straight to the
+/// real allocator, unrecorded. Held by everything that takes a tracker lock
+/// outside a hook (the verdict's table scan, the stack store, the thread
+/// registry): a signal handler that allocates on this thread must not wait
+/// for a lock its own thread holds.
+pub(crate) struct Bypass(u32);
+
+impl Bypass {
+    pub(crate) fn enter() -> Bypass {
+        let prev = STATE
+            .try_with(|s| s.flags.swap(GUARD, Relaxed))
+            .unwrap_or(GUARD);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        Bypass(prev)
+    }
+}
+
+impl Drop for Bypass {
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        let prev = self.0;
+        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+    }
+}
+
+/// `pthread_atfork` prepare: from here until [`bypass_after_fork`] this
+/// thread holds every tracker lock, so its own allocations (a later prepare
+/// handler's, a signal handler's) must not wait for them.
+pub(crate) fn bypass_before_fork() {
+    let _ = STATE.try_with(|s| {
+        s.flags_before_fork
+            .store(s.flags.swap(GUARD, Relaxed), Relaxed)
+    });
+}
+
+/// `pthread_atfork` parent and child: undoes [`bypass_before_fork`].
+pub(crate) fn bypass_after_fork() {
+    let _ = STATE.try_with(|s| s.flags.store(s.flags_before_fork.load(Relaxed), Relaxed));
 }
 
 /// Marks a wrapped allocator's call into its inner allocator, so that the C
@@ -221,7 +264,11 @@ pub(crate) fn leave_thread(prev: Current) {
 /// ended can never decrement the counter of the scope that reused the slot.
 struct Slot {
     live: AtomicU64,
-    live_bytes: AtomicUsize,
+    /// Threads created in the scope that have not yet registered themselves
+    /// (packed with the scope id like `live`).
+    pending_threads: AtomicU64,
+    /// Signed: a late free from an ended scope may land here after a reuse.
+    live_bytes: AtomicIsize,
     peak_bytes: AtomicUsize,
     allocations: AtomicUsize,
     frees: AtomicUsize,
@@ -230,7 +277,8 @@ struct Slot {
 static SLOTS: [Slot; SLOT_COUNT] = [const {
     Slot {
         live: AtomicU64::new(0),
-        live_bytes: AtomicUsize::new(0),
+        pending_threads: AtomicU64::new(0),
+        live_bytes: AtomicIsize::new(0),
         peak_bytes: AtomicUsize::new(0),
         allocations: AtomicUsize::new(0),
         frees: AtomicUsize::new(0),
@@ -267,9 +315,52 @@ pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
         }
     }
     slot.allocations.fetch_add(1, Relaxed);
-    let live = slot.live_bytes.fetch_add(size, Relaxed) + size;
-    slot.peak_bytes.fetch_max(live, Relaxed);
+    let size = size as isize;
+    let live = slot
+        .live_bytes
+        .fetch_add(size, Relaxed)
+        .saturating_add(size);
+    slot.peak_bytes.fetch_max(live.max(0) as usize, Relaxed);
     true
+}
+
+/// Adds `delta` to the scope's count of threads created but not yet
+/// registered, if the scope is still running.
+fn adjust_pending(scope: u32, delta: i64) {
+    let slot = slot(scope);
+    let mut cur = slot.pending_threads.load(Relaxed);
+    loop {
+        if (cur >> 32) as u32 != scope || (delta < 0 && cur as u32 == 0) {
+            return;
+        }
+        let next = (cur as i64 + delta) as u64;
+        match slot
+            .pending_threads
+            .compare_exchange_weak(cur, next, Relaxed, Relaxed)
+        {
+            Ok(_) => return,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Called by the `pthread_create` hook before the thread exists, so that a
+/// verdict taken before the new thread first runs still waits for it.
+#[cfg(leakcheck_interpose)]
+pub(crate) fn thread_creating(scope: u32) {
+    adjust_pending(scope, 1);
+}
+
+/// Undoes [`thread_creating`]: the thread has registered itself (or was
+/// never created).
+#[cfg(leakcheck_interpose)]
+pub(crate) fn thread_created(scope: u32) {
+    adjust_pending(scope, -1);
+}
+
+fn pending_threads(scope: u32) -> bool {
+    let v = slot(scope).pending_threads.load(Relaxed);
+    (v >> 32) as u32 == scope && v as u32 != 0
 }
 
 /// Counts the end of a block that belonged to `scope`.
@@ -290,7 +381,7 @@ pub(crate) fn count_free(scope: u32, size: usize) {
         }
     }
     slot.frees.fetch_add(1, Relaxed);
-    slot.live_bytes.fetch_sub(size, Relaxed);
+    slot.live_bytes.fetch_sub(size as isize, Relaxed);
 }
 
 /// What a scope did, read when it ends.
@@ -308,6 +399,7 @@ pub(crate) fn begin() -> Option<u32> {
     // Serialised so that resetting a slot's counters cannot race another
     // `begin` claiming the same slot.
     static BEGIN: crate::sync::SpinLock<()> = crate::sync::SpinLock::new(());
+    let _bypass = Bypass::enter();
     let _serial = BEGIN.lock();
     for _ in 0..SLOT_COUNT * 4 {
         let generation = NEXT_GENERATION.fetch_add(1, Relaxed) & ((1 << (32 - SLOT_BITS)) - 1);
@@ -322,6 +414,7 @@ pub(crate) fn begin() -> Option<u32> {
                 continue;
             }
             slot.live_bytes.store(0, Relaxed);
+            slot.pending_threads.store(u64::from(id) << 32, Relaxed);
             slot.peak_bytes.store(0, Relaxed);
             slot.allocations.store(0, Relaxed);
             slot.frees.store(0, Relaxed);
@@ -342,6 +435,7 @@ pub(crate) fn begin() -> Option<u32> {
 pub(crate) fn end(scope: u32) -> ScopeStats {
     let slot = slot(scope);
     let live = slot.live.swap(0, Relaxed);
+    slot.pending_threads.store(0, Relaxed);
     debug_assert_eq!((live >> 32) as u32, scope);
     ScopeStats {
         live_blocks: live as u32 as usize,
@@ -399,8 +493,14 @@ pub(crate) unsafe fn unlock_after_fork() {
 #[cfg(leakcheck_interpose)]
 pub(crate) fn thread_started(scope: u32) {
     let tid = gettid();
+    let _bypass = Bypass::enter();
     let mut threads = THREADS.lock();
-    if let Some(slot) = threads.iter_mut().find(|(s, _, _)| *s == 0) {
+    // Entries of scopes that have ended are free too: a thread that
+    // registers after its scope's verdict would otherwise hold one forever.
+    if let Some(slot) = threads
+        .iter_mut()
+        .find(|(s, _, _)| *s == 0 || !is_active(*s))
+    {
         *slot = (scope, tid, false);
     }
 }
@@ -410,6 +510,7 @@ pub(crate) fn thread_started(scope: u32) {
 #[cfg(leakcheck_interpose)]
 pub(crate) fn thread_exiting() {
     let tid = gettid();
+    let _bypass = Bypass::enter();
     let mut threads = THREADS.lock();
     if let Some(slot) = threads.iter_mut().find(|(s, t, _)| *s != 0 && *t == tid) {
         slot.2 = true;
@@ -426,6 +527,7 @@ pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: st
     loop {
         let (mut running, mut exiting) = (false, false);
         {
+            let _bypass = Bypass::enter();
             let mut threads = THREADS.lock();
             for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
                 if !thread_alive(slot.1) {
@@ -437,9 +539,11 @@ pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: st
                 }
             }
         }
+        running |= pending_threads(scope);
         let waited = started.elapsed();
         let done = !(exiting || running) || waited >= limit || (!exiting && waited >= grace);
         if done {
+            let _bypass = Bypass::enter();
             let mut threads = THREADS.lock();
             for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
                 *slot = (0, 0, false);

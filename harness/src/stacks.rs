@@ -42,13 +42,16 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         len: 0,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let unwound = crate::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp));
-    #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
-    let unwound = {
-        let _ = stack_low;
-        false
+    let fall_back = match crate::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp)) {
+        crate::unwind::Walk::Done | crate::unwind::Walk::FailedInsideUnwinder => false,
+        crate::unwind::Walk::Failed => true,
     };
-    if !unwound {
+    #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
+    let fall_back = {
+        let _ = stack_low;
+        true
+    };
+    if fall_back {
         stack.len = 0;
         // SAFETY: `trace_unsynchronized` requires that no other unwinding
         // through backtrace's own non-thread-safe paths runs concurrently.
@@ -99,6 +102,7 @@ pub(crate) fn frames(id: u32, out: &mut Vec<usize>) {
     // nothing may allocate while the store is locked.
     let mut buf = [0usize; MAX_DEPTH];
     let len = {
+        let _bypass = crate::scope::Bypass::enter();
         let store = STORE.lock();
         match store.entry(id) {
             Some((start, len)) => {

@@ -126,6 +126,14 @@ impl Block {
     }
 }
 
+/// What [`Shard::insert`] did.
+enum Inserted {
+    New,
+    /// Over a stale record of the same address, returned.
+    Replaced(Block),
+    NoMemory,
+}
+
 struct Shard {
     slots: *mut Block,
     capacity: usize,
@@ -177,9 +185,9 @@ impl Shard {
     }
 
     /// Inserts or overwrites. Returns false when no memory could be mapped.
-    fn insert(&mut self, block: Block, hash: u64) -> bool {
+    fn insert(&mut self, block: Block, hash: u64) -> Inserted {
         if (self.len + 1) * 2 > self.capacity && !self.grow() {
-            return false;
+            return Inserted::NoMemory;
         }
         let mask = self.capacity - 1;
         let mut i = home(hash, mask);
@@ -188,13 +196,14 @@ impl Shard {
             if slot.addr == 0 {
                 *slot = block;
                 self.len += 1;
-                return true;
+                return Inserted::New;
             }
             if slot.addr == block.addr {
-                // A stale entry (its free went by under a held guard, e.g. in
-                // a signal handler): the new block replaces it.
-                *slot = block;
-                return true;
+                // A stale entry (its free went by while the hooks were
+                // bypassed, e.g. in a signal handler): the new block
+                // replaces it.
+                let stale = std::mem::replace(slot, block);
+                return Inserted::Replaced(stale);
             }
             i = (i + 1) & mask;
         }
@@ -252,7 +261,7 @@ impl Shard {
         for i in 0..old.capacity {
             let b = *old.slot(i);
             if b.addr != 0 {
-                self.insert(b, hash_addr(b.addr));
+                let _ = self.insert(b, hash_addr(b.addr));
             }
         }
         if !old.slots.is_null() {
@@ -287,16 +296,21 @@ fn shard_of(hash: u64) -> &'static SpinLock<Shard> {
 
 static TABLE: [SpinLock<Shard>; SHARDS] = [const { SpinLock::new(Shard::new()) }; SHARDS];
 
-/// Records a live block. Returns false if the table could not grow (the
-/// block is then untracked; see [`dropped`]).
+/// Records a live block. Returns the stale record it replaced, if one was
+/// left at the same address. If the table cannot grow the block goes
+/// untracked (see [`dropped`]).
 #[inline]
-pub(crate) fn insert(block: Block) -> bool {
+pub(crate) fn insert(block: Block) -> Option<Block> {
     let hash = hash_addr(block.addr);
-    let ok = shard_of(hash).lock().insert(block, hash);
-    if !ok {
-        DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let inserted = shard_of(hash).lock().insert(block, hash);
+    match inserted {
+        Inserted::New => None,
+        Inserted::Replaced(stale) => Some(stale),
+        Inserted::NoMemory => {
+            DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
     }
-    ok
 }
 
 /// Forgets the block at `addr`, returning it if it was live.
@@ -309,6 +323,7 @@ pub(crate) fn remove(addr: usize) -> Option<Block> {
 /// The live block starting at `addr`, if any.
 #[cfg(leakcheck_interpose)]
 pub(crate) fn get(addr: usize) -> Option<Block> {
+    let _bypass = crate::scope::Bypass::enter();
     let hash = hash_addr(addr);
     let shard = shard_of(hash).lock();
     shard.find(addr, hash).map(|i| *shard.slot(i))
@@ -329,6 +344,7 @@ pub(crate) fn dropped() -> usize {
 /// scope has ended).
 pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut Vec<Block>) -> usize {
     debug_assert_ne!(scope, 0, "empty slots carry scope 0");
+    let _bypass = crate::scope::Bypass::enter();
     let mut matched = 0;
     for shard in &TABLE {
         if matched >= expected {
@@ -380,7 +396,10 @@ mod tests {
         // Many addresses, including ones that collide in a small table.
         let addrs: Vec<usize> = (1..5000usize).map(|i| 0x1000_0000 + i * 16).collect();
         for &a in &addrs {
-            assert!(shard.insert(Block::new(a, a & 0xff, Allocator::Malloc, 16), hash_addr(a)));
+            assert!(matches!(
+                shard.insert(Block::new(a, a & 0xff, Allocator::Malloc, 16), hash_addr(a)),
+                Inserted::New
+            ));
         }
         assert_eq!(shard.len, addrs.len());
         for &a in addrs.iter().step_by(3) {
@@ -403,5 +422,48 @@ mod tests {
         assert_eq!(b.allocator(), Allocator::PosixMemalign);
         assert_eq!(b.align_log2, 6);
         assert_eq!(Allocator::from_u8(200), Allocator::Malloc);
+    }
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::*;
+
+    extern "C" fn allocating_handler(_signal: libc::c_int) {
+        // SAFETY: a plain allocation and its free, from a signal handler.
+        unsafe { libc::free(std::hint::black_box(libc::malloc(40))) };
+    }
+
+    /// While a thread holds tracker locks outside a hook (the verdict's scan
+    /// does), a signal handler that allocates on that thread must be sent
+    /// straight to glibc, not wait for the locks its own thread holds.
+    #[test]
+    fn an_allocating_signal_handler_never_waits_for_locks_its_thread_holds() {
+        // SAFETY: installs a handler for SIGUSR2 that only mallocs and frees.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = allocating_handler as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let bypass = crate::scope::Bypass::enter();
+            // Every shard held, as during a scan of each in turn.
+            lock_all_for_fork();
+            // SAFETY: raise delivers the signal to this thread before it
+            // returns; the handler only allocates and frees.
+            unsafe { libc::raise(libc::SIGUSR2) };
+            // SAFETY: taken by lock_all_for_fork on this thread just above.
+            unsafe { unlock_all_after_fork() };
+            drop(bypass);
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the signal handler deadlocked on the table's locks");
     }
 }

@@ -199,6 +199,47 @@ pub(crate) fn init() {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
     let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
     DL_FIND_OBJECT.store(f as usize, Ordering::Release);
+    extern "C" {
+        fn _Unwind_Backtrace();
+    }
+    let unwinder = object_range(_Unwind_Backtrace as *const () as usize);
+    let ours = object_range(init as *const () as usize);
+    // Only when libgcc is a library of its own: linked statically into the
+    // executable it cannot be told apart from the code around it.
+    if let (Some(unwinder), Some(ours)) = (unwinder, ours) {
+        if unwinder != ours {
+            UNWINDER_START.store(unwinder.0, Ordering::Release);
+            UNWINDER_END.store(unwinder.1, Ordering::Release);
+        }
+    }
+}
+
+/// The code of libgcc's unwinder (libgcc_s). When an allocation comes from
+/// inside it — libgcc registering JIT frames lazily, with its object mutex
+/// held — falling back to libgcc to unwind would wait on that same mutex.
+static UNWINDER_START: AtomicUsize = AtomicUsize::new(0);
+static UNWINDER_END: AtomicUsize = AtomicUsize::new(0);
+
+fn in_unwinder(ip: usize) -> bool {
+    ip >= UNWINDER_START.load(Ordering::Relaxed) && ip < UNWINDER_END.load(Ordering::Relaxed)
+}
+
+/// The address range of the loaded object holding `address`.
+fn object_range(address: usize) -> Option<(usize, usize)> {
+    let find = DL_FIND_OBJECT.load(Ordering::Acquire);
+    if find == 0 {
+        return None;
+    }
+    // SAFETY: a non-zero value is glibc's _dl_find_object.
+    let find = unsafe { std::mem::transmute::<usize, DlFindObjectFn>(find) };
+    let mut object = std::mem::MaybeUninit::<DlFindObject>::zeroed();
+    // SAFETY: fills `object` for the object containing `address`.
+    if unsafe { find(address as *mut c_void, object.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: filled in by the successful call above.
+    let object = unsafe { object.assume_init() };
+    Some((object.map_start as usize, object.map_end as usize))
 }
 
 const MAX_RULES: usize = 16;
@@ -339,17 +380,41 @@ fn rule_for(address: usize) -> Option<Rule> {
 
 // --- walking --------------------------------------------------------------
 
+/// How a walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Every frame up to the base (or as many as `visit` wanted) was visited.
+    Done,
+    /// A frame could not be unwound: start over with libgcc.
+    Failed,
+    /// A frame could not be unwound, and the stack passes through libgcc's
+    /// unwinder, which may hold its lock: keep what was visited, do not call
+    /// libgcc.
+    FailedInsideUnwinder,
+}
+
 /// Walks this thread's stack from the caller of this function, calling
 /// `visit(return address, frame's stack pointer)` for each frame, innermost
 /// first, until `visit` returns false or a frame's stack pointer passes
 /// `base`. `stack_low` is the lowest address of this thread's stack (0 if
-/// unknown). Returns false, having possibly visited some frames, if a frame
-/// could not be unwound: the caller must then start over with libgcc.
+/// unknown).
 #[inline(never)]
-pub(crate) fn walk(
+pub(crate) fn walk(base: usize, stack_low: usize, visit: impl FnMut(usize, usize) -> bool) -> Walk {
+    let mut inside_unwinder = false;
+    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder);
+    match (done, inside_unwinder) {
+        (true, _) => Walk::Done,
+        (false, false) => Walk::Failed,
+        (false, true) => Walk::FailedInsideUnwinder,
+    }
+}
+
+#[inline(always)]
+fn walk_frames(
     base: usize,
     stack_low: usize,
     mut visit: impl FnMut(usize, usize) -> bool,
+    inside_unwinder: &mut bool,
 ) -> bool {
     let (mut ip, mut sp, mut rbp): (usize, usize, usize);
     // SAFETY: reads three registers; no memory access, no stack change.
@@ -411,6 +476,7 @@ pub(crate) fn walk(
         if ip == 0 {
             return true;
         }
+        *inside_unwinder |= in_unwinder(ip);
         if !visit(ip, sp) {
             return true;
         }
@@ -468,10 +534,13 @@ mod agreement {
     /// Every frame between here and `base`, by both unwinders.
     fn both(base: usize) -> (Frames, Frames) {
         let mut fast = Vec::with_capacity(256);
-        assert!(super::walk(base, 0, |ip, sp| {
-            fast.push((ip, sp));
-            true
-        }));
+        assert_eq!(
+            super::Walk::Done,
+            super::walk(base, 0, |ip, sp| {
+                fast.push((ip, sp));
+                true
+            })
+        );
         let mut slow = Vec::with_capacity(256);
         // SAFETY: libgcc's unwinder is thread-safe; the callback only pushes
         // into spare capacity.
