@@ -521,7 +521,7 @@ pub(crate) fn thread_exiting() {
 /// thread-local destructors have run: up to `grace` for threads still in
 /// their start routine (a scoped thread between its closure and its exit;
 /// a worker that never ends is left running), up to `limit` for threads
-/// already on their way out.
+/// already on their way out or not yet started.
 pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: std::time::Duration) {
     let started = std::time::Instant::now();
     loop {
@@ -539,7 +539,9 @@ pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: st
                 }
             }
         }
-        running |= pending_threads(scope);
+        // A thread created but not yet started will start, and is no
+        // long-lived worker: wait for it as for one on its way out.
+        exiting |= pending_threads(scope);
         let waited = started.elapsed();
         let done = !(exiting || running) || waited >= limit || (!exiting && waited >= grace);
         if done {
