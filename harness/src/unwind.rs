@@ -224,8 +224,8 @@ fn in_unwinder(ip: usize) -> bool {
     ip >= UNWINDER_START.load(Ordering::Relaxed) && ip < UNWINDER_END.load(Ordering::Relaxed)
 }
 
-/// The address range of the loaded object holding `address`.
-fn object_range(address: usize) -> Option<(usize, usize)> {
+/// glibc's description of the loaded object holding `address`.
+fn find_object(address: usize) -> Option<DlFindObject> {
     let find = DL_FIND_OBJECT.load(Ordering::Acquire);
     if find == 0 {
         return None;
@@ -233,13 +233,18 @@ fn object_range(address: usize) -> Option<(usize, usize)> {
     // SAFETY: a non-zero value is glibc's _dl_find_object.
     let find = unsafe { std::mem::transmute::<usize, DlFindObjectFn>(find) };
     let mut object = std::mem::MaybeUninit::<DlFindObject>::zeroed();
-    // SAFETY: fills `object` for the object containing `address`.
+    // SAFETY: _dl_find_object reads the address and fills `object`; it takes
+    // no lock and does not allocate.
     if unsafe { find(address as *mut c_void, object.as_mut_ptr()) } != 0 {
         return None;
     }
     // SAFETY: filled in by the successful call above.
-    let object = unsafe { object.assume_init() };
-    Some((object.map_start as usize, object.map_end as usize))
+    Some(unsafe { object.assume_init() })
+}
+
+/// The address range of the loaded object holding `address`.
+fn object_range(address: usize) -> Option<(usize, usize)> {
+    find_object(address).map(|o| (o.map_start as usize, o.map_end as usize))
 }
 
 const MAX_RULES: usize = 16;
@@ -261,20 +266,7 @@ static CONTEXT: SpinLock<Option<Context>> = SpinLock::new(None);
 /// The rule for the instruction at `address` (already `return address - 1`
 /// for callers), from the object's `.eh_frame_hdr` and `.eh_frame`.
 fn compute(address: usize) -> Option<Rule> {
-    let find = DL_FIND_OBJECT.load(Ordering::Acquire);
-    if find == 0 {
-        return None;
-    }
-    // SAFETY: a non-zero value is glibc's _dl_find_object.
-    let find = unsafe { std::mem::transmute::<usize, DlFindObjectFn>(find) };
-    let mut object = std::mem::MaybeUninit::<DlFindObject>::zeroed();
-    // SAFETY: _dl_find_object reads the address and fills `object`; it takes
-    // no lock and does not allocate.
-    if unsafe { find(address as *mut c_void, object.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: filled in by a successful _dl_find_object.
-    let object = unsafe { object.assume_init() };
+    let object = find_object(address)?;
     let hdr = object.eh_frame as usize;
     let start = object.map_start as usize;
     let end = object.map_end as usize;
