@@ -55,6 +55,30 @@ impl<A> Tracked<A> {
         }
     }
 
+    /// Allocates with `inner_alloc` and records the block. Inlined into the
+    /// `GlobalAlloc` method, whose frame holds `hook_frame`.
+    #[inline(always)]
+    fn record(
+        &self,
+        layout: Layout,
+        allocator: Allocator,
+        hook_frame: usize,
+        inner_alloc: impl FnOnce() -> *mut u8,
+    ) -> *mut u8 {
+        let ptr = {
+            let _inner = self.inner_call();
+            inner_alloc()
+        };
+        on_alloc(
+            ptr.cast(),
+            layout.size(),
+            allocator,
+            layout.align(),
+            hook_frame,
+        );
+        ptr
+    }
+
     /// Marks a call into the inner allocator, so that the C hooks do not
     /// record its blocks a second time.
     #[inline(always)]
@@ -70,37 +94,19 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
-        let ptr = {
-            let _inner = self.inner_call();
-            // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
-            unsafe { self.inner.alloc(layout) }
-        };
-        on_alloc(
-            ptr.cast(),
-            layout.size(),
-            Allocator::RustAlloc,
-            layout.align(),
-            hook_frame,
-        );
-        ptr
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
+        self.record(layout, Allocator::RustAlloc, hook_frame, || unsafe {
+            self.inner.alloc(layout)
+        })
     }
 
     #[inline(never)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
-        let ptr = {
-            let _inner = self.inner_call();
+        self.record(layout, Allocator::RustAllocZeroed, hook_frame, || {
             // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
             unsafe { self.inner.alloc_zeroed(layout) }
-        };
-        on_alloc(
-            ptr.cast(),
-            layout.size(),
-            Allocator::RustAllocZeroed,
-            layout.align(),
-            hook_frame,
-        );
-        ptr
+        })
     }
 
     #[inline(never)]

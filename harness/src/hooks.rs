@@ -13,7 +13,7 @@ use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_fail
 use crate::scope::{self, Untracked};
 use crate::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;
@@ -266,25 +266,26 @@ type StartRoutine = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
 type PthreadCreate =
     unsafe extern "C" fn(*mut pthread_t, *const pthread_attr_t, StartRoutine, *mut c_void) -> c_int;
 
-static REAL_PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
-
-fn real_pthread_create() -> Option<PthreadCreate> {
-    let mut addr = REAL_PTHREAD_CREATE.load(Ordering::Acquire);
+/// glibc's own definition of a symbol this executable interposes, looked up
+/// once (`dlsym(RTLD_NEXT)`; a successful lookup allocates nothing) and
+/// cached in `cache`. 0 if glibc has none.
+fn next_definition(cache: &AtomicUsize, name: &std::ffi::CStr) -> usize {
+    let mut addr = cache.load(Ordering::Acquire);
     if addr == 0 {
-        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name is always
-        // safe to call; a successful lookup allocates nothing.
-        addr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
-        REAL_PTHREAD_CREATE.store(addr, Ordering::Release);
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+        addr = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        cache.store(addr, Ordering::Release);
     }
-    if addr == 0 {
-        return None;
-    }
-    // SAFETY: `addr` is glibc's pthread_create, whose C signature is
-    // `PthreadCreate` (the start routine type differs only in unwind ABI).
-    Some(unsafe { std::mem::transmute::<usize, PthreadCreate>(addr) })
+    addr
 }
 
-static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
+fn real_pthread_create() -> Option<PthreadCreate> {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let addr = next_definition(&REAL, c"pthread_create");
+    // SAFETY: a non-zero `addr` is glibc's pthread_create, whose C signature
+    // is `PthreadCreate` (the start routine type differs only in unwind ABI).
+    (addr != 0).then(|| unsafe { std::mem::transmute::<usize, PthreadCreate>(addr) })
+}
 
 /// Interposed `dlclose(3)`: once a library may be unmapped, its addresses
 /// can hold another library's code, so the unwinder's cached rules are
@@ -295,12 +296,8 @@ static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 /// As `dlclose(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
-    let mut addr = REAL_DLCLOSE.load(Ordering::Acquire);
-    if addr == 0 {
-        // SAFETY: as in real_pthread_create.
-        addr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) } as usize;
-        REAL_DLCLOSE.store(addr, Ordering::Release);
-    }
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let addr = next_definition(&REAL, c"dlclose");
     if addr == 0 {
         return -1;
     }
@@ -396,23 +393,20 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
 
 // --- start-up -----------------------------------------------------------
 
-const UNKNOWN: u8 = 0;
-const VISIBLE: u8 = 1;
-const BLIND: u8 = 2;
-static VISIBILITY: AtomicU8 = AtomicU8::new(UNKNOWN);
-static INIT: AtomicU8 = AtomicU8::new(0);
+static VISIBLE: AtomicBool = AtomicBool::new(false);
 
 /// Registers the fork handlers and runs the visibility self-test, once.
-/// Runs as a constructor at start-up, and again (as a no-op) before each
-/// check in case the constructor was not linked.
+/// Runs as a constructor at start-up, and again before each check in case
+/// the constructor was not linked; a caller that races the first run waits
+/// for its result (`Once` blocks on a futex and allocates nothing).
 pub(crate) fn init() {
-    if INIT.swap(1, Ordering::AcqRel) != 0 {
-        return;
-    }
-    crate::record::register_fork_handlers();
-    #[cfg(target_arch = "x86_64")]
-    crate::unwind::init();
-    VISIBILITY.store(if self_test() { VISIBLE } else { BLIND }, Ordering::Release);
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        crate::record::register_fork_handlers();
+        #[cfg(target_arch = "x86_64")]
+        crate::unwind::init();
+        VISIBLE.store(self_test(), Ordering::Release);
+    });
 }
 
 /// Does a `malloc` call through the dynamic symbol reach our hook? It does
@@ -436,7 +430,7 @@ fn self_test() -> bool {
 /// Whether the hooks see C allocations in this process.
 pub(crate) fn c_allocations_visible() -> bool {
     init();
-    VISIBILITY.load(Ordering::Acquire) == VISIBLE
+    VISIBLE.load(Ordering::Acquire)
 }
 
 #[used]

@@ -342,18 +342,18 @@ mod tests {
             // SAFETY: a plain C allocation, leaked on purpose.
             std::hint::black_box(unsafe { libc::malloc(24) });
         });
-        let c_leaks: usize = report
-            .leaks()
-            .iter()
-            .filter(|l| l.origin == crate::Origin::C)
-            .map(|l| l.bytes)
-            .sum();
-        let rust_leaks: usize = report
-            .leaks()
-            .iter()
-            .filter(|l| l.origin == crate::Origin::Rust)
-            .map(|l| l.bytes)
-            .sum();
+        let bytes_from = |origin| -> usize {
+            report
+                .leaks()
+                .iter()
+                .filter(|l| l.origin == origin)
+                .map(|l| l.bytes)
+                .sum()
+        };
+        let (c_leaks, rust_leaks) = (
+            bytes_from(crate::Origin::C),
+            bytes_from(crate::Origin::Rust),
+        );
         assert_eq!(rust_leaks, 48, "{report}");
         if cfg!(leakcheck_interpose) {
             assert_eq!(c_leaks, 24, "{report}");

@@ -105,28 +105,41 @@ impl Drop for Guard {
     }
 }
 
+/// Sets this thread's allocation-path flags while alive, then restores
+/// what was there: the one mechanism behind [`Bypass`] and
+/// [`WrappedAllocatorCall`].
+struct FlagsSet(u32);
+
+impl FlagsSet {
+    #[inline]
+    fn enter(flags: u32) -> FlagsSet {
+        let prev = STATE
+            .try_with(|s| s.flags.swap(flags, Relaxed))
+            .unwrap_or(0);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        FlagsSet(prev)
+    }
+}
+
+impl Drop for FlagsSet {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        let prev = self.0;
+        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+    }
+}
+
 /// While alive, the hooks pass every call on this thread straight to the
 /// real allocator, unrecorded. Held by everything that takes a tracker lock
 /// outside a hook (the verdict's table scan, the stack store, the thread
 /// registry): a signal handler that allocates on this thread must not wait
 /// for a lock its own thread holds.
-pub(crate) struct Bypass(u32);
+pub(crate) struct Bypass(#[expect(dead_code, reason = "held for its Drop")] FlagsSet);
 
 impl Bypass {
     pub(crate) fn enter() -> Bypass {
-        let prev = STATE
-            .try_with(|s| s.flags.swap(GUARD, Relaxed))
-            .unwrap_or(GUARD);
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        Bypass(prev)
-    }
-}
-
-impl Drop for Bypass {
-    fn drop(&mut self) {
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let prev = self.0;
-        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+        Bypass(FlagsSet::enter(GUARD))
     }
 }
 
@@ -147,36 +160,23 @@ pub(crate) fn bypass_after_fork() {
 
 /// Marks a wrapped allocator's call into its inner allocator, so that the C
 /// hooks do not record the same block a second time.
-pub(crate) struct WrappedAllocatorCall(u32);
+pub(crate) struct WrappedAllocatorCall(#[expect(dead_code, reason = "held for its Drop")] FlagsSet);
 
 impl WrappedAllocatorCall {
     #[inline]
     pub(crate) fn enter() -> WrappedAllocatorCall {
-        let prev = STATE
-            .try_with(|s| s.flags.swap(IN_WRAPPED_ALLOCATOR, Relaxed))
-            .unwrap_or(0);
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        WrappedAllocatorCall(prev)
-    }
-}
-
-impl Drop for WrappedAllocatorCall {
-    #[inline]
-    fn drop(&mut self) {
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let prev = self.0;
-        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+        WrappedAllocatorCall(FlagsSet::enter(IN_WRAPPED_ALLOCATOR))
     }
 }
 
 /// While alive, blocks this thread allocates belong to no scope: for the
 /// harness's own work (spawning the body thread, symbolising, writing the
 /// report) and for the runtime's (thread creation, the panic hook).
-pub struct Untracked(());
+pub(crate) struct Untracked(());
 
 impl Untracked {
     /// Starts an untracked section on this thread.
-    pub fn enter() -> Untracked {
+    pub(crate) fn enter() -> Untracked {
         let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
         Untracked(())
     }
@@ -468,7 +468,6 @@ fn thread_alive(tid: i32) -> bool {
 }
 
 // Without the pthread_create hook no thread is ever registered.
-
 #[cfg(not(target_os = "linux"))]
 fn thread_alive(_tid: i32) -> bool {
     false

@@ -107,4 +107,7 @@ fn deflate_with_end_is_clean() {
         assert_eq!(unsafe { (zlib.end)(&mut *stream) }, 0);
     });
     assert!(report.is_clean(), "{report}");
+    // The z_stream box and zlib's five blocks were seen and freed.
+    let stats = report.stats();
+    assert!(stats.allocations >= 6 && stats.frees >= 6, "{stats:?}");
 }

@@ -4,6 +4,8 @@
 //! through libgcc from inside that allocation (it would wait on the same
 //! lock): the test would hang, and every later panic in the process with it.
 
+mod common;
+
 use std::time::Duration;
 
 extern "C" {
@@ -37,7 +39,7 @@ fn eh_frame() -> Vec<u8> {
 /// can no longer unwind, so only the parent can notice and kill it.
 #[test]
 fn child_registers_frames_and_unwinds_inside_a_check() {
-    if std::env::var_os("LEAKCHECK_TEST_CHILD").is_none_or(|v| v != "jit") {
+    if !common::is_child("jit") {
         return;
     }
     let frames = eh_frame();
@@ -53,7 +55,11 @@ fn child_registers_frames_and_unwinds_inside_a_check() {
     });
     // What libgcc and std's backtrace machinery keep is theirs; the point is
     // that the check finished.
-    println!("CHECK FINISHED: {:?}", report.status());
+    println!(
+        "CHECK FINISHED: {:?} after {} allocations",
+        report.status(),
+        report.stats().allocations
+    );
 }
 
 #[test]
@@ -64,7 +70,7 @@ fn registering_jit_frames_then_unwinding_inside_a_check_does_not_deadlock() {
             "child_registers_frames_and_unwinds_inside_a_check",
             "--nocapture",
         ])
-        .env("LEAKCHECK_TEST_CHILD", "jit")
+        .env(common::CHILD_ENV, "jit")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -75,6 +81,8 @@ fn registering_jit_frames_then_unwinding_inside_a_check_does_not_deadlock() {
             std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
             assert!(status.success(), "{out}");
             assert!(out.contains("CHECK FINISHED"), "{out}");
+            // The check saw the backtrace machinery allocate: it was live.
+            assert!(!out.contains("after 0 allocations"), "{out}");
             return;
         }
         if std::time::Instant::now() > deadline {
