@@ -43,6 +43,7 @@ mod run;
 mod scope;
 mod stacks;
 mod symbols;
+mod suppress;
 mod sync;
 mod table;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
@@ -91,5 +92,5 @@ pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::run::{run_test, run_test_report, Options};
+    pub use crate::run::{run_test, run_test_report, Options, Suppression};
 }

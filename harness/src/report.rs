@@ -42,12 +42,69 @@ impl Kind {
         }
     }
 
-    fn fails(self, strict: bool) -> bool {
+    /// valgrind's word for the kind in `match-leak-kinds:` and
+    /// `--errors-for-leak-kinds`: `definite`, `indirect`, `possible`,
+    /// `reachable` (`suppressed` has none; it is leakcheck's own).
+    pub(crate) fn valgrind_word(self) -> &'static str {
         match self {
-            Kind::DefinitelyLost | Kind::IndirectlyLost | Kind::PossiblyLost => true,
-            Kind::StillReachable => strict,
-            Kind::Suppressed => false,
+            Kind::DefinitelyLost => "definite",
+            Kind::IndirectlyLost => "indirect",
+            Kind::PossiblyLost => "possible",
+            Kind::StillReachable => "reachable",
+            Kind::Suppressed => "suppressed",
         }
+    }
+
+    const ALL: [Kind; 4] = [
+        Kind::DefinitelyLost,
+        Kind::IndirectlyLost,
+        Kind::PossiblyLost,
+        Kind::StillReachable,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of leak kinds, written the way valgrind's `match-leak-kinds:` and
+/// `--errors-for-leak-kinds=` take it: `definite,indirect,possible,reachable`
+/// in any order, or `all`, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KindSet(u8);
+
+impl KindSet {
+    /// What fails a test by default: every lost kind.
+    pub(crate) const DEFAULT_FAILING: KindSet = KindSet(0b0111);
+    /// Every kind valgrind knows.
+    pub(crate) const ALL: KindSet = KindSet(0b1111);
+
+    pub(crate) fn contains(self, kind: Kind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// Parses valgrind's syntax. The error names the word that is wrong.
+    pub(crate) fn parse(text: &str) -> Result<KindSet, String> {
+        let text = text.trim();
+        match text {
+            "all" => return Ok(KindSet::ALL),
+            "none" => return Ok(KindSet(0)),
+            _ => {}
+        }
+        let mut set = 0;
+        for word in text.split(',').map(str::trim) {
+            let kind = Kind::ALL
+                .into_iter()
+                .find(|k| k.valgrind_word() == word)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown leak kind `{word}`; expected `definite`, `indirect`, `possible`, \
+                         `reachable` separated by commas, or `all`, or `none`"
+                    )
+                })?;
+            set |= kind.bit();
+        }
+        Ok(KindSet(set))
     }
 }
 
@@ -171,7 +228,7 @@ pub struct Report {
     warnings: Vec<ReportError>,
     stats: Stats,
     #[serde(skip)]
-    strict: bool,
+    failing: KindSet,
     #[serde(skip)]
     json_path: Option<PathBuf>,
 }
@@ -247,7 +304,7 @@ impl Report {
     fn sites(&self) -> usize {
         self.leaks
             .iter()
-            .filter(|l| l.kind.fails(self.strict))
+            .filter(|l| self.failing.contains(l.kind))
             .count()
     }
 }
@@ -255,7 +312,7 @@ impl Report {
 /// What the engine hands over at the end of a scope.
 pub(crate) struct Outcome {
     pub(crate) test: String,
-    pub(crate) strict: bool,
+    pub(crate) failing: KindSet,
     pub(crate) blocks: Vec<Block>,
     pub(crate) stats: Stats,
     pub(crate) errors: Vec<ReportError>,
@@ -413,7 +470,7 @@ fn to_frame(s: &Symbol) -> Frame {
 pub(crate) fn build(outcome: Outcome) -> Report {
     let Outcome {
         test,
-        strict,
+        failing,
         blocks,
         stats,
         mut errors,
@@ -477,7 +534,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         let count = summary.kinds.entry(leak.kind).or_default();
         count.blocks += leak.blocks;
         count.bytes += leak.bytes;
-        if leak.kind.fails(strict) {
+        if failing.contains(leak.kind) {
             summary.leaked_blocks += leak.blocks;
             summary.leaked_bytes += leak.bytes;
         }
@@ -502,7 +559,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         errors,
         warnings,
         stats,
-        strict,
+        failing,
         json_path: None,
     }
 }
@@ -564,7 +621,7 @@ impl fmt::Display for Report {
                 leak.kind.describe(),
                 origin,
                 leak.allocator,
-                if leak.kind.fails(self.strict) {
+                if self.failing.contains(leak.kind) {
                     ""
                 } else {
                     " (does not fail the test)"
@@ -602,6 +659,7 @@ mod tests {
         Symbol {
             ip: 1,
             function: Some(function.to_owned()),
+            mangled: None,
             file: None,
             line: None,
             module: None,

@@ -11,7 +11,7 @@ use crate::config;
 use crate::error::Error;
 use crate::hooks;
 use crate::record::frame_marker;
-use crate::report::{self, Outcome, Report, ReportError, Stats};
+use crate::report::{self, KindSet, Outcome, Report, ReportError, Stats};
 use crate::scope::{self, Untracked};
 use crate::table::{self, Block};
 use std::panic;
@@ -22,12 +22,20 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     strict: bool,
+    fail_on: Option<&'static str>,
+    suppressions: &'static [Suppression],
+    crate_dir: Option<&'static str>,
 }
 
 impl Options {
     /// The defaults: lost blocks fail, still-reachable ones do not.
     pub const fn new() -> Self {
-        Options { strict: false }
+        Options {
+            strict: false,
+            fail_on: None,
+            suppressions: &[],
+            crate_dir: None,
+        }
     }
 
     /// Still-reachable blocks fail too.
@@ -35,6 +43,51 @@ impl Options {
         self.strict = true;
         self
     }
+
+    /// The kinds that fail the check, in valgrind's words
+    /// (`definite,indirect,possible,reachable`, `all`, `none`).
+    pub const fn fail_on(mut self, kinds: &'static str) -> Self {
+        self.fail_on = Some(kinds);
+        self
+    }
+
+    /// Suppressions for this check only (the attribute's `suppress = …`).
+    pub const fn suppress(mut self, suppressions: &'static [Suppression]) -> Self {
+        self.suppressions = suppressions;
+        self
+    }
+
+    /// The kinds that fail: `fail_on`, else all with `strict`, else the
+    /// lost ones. A `fail_on` the attribute did not validate (it is only
+    /// reachable through this hidden API) fails loudly.
+    fn failing(&self) -> KindSet {
+        match self.fail_on {
+            Some(words) => KindSet::parse(words)
+                .unwrap_or_else(|e| panic!("leakcheck: `fail_on = \"{words}\"`: {e}")),
+            None if self.strict => KindSet::ALL,
+            None => KindSet::DEFAULT_FAILING,
+        }
+    }
+
+    /// The test crate's directory, where `leakcheck.supp` is looked for.
+    pub const fn crate_dir(mut self, dir: &'static str) -> Self {
+        self.crate_dir = Some(dir);
+        self
+    }
+}
+
+/// Suppressions written in code: by `leakcheck::suppress!` (registered for
+/// the whole binary) or by the attribute's `suppress = "…"` (one test).
+/// `text` is in the suppressions-file format; `file` and `line` say where it
+/// was written, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    /// Suppressions-file text: valgrind blocks and/or `leak:` lines.
+    pub text: &'static str,
+    /// The source file that wrote it.
+    pub file: &'static str,
+    /// The line it was written on.
+    pub line: u32,
 }
 
 /// Runs `f` on a thread of its own with every heap allocation it (and the
@@ -189,7 +242,7 @@ fn run<R: Send>(
     }
     let report = report::build(Outcome {
         test: name,
-        strict: options.strict,
+        failing: options.failing(),
         blocks,
         stats: Stats {
             allocations: counters.allocations,

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Symbol {
     pub(crate) ip: usize,
     pub(crate) function: Option<String>,
+    /// The symbol as the object file spells it (mangled for Rust and C++),
+    /// which is what valgrind's suppressions name.
+    pub(crate) mangled: Option<String>,
     pub(crate) file: Option<String>,
     pub(crate) line: Option<u32>,
     pub(crate) module: Option<String>,
@@ -35,6 +38,9 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
         out.push(Symbol {
             ip,
             function: symbol.name().map(|name| clean_name(format!("{name:#}"))),
+            mangled: symbol
+                .name()
+                .map(|name| String::from_utf8_lossy(name.as_bytes()).into_owned()),
             file: symbol.filename().map(|p| p.display().to_string()),
             line: symbol.lineno(),
             module: module.clone(),
@@ -44,6 +50,7 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
         out.push(Symbol {
             ip,
             function: dladdr_name(ip),
+            mangled: None,
             file: None,
             line: None,
             module: module.clone(),
