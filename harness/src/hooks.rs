@@ -339,10 +339,8 @@ pub unsafe extern "C" fn pthread_create(
     };
     let inherited = scope::inheritable();
     let _runtime = Untracked::enter();
-    if inherited.scope == 0 {
-        // SAFETY: forwarding the caller's arguments unchanged.
-        return unsafe { real(thread, attr, start, arg) };
-    }
+    // Every thread starts in `thread_start`, which registers its stack as a
+    // root for the classifier.
     // SAFETY: a plain allocation from glibc, freed by the new thread or below.
     let boxed = unsafe { __libc_malloc(std::mem::size_of::<ThreadStart>()) }.cast::<ThreadStart>();
     if boxed.is_null() {
@@ -356,12 +354,16 @@ pub unsafe extern "C" fn pthread_create(
             scope: inherited.scope,
         })
     };
-    scope::thread_creating(inherited.scope);
+    if inherited.scope != 0 {
+        scope::thread_creating(inherited.scope);
+    }
     // SAFETY: the caller's arguments are forwarded; `thread_start` takes
     // ownership of `boxed`.
     let rc = unsafe { real(thread, attr, thread_start, boxed.cast()) };
     if rc != 0 {
-        scope::thread_created(inherited.scope);
+        if inherited.scope != 0 {
+            scope::thread_created(inherited.scope);
+        }
         // SAFETY: the thread was not created, so `boxed` is still ours.
         unsafe { __libc_free(boxed.cast()) };
     }
@@ -378,11 +380,19 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
+    crate::threads::register_current();
+    if scope == 0 {
+        // SAFETY: the creator's start routine with its own argument.
+        return unsafe { start(arg) };
+    }
     scope::enter_thread(scope, base);
     scope::thread_started(scope);
     scope::thread_created(scope);
     // SAFETY: the creator's start routine with its own argument, as it asked.
     let result = unsafe { start(arg) };
+    // What the thread left on its stack must not keep the scope's blocks
+    // reachable once glibc reuses the stack for another thread.
+    crate::threads::wipe_dead_stack(scope::stack_low());
     scope::leave_thread(scope::Current::default());
     // From here the thread only runs its thread-local destructors and exits;
     // the verdict waits for that (see `scope::wait_for_threads`).
@@ -403,6 +413,9 @@ pub(crate) fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         crate::record::register_fork_handlers();
+        // The constructor runs on the main thread, which no pthread_create
+        // registers.
+        crate::threads::register_current();
         #[cfg(target_arch = "x86_64")]
         crate::unwind::init();
         VISIBLE.store(self_test(), Ordering::Release);

@@ -29,6 +29,8 @@
 )]
 extern crate self as leakcheck;
 
+#[cfg(target_os = "linux")]
+mod classify;
 mod config;
 mod error;
 mod global;
@@ -37,15 +39,18 @@ mod hooks;
 #[cfg(not(leakcheck_interpose))]
 #[path = "hooks_unsupported.rs"]
 mod hooks;
+mod memscan;
 mod record;
 mod report;
 mod run;
 mod scope;
 mod stacks;
-mod symbols;
 mod suppress;
+mod symbols;
 mod sync;
 mod table;
+#[cfg(target_os = "linux")]
+mod threads;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
 mod unwind;
 
@@ -92,5 +97,5 @@ pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::run::{run_test, run_test_report, Options, Suppression};
+    pub use crate::run::{check_with, run_test, run_test_report, Options, Suppression};
 }

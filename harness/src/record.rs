@@ -122,6 +122,8 @@ extern "C" fn before_fork() {
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     crate::unwind::lock_for_fork();
     scope::lock_for_fork();
+    #[cfg(target_os = "linux")]
+    crate::threads::lock_for_fork();
     stacks::lock_for_fork();
     table::lock_all_for_fork();
 }
@@ -135,6 +137,11 @@ extern "C" fn after_fork() {
     unsafe { stacks::unlock_after_fork() };
     // SAFETY: as above.
     unsafe { scope::unlock_after_fork() };
+    #[cfg(target_os = "linux")]
+    // SAFETY: as above.
+    unsafe {
+        crate::threads::unlock_after_fork()
+    };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     // SAFETY: as above.
     unsafe {

@@ -313,7 +313,7 @@ impl Report {
 pub(crate) struct Outcome {
     pub(crate) test: String,
     pub(crate) failing: KindSet,
-    pub(crate) blocks: Vec<Block>,
+    pub(crate) blocks: Vec<(Block, Kind)>,
     pub(crate) stats: Stats,
     pub(crate) errors: Vec<ReportError>,
     pub(crate) warnings: Vec<ReportError>,
@@ -476,16 +476,16 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         mut errors,
         warnings,
     } = outcome;
-    // Group by (stack, allocator); symbolise each distinct stack once.
-    let mut groups: HashMap<(u32, Allocator), (usize, usize)> = HashMap::new();
-    for b in &blocks {
-        let entry = groups.entry((b.stack, b.allocator())).or_default();
+    // Group by (stack, allocator, kind); symbolise each distinct stack once.
+    let mut groups: HashMap<(u32, Allocator, Kind), (usize, usize)> = HashMap::new();
+    for (b, kind) in &blocks {
+        let entry = groups.entry((b.stack, b.allocator(), *kind)).or_default();
         entry.0 += 1;
         entry.1 += b.size;
     }
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
-    for ((stack, allocator), (count, bytes)) in groups {
+    for ((stack, allocator, kind), (count, bytes)) in groups {
         stacks::frames(stack, &mut ips);
         let symbols: Vec<Symbol> = ips
             .iter()
@@ -495,7 +495,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             continue;
         }
         leaks.push(Leak {
-            kind: Kind::DefinitelyLost,
+            kind,
             origin: if allocator.is_rust() {
                 Origin::Rust
             } else {

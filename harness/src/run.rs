@@ -10,8 +10,9 @@
 use crate::config;
 use crate::error::Error;
 use crate::hooks;
+use crate::memscan::MapVec;
 use crate::record::frame_marker;
-use crate::report::{self, KindSet, Outcome, Report, ReportError, Stats};
+use crate::report::{self, Kind, KindSet, Outcome, Report, ReportError, Stats};
 use crate::scope::{self, Untracked};
 use crate::table::{self, Block};
 use std::panic;
@@ -25,6 +26,7 @@ pub struct Options {
     fail_on: Option<&'static str>,
     suppressions: &'static [Suppression],
     crate_dir: Option<&'static str>,
+    unclassified: bool,
 }
 
 impl Options {
@@ -35,7 +37,15 @@ impl Options {
             fail_on: None,
             suppressions: &[],
             crate_dir: None,
+            unclassified: false,
         }
+    }
+
+    /// Skips classification: every surviving block is definitely lost. Only
+    /// for measuring what classification costs.
+    pub const fn unclassified(mut self) -> Self {
+        self.unclassified = true;
+        self
     }
 
     /// Still-reachable blocks fail too.
@@ -111,6 +121,16 @@ pub struct Suppression {
 pub fn check<F: FnOnce() + Send>(f: F) -> Report {
     let name = thread_name().unwrap_or_else(|| "check".to_owned());
     match run(name, Options::new(), f) {
+        Ok(((), report)) => report,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// [`check`] with options: for the benches and the attribute's tests.
+#[doc(hidden)]
+pub fn check_with<F: FnOnce() + Send>(options: Options, f: F) -> Report {
+    let name = thread_name().unwrap_or_else(|| "check".to_owned());
+    match run(name, options, f) {
         Ok(((), report)) => report,
         Err(error) => panic!("{error}"),
     }
@@ -208,13 +228,13 @@ fn run<R: Send>(
             panic!("leakcheck: could not start a thread for `{name}`: {spawn_error}")
         }
     };
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let blocks = if counters.live_blocks == 0 {
         Vec::new()
     } else {
-        collect(scope, counters.live_blocks)
+        classified(scope, counters.live_blocks, options, &mut errors)
     };
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
     if !visible && !cfg!(leakcheck_interpose) {
         warnings.push(ReportError {
             kind: "c_allocations_untracked",
@@ -263,6 +283,8 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
     let previous = scope::enter_thread(scope, base);
     let result = call_body(body);
+    #[cfg(target_os = "linux")]
+    crate::threads::wipe_dead_stack(scope::stack_low());
     scope::leave_thread(previous);
     std::hint::black_box(base);
     result
@@ -275,16 +297,49 @@ fn call_body<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-fn collect(scope: u32, expected: usize) -> Vec<Block> {
+/// The scope's surviving blocks with their kinds. Collected into mapped
+/// pages, not a heap block: live heap blocks are roots, and this one would
+/// hold the address of every block looked for.
+fn classified(
+    scope: u32,
+    expected: usize,
+    options: Options,
+    errors: &mut Vec<ReportError>,
+) -> Vec<(Block, Kind)> {
+    let mut blocks = MapVec::<Block>::new();
     let mut room = expected + 64;
     loop {
-        let mut blocks = Vec::with_capacity(room);
-        let found = table::collect_scope(scope, expected, &mut blocks);
-        if found <= blocks.len() {
-            return blocks;
+        if !blocks.reserve(room) {
+            errors.push(ReportError {
+                kind: "classification_failed",
+                message: "no memory to collect the surviving blocks".to_owned(),
+            });
+            return Vec::new();
+        }
+        let spare = blocks.spare();
+        let found = table::collect_scope(scope, expected, spare);
+        if found <= spare.len() {
+            // SAFETY: collect_scope wrote the first `found` elements.
+            unsafe { blocks.set_len(found) };
+            break;
         }
         room = found + 64;
     }
+    #[cfg(target_os = "linux")]
+    if !options.unclassified {
+        match crate::classify::classify(scope, &mut blocks) {
+            Ok(kinds) => return blocks.iter().copied().zip(kinds.iter().copied()).collect(),
+            Err(failed) => errors.push(ReportError {
+                kind: "classification_failed",
+                message: format!(
+                    "leaks could not be classified ({}); every block is reported as definitely lost",
+                    failed.0
+                ),
+            }),
+        }
+    }
+    let _ = options;
+    blocks.iter().map(|&b| (b, Kind::DefinitelyLost)).collect()
 }
 
 /// Keeps what the panic machinery allocates (the message, std's backtrace

@@ -249,6 +249,12 @@ fn this_thread_stack_low() -> usize {
     0
 }
 
+/// The calling thread's stack low bound as [`enter_thread`] found it, 0 if
+/// unknown.
+pub(crate) fn stack_low() -> usize {
+    STATE.try_with(|s| s.stack_low.load(Relaxed)).unwrap_or(0)
+}
+
 /// Restores what [`enter_thread`] returned.
 pub(crate) fn leave_thread(prev: Current) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);

@@ -126,6 +126,12 @@ impl Block {
     }
 }
 
+impl Default for Block {
+    fn default() -> Block {
+        Block::EMPTY
+    }
+}
+
 /// What [`Shard::insert`] did.
 enum Inserted {
     New,
@@ -342,7 +348,7 @@ pub(crate) fn dropped() -> usize {
 /// retries with more room. Stops early once `expected` blocks are found (the
 /// scope's own count of its live blocks, which nothing can exceed once the
 /// scope has ended).
-pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut Vec<Block>) -> usize {
+pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> usize {
     debug_assert_ne!(scope, 0, "empty slots carry scope 0");
     let _bypass = crate::scope::Bypass::enter();
     let mut matched = 0;
@@ -356,14 +362,31 @@ pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut Vec<Block>) -
             // alone finds live blocks (and predicts well in a full table).
             let b = shard.slot(i);
             if b.scope == scope {
-                matched += 1;
-                if out.len() < out.capacity() {
-                    out.push(*b);
+                if let Some(slot) = out.get_mut(matched) {
+                    *slot = *b;
                 }
+                matched += 1;
             }
         }
     }
     matched
+}
+
+/// Calls `f` with every live block not of `scope`, one shard at a time with
+/// that shard locked (so `f` must not allocate through the hooks, which it
+/// cannot: the hooks are bypassed meanwhile). While its shard is locked a
+/// block listed cannot be retired, so its memory is the block's.
+pub(crate) fn for_each_other(scope: u32, mut f: impl FnMut(&Block)) {
+    let _bypass = crate::scope::Bypass::enter();
+    for shard in &TABLE {
+        let shard = shard.lock();
+        for i in 0..shard.capacity {
+            let b = shard.slot(i);
+            if b.addr != 0 && b.scope != scope {
+                f(b);
+            }
+        }
+    }
 }
 
 /// `pthread_atfork` prepare: hold every shard so the child gets the table in

@@ -1,0 +1,519 @@
+//! Leak classification, memcheck's way: which of a scope's surviving blocks
+//! are still reachable, possibly lost, definitely lost or indirectly lost.
+//!
+//! Roots are the writable data and bss of every loaded object, the static
+//! TLS of every registered thread, the stacks of every registered thread but
+//! the checking one, and every live block that is not the scope's (blocks of
+//! earlier or parallel tests, the runtime's). The checking thread's stack is
+//! never a root: below the test's return it is dead, and the test body ran
+//! on a thread that has exited (and wiped its dead stack; see
+//! `threads::wipe_dead_stack`), so a stale copy of a pointer cannot hide a
+//! leak.
+//!
+//! From the roots, as memcheck does (`mc_leakcheck.c`): a pointer to a
+//! block's start from a root or a reachable block makes it reachable; a
+//! pointer into its interior, or any pointer from a possibly-lost block,
+//! makes it possibly lost (until a start pointer upgrades it). Blocks left
+//! unreached are then grouped into cliques: each one not reached from
+//! another unreached block is definitely lost, and what it reaches is
+//! indirectly lost.
+//!
+//! Two interior pointers count as start pointers for Rust blocks, so that
+//! common Rust values held in globals are reachable rather than possibly
+//! lost: hashbrown's pointer to its control bytes (every `HashMap` and
+//! `HashSet`), and `Arc::into_raw`/`Rc::into_raw`'s pointer past the two
+//! counts (user data handed to C). And one pointer never counts: glibc's
+//! own pointer to the chunk that follows a block (the arena's top chunk, a
+//! free list), which lands on the last word of a block that fills its
+//! chunk.
+//!
+//! Every read goes through [`Reader`], so memory unmapped under the scan
+//! (a block another thread frees, a thread that exits) is skipped, never a
+//! crash. Working memory is mapped pages ([`MapVec`]), never heap blocks,
+//! which would be roots holding exactly the addresses looked for.
+
+use crate::memscan::{MapVec, Reader};
+use crate::report::Kind;
+use crate::table::{self, Block};
+
+const UNREACHED: u8 = 0;
+const POSSIBLE: u8 = 1;
+const REACHABLE: u8 = 2;
+const INDIRECT: u8 = 3;
+
+/// Why a classification could not be done.
+#[derive(Debug)]
+pub(crate) struct Failed(pub(crate) &'static str);
+
+/// Classifies `blocks` (the scope's, in any order; sorted by address on
+/// return) and returns one kind per block, in that order.
+pub(crate) fn classify(scope: u32, blocks: &mut [Block]) -> Result<MapVec<Kind>, Failed> {
+    blocks.sort_unstable_by_key(|b| b.addr);
+    let mut reader = Reader::new().ok_or(Failed("no memory for the scan buffer"))?;
+    let mut marker = Marker::new(blocks)?;
+    roots::data_segments(&mut reader, &mut marker);
+    marker.drain(&mut reader);
+    if !marker.settled() {
+        roots::threads(&mut reader, &mut marker);
+        marker.drain(&mut reader);
+    }
+    if !marker.settled() {
+        table::for_each_other(scope, |other| {
+            if marker.settled() {
+                return;
+            }
+            reader.scan(other.addr, other.addr + other.size, &mut |words| {
+                for &w in words {
+                    marker.reach(w as usize, true);
+                }
+            });
+        });
+        marker.drain(&mut reader);
+    }
+    marker.cliques(&mut reader);
+    if marker.out_of_memory {
+        return Err(Failed("no memory for the mark stack"));
+    }
+    let mut kinds = MapVec::new();
+    if !kinds.reserve(blocks.len()) {
+        return Err(Failed("no memory for the result"));
+    }
+    for &state in marker.state.iter() {
+        kinds.push(match state {
+            REACHABLE => Kind::StillReachable,
+            POSSIBLE => Kind::PossiblyLost,
+            INDIRECT => Kind::IndirectlyLost,
+            _ => Kind::DefinitelyLost,
+        });
+    }
+    Ok(kinds)
+}
+
+struct Marker<'b> {
+    blocks: &'b [Block],
+    /// `[low, high)` covers every block: most words fail this test alone.
+    low: usize,
+    high: usize,
+    state: MapVec<u8>,
+    stack: MapVec<u32>,
+    reachable: usize,
+    out_of_memory: bool,
+    peek: crate::memscan::Peek,
+}
+
+impl<'b> Marker<'b> {
+    fn new(blocks: &'b [Block]) -> Result<Marker<'b>, Failed> {
+        let mut state = MapVec::new();
+        if !state.reserve(blocks.len()) {
+            return Err(Failed("no memory for the block states"));
+        }
+        for _ in blocks {
+            state.push(UNREACHED);
+        }
+        let low = blocks.first().map_or(0, |b| b.addr);
+        let high = blocks.last().map_or(0, |b| b.addr + b.size.max(1));
+        Ok(Marker {
+            blocks,
+            low,
+            high,
+            state,
+            stack: MapVec::new(),
+            reachable: 0,
+            out_of_memory: false,
+            peek: crate::memscan::Peek::new(),
+        })
+    }
+
+    /// Every block is reachable: nothing further can change.
+    fn settled(&self) -> bool {
+        self.reachable == self.blocks.len()
+    }
+
+    /// The block `w` points into, and whether at its start.
+    #[inline]
+    fn lookup(&self, w: usize) -> Option<(usize, bool)> {
+        if w < self.low || w >= self.high {
+            return None;
+        }
+        let i = self
+            .blocks
+            .partition_point(|b| b.addr <= w)
+            .checked_sub(1)?;
+        let b = &self.blocks[i];
+        if w == b.addr {
+            Some((i, true))
+        } else if w < b.addr + b.size {
+            Some((i, false))
+        } else {
+            None
+        }
+    }
+
+    /// A pointer `w` found in a root (`definite`) or in a block whose state
+    /// is reachable (`definite`) or possibly lost.
+    #[inline]
+    fn reach(&mut self, w: usize, definite: bool) {
+        let Some((j, mut start)) = self.lookup(w) else {
+            return;
+        };
+        let state = self.state[j];
+        if state == REACHABLE {
+            return;
+        }
+        if !start {
+            let block = self.blocks[j];
+            if self.is_next_chunk(&block, w) {
+                return;
+            }
+            start = self.counts_as_start(&block, w);
+        }
+        if start && definite {
+            self.state[j] = REACHABLE;
+            self.reachable += 1;
+            self.push(j);
+        } else if state == UNREACHED {
+            self.state[j] = POSSIBLE;
+            self.push(j);
+        }
+    }
+
+    fn push(&mut self, j: usize) {
+        if !self.stack.push(j as u32) {
+            self.out_of_memory = true;
+        }
+    }
+
+    /// glibc's pointer to the chunk after `block`: the chunk header sits on
+    /// the block's last word when the block fills its chunk.
+    fn is_next_chunk(&mut self, block: &Block, w: usize) -> bool {
+        if w + 8 < block.addr + block.size || w % 8 != 0 {
+            return false;
+        }
+        let Some(header) = self.peek.word(block.addr - 8) else {
+            return false;
+        };
+        const IS_MMAPPED: u64 = 2;
+        header & IS_MMAPPED == 0 && block.addr - 16 + (header & !7) as usize == w
+    }
+
+    /// The interior pointers Rust keeps as its handle to a block.
+    fn counts_as_start(&mut self, block: &Block, w: usize) -> bool {
+        if !block.allocator().is_rust() {
+            return false;
+        }
+        let offset = w - block.addr;
+        // hashbrown: [buckets × T, padded to 16][buckets + 16 control bytes],
+        // pointed to at the control bytes.
+        const GROUP: usize = 16;
+        let tail = block.size - offset;
+        if offset % GROUP == 0 && tail > GROUP {
+            let buckets = tail - GROUP;
+            if buckets.is_power_of_two() && buckets >= 2 && offset >= buckets {
+                return true;
+            }
+        }
+        // Arc/Rc::into_raw: the value after the strong and weak counts.
+        if offset == 16 {
+            let count = |c: Option<u64>| c.is_some_and(|c| (1..1 << 40).contains(&c));
+            return count(self.peek.word(block.addr)) && count(self.peek.word(block.addr + 8));
+        }
+        false
+    }
+
+    /// Scans what the marked blocks point to, until nothing changes.
+    fn drain(&mut self, reader: &mut Reader) {
+        while let Some(j) = self.stack.pop() {
+            let block = self.blocks[j as usize];
+            let definite = self.state[j as usize] == REACHABLE;
+            reader.scan(block.addr, block.addr + block.size, &mut |words| {
+                for &w in words {
+                    self.reach(w as usize, definite);
+                }
+            });
+            if self.settled() {
+                self.stack = MapVec::new();
+                return;
+            }
+        }
+    }
+
+    /// memcheck's cliques: each unreached block not reached from another is
+    /// definitely lost; what it reaches is indirectly lost.
+    fn cliques(&mut self, reader: &mut Reader) {
+        for leader in 0..self.blocks.len() {
+            if self.state[leader] != UNREACHED {
+                continue;
+            }
+            self.push(leader);
+            while let Some(k) = self.stack.pop() {
+                let block = self.blocks[k as usize];
+                reader.scan(block.addr, block.addr + block.size, &mut |words| {
+                    for &w in words {
+                        let Some((j, _)) = self.lookup(w as usize) else {
+                            continue;
+                        };
+                        if j != leader && self.state[j] == UNREACHED {
+                            self.state[j] = INDIRECT;
+                            self.push(j);
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+mod roots {
+    use super::Marker;
+    use crate::memscan::{MapVec, Reader};
+    use std::ffi::{c_int, c_void};
+
+    /// The writable `PT_LOAD` segments (data, bss) of every loaded object.
+    pub(super) fn data_segments(reader: &mut Reader, marker: &mut Marker<'_>) {
+        let mut segments = MapVec::<(usize, usize)>::new();
+        unsafe extern "C" fn each(
+            info: *mut libc::dl_phdr_info,
+            _size: usize,
+            data: *mut c_void,
+        ) -> c_int {
+            // SAFETY: dl_iterate_phdr passes a valid info for the duration
+            // of the call, and `data` is the MapVec passed below.
+            let (info, segments) = unsafe { (&*info, &mut *data.cast::<MapVec<(usize, usize)>>()) };
+            for i in 0..info.dlpi_phnum as usize {
+                // SAFETY: dlpi_phdr has dlpi_phnum entries.
+                let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+                    let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                    segments.push((start, start + ph.p_memsz as usize));
+                }
+            }
+            0
+        }
+        // SAFETY: `each` matches the callback signature and only touches
+        // `segments` through `data`.
+        unsafe { libc::dl_iterate_phdr(Some(each), (&mut segments as *mut MapVec<_>).cast()) };
+        for &(start, end) in segments.iter() {
+            reader.scan_resident(start, end, &mut |words| {
+                for &w in words {
+                    marker.reach(w as usize, true);
+                }
+            });
+        }
+    }
+
+    /// The static TLS blocks of the loaded objects, as (distance below the
+    /// thread pointer, size), the same for every thread; and the size of
+    /// glibc's thread descriptor above the thread pointer (which holds
+    /// `pthread_setspecific` values). Only the blocks in use: the rest of the
+    /// static TLS area (glibc's surplus) is never written by TLS and may
+    /// hold anything.
+    fn tls_layout(blocks: &mut MapVec<(usize, usize)>) -> usize {
+        struct Walk<'a> {
+            tp: usize,
+            blocks: &'a mut MapVec<(usize, usize)>,
+        }
+        unsafe extern "C" fn each(
+            info: *mut libc::dl_phdr_info,
+            _size: usize,
+            data: *mut c_void,
+        ) -> c_int {
+            // SAFETY: dl_iterate_phdr passes a valid info for the duration
+            // of the call, and `data` is the Walk passed below.
+            let (info, walk) = unsafe { (&*info, &mut *data.cast::<Walk<'_>>()) };
+            let tls = info.dlpi_tls_data as usize;
+            if tls == 0 || tls > walk.tp {
+                // No TLS, not allocated for this thread, or dynamic TLS
+                // (a heap block, found as one).
+                return 0;
+            }
+            for i in 0..info.dlpi_phnum as usize {
+                // SAFETY: dlpi_phdr has dlpi_phnum entries.
+                let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                if ph.p_type == libc::PT_TLS && walk.tp - tls <= 1 << 20 {
+                    walk.blocks.push((walk.tp - tls, ph.p_memsz as usize));
+                }
+            }
+            0
+        }
+        // SAFETY: pthread_self has no preconditions.
+        let tp = unsafe { libc::pthread_self() } as usize;
+        let mut walk = Walk { tp, blocks };
+        // SAFETY: `each` matches the callback signature and only touches
+        // `walk` through `data`.
+        unsafe { libc::dl_iterate_phdr(Some(each), (&mut walk as *mut Walk<'_>).cast()) };
+        static DESCRIPTOR: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *DESCRIPTOR.get_or_init(|| {
+            let _harness = crate::scope::Untracked::enter();
+            // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
+            // null.
+            let sizeof =
+                unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_sizeof_pthread".as_ptr()) };
+            if sizeof.is_null() {
+                // glibc 2.34–2.40 on x86_64.
+                2304
+            } else {
+                // SAFETY: glibc's `const uint32_t _thread_db_sizeof_pthread`.
+                unsafe { *sizeof.cast::<u32>() as usize }
+            }
+        })
+    }
+
+    /// Stacks of the other threads, and static TLS and descriptors of all.
+    pub(super) fn threads(reader: &mut Reader, marker: &mut Marker<'_>) {
+        let mut tls = MapVec::new();
+        let descriptor = tls_layout(&mut tls);
+        let me = crate::threads::current_tid();
+        let scan = |reader: &mut Reader, marker: &mut Marker<'_>, start: usize, end: usize| {
+            reader.scan_resident(start, end, &mut |words| {
+                for &w in words {
+                    marker.reach(w as usize, true);
+                }
+            });
+        };
+        let scan_tls = |reader: &mut Reader, marker: &mut Marker<'_>, tp: usize| {
+            for &(below, size) in tls.iter() {
+                let start = tp.saturating_sub(below);
+                scan(reader, marker, start, start + size);
+            }
+            scan(reader, marker, tp, tp + descriptor);
+        };
+        // The checking thread's own TLS, registered or not.
+        // SAFETY: pthread_self has no preconditions.
+        let tp = unsafe { libc::pthread_self() } as usize;
+        scan_tls(reader, marker, tp);
+        crate::threads::for_each_live(|t| {
+            if t.tp != 0 && t.tid != me {
+                scan_tls(reader, marker, t.tp);
+            }
+            if t.tid == me || t.stack_low >= t.stack_high {
+                return;
+            }
+            match blocked_in_syscall(t.tid) {
+                // Only the live part: below the stack pointer (and its red
+                // zone) lie stale values from the thread's past, which
+                // would make the scan depend on what ran there before.
+                Some(blocked) if (t.stack_low..t.stack_high).contains(&blocked.sp) => {
+                    for &arg in &blocked.args {
+                        marker.reach(arg, true);
+                    }
+                    scan(reader, marker, blocked.sp.saturating_sub(128), t.stack_high);
+                }
+                // Running: its stack pointer is not known without stopping
+                // it, so the whole resident stack counts.
+                _ => scan(reader, marker, t.stack_low, t.stack_high),
+            }
+        });
+    }
+
+    /// A thread blocked in a system call: its user stack pointer and the
+    /// argument registers, from `/proc/self/task/<tid>/syscall`.
+    struct Blocked {
+        sp: usize,
+        args: [usize; 6],
+    }
+
+    /// Reads the thread's syscall state without allocating. `None` while it
+    /// runs (the file says `running`) or if the file cannot be read.
+    fn blocked_in_syscall(tid: i32) -> Option<Blocked> {
+        let mut path = [0u8; 64];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            for &b in bytes {
+                if at < path.len() - 1 {
+                    path[at] = b;
+                    at += 1;
+                }
+            }
+        };
+        put(b"/proc/self/task/");
+        let mut digits = [0u8; 12];
+        let mut n = tid.unsigned_abs();
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        digits[..len].reverse();
+        put(&digits[..len]);
+        put(b"/syscall");
+        // SAFETY: `path` is NUL-terminated (zeroed, and `put` keeps the last
+        // byte free).
+        let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        let mut text = [0u8; 256];
+        // SAFETY: reads into our buffer, then closes the descriptor we opened.
+        let read = unsafe {
+            let read = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+            libc::close(fd);
+            read
+        };
+        let text = std::str::from_utf8(text.get(..usize::try_from(read).ok()?)?).ok()?;
+        parse_syscall(text)
+    }
+
+    /// `nr arg1 … arg6 sp pc` (blocked in a syscall) or `-1 sp pc`
+    /// (blocked otherwise); `running` gives `None`.
+    fn parse_syscall(text: &str) -> Option<Blocked> {
+        let mut fields = text.split_ascii_whitespace();
+        let nr = fields.next()?;
+        if nr == "running" {
+            return None;
+        }
+        let hex = |f: Option<&str>| -> Option<usize> {
+            usize::from_str_radix(f?.trim_start_matches("0x"), 16).ok()
+        };
+        let mut args = [0usize; 6];
+        if nr != "-1" {
+            for arg in &mut args {
+                *arg = hex(fields.next())?;
+            }
+        }
+        let sp = hex(fields.next())?;
+        Some(Blocked { sp, args })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn syscall_states() {
+            let blocked =
+                parse_syscall("202 0x7f1 0x80 0x1 0x0 0x0 0x0 0x7ffc10 0x7f5678\n").unwrap();
+            assert_eq!(blocked.sp, 0x7ffc10);
+            assert_eq!(blocked.args[0], 0x7f1);
+            assert_eq!(parse_syscall("-1 0x7ffc20 0x7f56\n").unwrap().sp, 0x7ffc20);
+            assert!(parse_syscall("running\n").is_none());
+            assert!(parse_syscall("").is_none());
+            // A thread of this process that is surely blocked: it waits on
+            // a channel.
+            let (tx, rx) = std::sync::mpsc::channel::<i32>();
+            let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                tid_tx.send(crate::threads::current_tid()).unwrap();
+                rx.recv().unwrap()
+            });
+            let tid = tid_rx.recv().unwrap();
+            let mut found = None;
+            for _ in 0..200 {
+                found = blocked_in_syscall(tid);
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            tx.send(1).unwrap();
+            waiter.join().unwrap();
+            assert!(
+                found.is_some_and(|b| b.sp != 0),
+                "a waiting thread's stack pointer"
+            );
+        }
+    }
+}
