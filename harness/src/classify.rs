@@ -54,7 +54,7 @@ pub(crate) fn classify(scope: u32, blocks: &mut [Block]) -> Result<MapVec<Kind>,
     roots::data_segments(&mut reader, &mut marker);
     marker.drain(&mut reader);
     if !marker.settled() {
-        roots::threads(&mut reader, &mut marker);
+        roots::threads(&mut reader, &mut marker, scope);
         marker.drain(&mut reader);
     }
     if !marker.settled() {
@@ -302,12 +302,13 @@ mod roots {
     }
 
     /// The static TLS blocks of the loaded objects, as (distance below the
-    /// thread pointer, size), the same for every thread; and the size of
-    /// glibc's thread descriptor above the thread pointer (which holds
-    /// `pthread_setspecific` values). Only the blocks in use: the rest of the
-    /// static TLS area (glibc's surplus) is never written by TLS and may
-    /// hold anything.
-    fn tls_layout(blocks: &mut MapVec<(usize, usize)>) -> usize {
+    /// thread pointer, size), the same for every thread; and where glibc's
+    /// thread descriptor keeps `pthread_setspecific` values: (offset above
+    /// the thread pointer, entries) of its `specific` array. Only what is in
+    /// use: the rest of the static TLS area (glibc's surplus) is never
+    /// written by TLS, and the rest of the descriptor holds stale values
+    /// such as the start routine's argument.
+    fn tls_layout(blocks: &mut MapVec<(usize, usize)>) -> Option<(usize, usize)> {
         struct Walk<'a> {
             tp: usize,
             blocks: &'a mut MapVec<(usize, usize)>,
@@ -341,27 +342,41 @@ mod roots {
         // SAFETY: `each` matches the callback signature and only touches
         // `walk` through `data`.
         unsafe { libc::dl_iterate_phdr(Some(each), (&mut walk as *mut Walk<'_>).cast()) };
-        static DESCRIPTOR: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        *DESCRIPTOR.get_or_init(|| {
+        static SPECIFIC: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+        *SPECIFIC.get_or_init(|| {
             let _harness = crate::scope::Untracked::enter();
+            // libthread_db's description of `struct pthread`'s `specific`
+            // field: {element bits, count, offset}.
             // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
             // null.
-            let sizeof =
-                unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_sizeof_pthread".as_ptr()) };
-            if sizeof.is_null() {
-                // glibc 2.34–2.40 on x86_64.
-                2304
-            } else {
-                // SAFETY: glibc's `const uint32_t _thread_db_sizeof_pthread`.
-                unsafe { *sizeof.cast::<u32>() as usize }
+            let desc =
+                unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_pthread_specific".as_ptr()) };
+            if desc.is_null() {
+                return None;
             }
+            // SAFETY: glibc's `const uint32_t _thread_db_pthread_specific[3]`.
+            let [bits, count, offset] = unsafe { desc.cast::<[u32; 3]>().read() };
+            (bits == 64 && count <= 1024 && offset < 1 << 16)
+                .then_some((offset as usize, count as usize))
         })
     }
 
+    /// Whether `t`'s stack can hold pointers the code under test gave it.
+    /// Not the harness's threads (the main thread, libtest's test threads,
+    /// other checks' body threads) nor threads other running checks
+    /// created: their stacks hold only their own frames, and the stale
+    /// slots in those (locals of a call still running, from before the
+    /// address was reused) would make a verdict depend on what ran in
+    /// parallel. Threads this scope or an ended one created, and threads
+    /// created outside any check (a C library's workers), are scanned.
+    fn holds_test_data(t: &crate::threads::Thread, scope: u32) -> bool {
+        !t.harness && (t.scope == 0 || t.scope == scope || !crate::scope::is_active(t.scope))
+    }
+
     /// Stacks of the other threads, and static TLS and descriptors of all.
-    pub(super) fn threads(reader: &mut Reader, marker: &mut Marker<'_>) {
+    pub(super) fn threads(reader: &mut Reader, marker: &mut Marker<'_>, scope: u32) {
         let mut tls = MapVec::new();
-        let descriptor = tls_layout(&mut tls);
+        let specific = tls_layout(&mut tls);
         let me = crate::threads::current_tid();
         let scan = |reader: &mut Reader, marker: &mut Marker<'_>, start: usize, end: usize| {
             reader.scan_resident(start, end, &mut |words| {
@@ -375,7 +390,19 @@ mod roots {
                 let start = tp.saturating_sub(below);
                 scan(reader, marker, start, start + size);
             }
-            scan(reader, marker, tp, tp + descriptor);
+            // `specific` points at second-level arrays (heap blocks, roots
+            // already) and, first, at the descriptor's own first block of
+            // 32 {sequence, value} pairs.
+            if let Some((offset, count)) = specific {
+                let array = tp + offset;
+                scan(reader, marker, array, array + count * 8);
+                if let Some(first) = crate::memscan::Peek::new().word(array) {
+                    let first = first as usize;
+                    if first > tp && first < tp + (1 << 16) {
+                        scan(reader, marker, first, first + 32 * 16);
+                    }
+                }
+            }
         };
         // The checking thread's own TLS, registered or not.
         // SAFETY: pthread_self has no preconditions.
@@ -385,7 +412,7 @@ mod roots {
             if t.tp != 0 && t.tid != me {
                 scan_tls(reader, marker, t.tp);
             }
-            if t.tid == me || t.stack_low >= t.stack_high {
+            if t.tid == me || t.stack_low >= t.stack_high || !holds_test_data(t, scope) {
                 return;
             }
             match blocked_in_syscall(t.tid) {

@@ -380,7 +380,7 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
-    crate::threads::register_current();
+    crate::threads::register_current(scope, false);
     if scope == 0 {
         // SAFETY: the creator's start routine with its own argument.
         return unsafe { start(arg) };
@@ -415,7 +415,7 @@ pub(crate) fn init() {
         crate::record::register_fork_handlers();
         // The constructor runs on the main thread, which no pthread_create
         // registers.
-        crate::threads::register_current();
+        crate::threads::register_current(0, true);
         #[cfg(target_arch = "x86_64")]
         crate::unwind::init();
         VISIBLE.store(self_test(), Ordering::Release);

@@ -110,7 +110,10 @@ mod fault_safe {
         // (Release above, Acquire here) and is not written while set.
         let previous = unsafe { (*std::ptr::addr_of!(SAVED[index])).assume_init_ref() };
         let handler = previous.sa_sigaction;
-        if handler == libc::SIG_DFL || handler == libc::SIG_IGN || handler == on_fault as usize {
+        if handler == libc::SIG_DFL
+            || handler == libc::SIG_IGN
+            || handler == on_fault as *const () as usize
+        {
             return default_action(signal);
         }
         if previous.sa_flags & libc::SA_SIGINFO != 0 {
@@ -140,7 +143,7 @@ mod fault_safe {
             // SAFETY: a zeroed sigaction is a valid starting point; every
             // field used is set below.
             let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            action.sa_sigaction = on_fault as usize;
+            action.sa_sigaction = on_fault as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             // SAFETY: fills the mask of the action we own.
             unsafe { libc::sigemptyset(&mut action.sa_mask) };
@@ -176,7 +179,7 @@ mod fault_safe {
                 unsafe { libc::sigaction(SIGNALS[index], &previous, current.as_mut_ptr()) };
                 // SAFETY: sigaction succeeded or left `current` unread.
                 let current = unsafe { current.assume_init() };
-                if current.sa_sigaction != on_fault as usize {
+                if current.sa_sigaction != on_fault as *const () as usize {
                     // Someone installed a handler while we scanned: theirs
                     // stays.
                     // SAFETY: puts back the action read just now.

@@ -201,6 +201,8 @@ fn run<R: Send>(
         panic!("{error}");
     }
     install_panic_hook();
+    #[cfg(target_os = "linux")]
+    crate::threads::mark_harness(0);
     let visible = hooks::c_allocations_visible();
     let dropped_before = table::dropped();
     let scope = scope::begin().ok_or(Error::TooManyScopes)?;
@@ -281,6 +283,8 @@ fn run<R: Send>(
 #[inline(never)]
 fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
+    #[cfg(target_os = "linux")]
+    crate::threads::mark_harness(scope);
     let previous = scope::enter_thread(scope, base);
     let result = call_body(body);
     #[cfg(target_os = "linux")]

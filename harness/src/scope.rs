@@ -298,7 +298,7 @@ fn slot(scope: u32) -> &'static Slot {
 }
 
 #[cfg(any(leakcheck_interpose, test))]
-fn is_active(scope: u32) -> bool {
+pub(crate) fn is_active(scope: u32) -> bool {
     (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
 }
 

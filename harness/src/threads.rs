@@ -25,6 +25,12 @@ pub(crate) struct Thread {
     /// the static TLS and the TCB at its top.
     pub(crate) stack_low: usize,
     pub(crate) stack_high: usize,
+    /// The scope the thread was created in (0 for none), or, for a check's
+    /// body thread, the check's.
+    pub(crate) scope: u32,
+    /// A thread that runs the harness rather than code under test: the
+    /// main thread, a thread that has run a check, a check's body thread.
+    pub(crate) harness: bool,
 }
 
 const CAPACITY: usize = 4096;
@@ -35,6 +41,8 @@ static THREADS: SpinLock<[Thread; CAPACITY]> = SpinLock::new(
         tp: 0,
         stack_low: 0,
         stack_high: 0,
+        scope: 0,
+        harness: false,
     }; CAPACITY],
 );
 
@@ -74,8 +82,9 @@ fn stack_bounds() -> (usize, usize) {
     }
 }
 
-/// Registers the calling thread. Call once per thread, at its start.
-pub(crate) fn register_current() {
+/// Registers the calling thread, created in `scope`. Call once per thread,
+/// at its start.
+pub(crate) fn register_current(scope: u32, harness: bool) {
     let _bypass = Bypass::enter();
     let (stack_low, stack_high) = stack_bounds();
     let me = Thread {
@@ -84,6 +93,8 @@ pub(crate) fn register_current() {
         tp: unsafe { libc::pthread_self() } as usize,
         stack_low,
         stack_high,
+        scope,
+        harness,
     };
     let mut threads = THREADS.lock();
     // A thread id is unique among live threads: an entry with ours is a
@@ -107,6 +118,25 @@ pub(crate) fn register_current() {
             UNREGISTERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
+}
+
+/// Marks the calling thread as the harness's (see [`Thread::harness`]),
+/// registering it if it is not yet; `scope` is the check it runs a body
+/// for, if it is a body thread.
+pub(crate) fn mark_harness(scope: u32) {
+    let tid = gettid();
+    {
+        let _bypass = Bypass::enter();
+        let mut threads = THREADS.lock();
+        if let Some(t) = threads.iter_mut().find(|t| t.tid == tid) {
+            t.harness = true;
+            if scope != 0 {
+                t.scope = scope;
+            }
+            return;
+        }
+    }
+    register_current(scope, true);
 }
 
 /// Calls `f` with every registered live thread (dead ones are dropped), and
