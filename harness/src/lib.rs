@@ -42,8 +42,8 @@ mod report;
 mod run;
 mod scope;
 mod stacks;
-mod symbols;
 mod suppress;
+mod symbols;
 mod sync;
 mod table;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
