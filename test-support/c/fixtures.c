@@ -158,6 +158,171 @@ void *fixture_list_new(size_t n, size_t node_size) {
     return head;
 }
 
+/*
+ * The same nodes closed into a ring: every node is pointed to by another, so
+ * none is definitely lost by counting references alone. Dropped, a ring of
+ * n is 1 definitely and n - 1 indirectly lost (memcheck's semantics).
+ * Returns one node of the ring, or NULL when n == 0.
+ */
+void *fixture_ring_new(size_t n, size_t node_size) {
+    struct fixture_node *first = NULL, *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct fixture_node *node = zeroed(malloc(node_size), node_size); /* @ring_new */
+        if (node == NULL) {
+            fixture_list_free(first); /* still NULL-terminated */
+            return NULL;
+        }
+        node->next = first;
+        first = node;
+        if (last == NULL)
+            last = node;
+    }
+    if (last != NULL)
+        last->next = first;
+    return first;
+}
+
+/* Frees every node of a ring from fixture_ring_new, given any one of them. */
+void fixture_ring_free(void *node) {
+    struct fixture_node *start = node;
+    if (start == NULL)
+        return;
+    struct fixture_node *rest = start->next;
+    start->next = NULL; /* open the ring: a list from rest that ends at start */
+    fixture_list_free(rest);
+}
+
+/* ---- what keeps a block reachable, or does not ---- */
+
+/*
+ * Mallocs a zeroed block and writes its address into a volatile array on
+ * this frame, then returns without freeing or returning it: the only copies
+ * left are in dead stack, below the stack pointer. Definitely lost; a
+ * checker that scans whole stack mappings (or a cached dead thread stack)
+ * sees them and calls it reachable.
+ */
+void fixture_stale_stack(size_t size) {
+    void *volatile copies[4];
+    void *p = zeroed(malloc(size), size); /* @stale_stack */
+    for (size_t i = 0; i < 4; i++)
+        copies[i] = p;
+    p = NULL;
+    (void)p;
+    (void)copies;
+}
+
+/* An array of n zeroed pointer slots, to be filled by fixture_store. */
+void **fixture_slots_new(size_t n) {
+    return zeroed(malloc(n * sizeof(void *)), n * sizeof(void *)); /* @slots_new */
+}
+
+/*
+ * Mallocs a zeroed block and stores its only pointer in slots[index]: the
+ * block stays reachable for as long as the slots block does, however old
+ * that is. Returns 0, or -1 if malloc failed.
+ */
+int fixture_store(void **slots, size_t index, size_t size) {
+    void *p = zeroed(malloc(size), size); /* @store */
+    if (p == NULL)
+        return -1;
+    slots[index] = p;
+    return 0;
+}
+
+/* Frees each block stored in the n slots, then the slots themselves. */
+void fixture_slots_free(void **slots, size_t n) {
+    if (slots == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(slots[i]);
+    free(slots);
+}
+
+/*
+ * A keeper: a thread that takes blocks handed to it and holds the latest one
+ * in a local, on its own stack, until it is stopped. The handover slot is
+ * cleared as soon as the keeper holds the block, so once fixture_keeper_give
+ * returns, the keeper thread's stack is the block's only root.
+ */
+struct fixture_keeper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    void *slot;
+    int stop;
+};
+
+static void *fixture_keeper_main(void *arg) {
+    struct fixture_keeper *k = arg;
+    void *volatile held[1] = {NULL};
+    pthread_mutex_lock(&k->lock);
+    for (;;) {
+        if (k->slot != NULL) {
+            free(held[0]);
+            held[0] = k->slot;
+            k->slot = NULL;
+            pthread_cond_broadcast(&k->cond);
+        }
+        if (k->stop)
+            break;
+        pthread_cond_wait(&k->cond, &k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    free(held[0]);
+    held[0] = NULL;
+    return NULL;
+}
+
+/* Starts a keeper thread; NULL if it cannot. */
+void *fixture_keeper_start(void) {
+    struct fixture_keeper *k = zeroed(malloc(sizeof *k), sizeof *k); /* @keeper_start */
+    if (k == NULL)
+        return NULL;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    if (pthread_create(&k->thread, NULL, fixture_keeper_main, k) != 0) {
+        pthread_cond_destroy(&k->cond);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/*
+ * Mallocs a zeroed block, hands it to the keeper (which frees the block it
+ * held before) and waits until the keeper holds it. Returns 0, or -1 if
+ * malloc failed.
+ */
+int fixture_keeper_give(void *keeper, size_t size) {
+    struct fixture_keeper *k = keeper;
+    void *p = zeroed(malloc(size), size); /* @keeper_give */
+    if (p == NULL)
+        return -1;
+    pthread_mutex_lock(&k->lock);
+    while (k->slot != NULL) /* another giver's block is being handed over */
+        pthread_cond_wait(&k->cond, &k->lock);
+    k->slot = p;
+    pthread_cond_broadcast(&k->cond);
+    while (k->slot == p)
+        pthread_cond_wait(&k->cond, &k->lock);
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+/* Stops the keeper: it frees the block it holds and exits; joins it. */
+void fixture_keeper_stop(void *keeper) {
+    struct fixture_keeper *k = keeper;
+    pthread_mutex_lock(&k->lock);
+    k->stop = 1;
+    pthread_cond_broadcast(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
 /* ---- threads created in C ---- */
 
 struct fixture_thread_args {

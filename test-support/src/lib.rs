@@ -1,6 +1,6 @@
 //! C fixtures, with safe Rust wrappers, for leakcheck's own tests: known
-//! leaks, clean paths, C threads, C globals, a C library (zlib), and heap
-//! misuse.
+//! leaks, clean paths, C threads, C globals, what keeps a block reachable or
+//! not (for the leak kinds), a C library (zlib), and heap misuse.
 //!
 //! The C side is `c/fixtures.c`, compiled at `-O0 -g` by `build.rs` and linked
 //! statically, so its `malloc` calls resolve to the test binary's `malloc`.
@@ -25,6 +25,7 @@
 mod c_heap;
 mod globals;
 mod misuse;
+mod reach;
 mod rust_heap;
 mod sites;
 mod strings;
@@ -40,7 +41,8 @@ pub use globals::{
     CACHE_BYTES, INTERIOR_OFFSET, TABLE_BYTES, TABLE_LEN,
 };
 pub use misuse::{c_free, double_free, invalid_free};
-pub use rust_heap::{rust_churn, rust_leak};
+pub use reach::{ring_new, stale_stack, CKeeper, CRing, CSlots};
+pub use rust_heap::{rust_churn, rust_leak, rust_stale_stack};
 pub use sites::*;
 pub use strings::{
     asprintf_clean, asprintf_leak, getline_clean, getline_leak, strdup_clean, strdup_leak,
@@ -66,6 +68,17 @@ mod tests {
         realloc_chain(0, 8).free();
         list_new(5).free();
         list_new(0).free();
+        ring_new(2).free();
+        ring_new(1).free();
+        ring_new(0).free();
+        let mut slots = CSlots::new(3);
+        slots.store(0, 16);
+        slots.store(2, 24);
+        slots.free();
+        let keeper = CKeeper::start();
+        keeper.give(40);
+        keeper.give(8);
+        keeper.stop();
         thread_clean(10, 32);
         thread_key_state(48);
         pthread_key_state(16);
@@ -89,6 +102,9 @@ mod tests {
         asprintf_leak(7);
         getline_leak(c"a line\n");
         list_new(3).leak();
+        ring_new(3).leak();
+        stale_stack(24);
+        rust_stale_stack(24);
         thread_leak(2, 24);
         zlib_deflate_init_leak();
         rust_leak(2, 24);

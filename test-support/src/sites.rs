@@ -43,6 +43,23 @@ pub const GETLINE_FN: &str = "fixture_getline";
 /// `fixture_list_new` mallocs every node of a [`CList`](crate::CList)
 /// (marker `list_new`).
 pub const LIST_NEW_FN: &str = "fixture_list_new";
+/// `fixture_ring_new` mallocs every node of a [`CRing`](crate::CRing)
+/// (marker `ring_new`).
+pub const RING_NEW_FN: &str = "fixture_ring_new";
+/// `fixture_stale_stack` mallocs the block [`stale_stack`](crate::stale_stack)
+/// leaves only dead stack copies of (marker `stale_stack`).
+pub const STALE_STACK_FN: &str = "fixture_stale_stack";
+/// `fixture_slots_new` mallocs a [`CSlots`](crate::CSlots) (marker `slots_new`).
+pub const SLOTS_NEW_FN: &str = "fixture_slots_new";
+/// `fixture_store` mallocs the block [`CSlots::store`](crate::CSlots::store)
+/// keeps in a slot (marker `store`).
+pub const STORE_FN: &str = "fixture_store";
+/// `fixture_keeper_start` mallocs a [`CKeeper`](crate::CKeeper)'s state
+/// (marker `keeper_start`).
+pub const KEEPER_START_FN: &str = "fixture_keeper_start";
+/// `fixture_keeper_give` mallocs the block [`CKeeper::give`](crate::CKeeper::give)
+/// hands to the keeper thread (marker `keeper_give`).
+pub const KEEPER_GIVE_FN: &str = "fixture_keeper_give";
 /// The thread start routine that mallocs what [`thread_leak`](crate::thread_leak)
 /// leaks (marker `thread_leak_main`); `fixture_thread_leak` created the thread.
 pub const THREAD_LEAK_MAIN_FN: &str = "fixture_thread_leak_main";
@@ -77,6 +94,11 @@ pub const ZLIB_DEFLATE_INIT_BLOCKS: usize = 5;
 /// The Rust function that allocates what [`rust_leak`](crate::rust_leak)
 /// leaks, as a demangled symbol (marker `rust_leak`).
 pub const RUST_LEAK_FN: &str = "leakcheck_test_support::rust_heap::rust_leak";
+
+/// The Rust function that allocates what
+/// [`rust_stale_stack`](crate::rust_stale_stack) leaks, as a demangled symbol
+/// (marker `rust_stale_stack`).
+pub const RUST_STALE_STACK_FN: &str = "leakcheck_test_support::rust_heap::rust_stale_stack";
 
 /// The 1-based line of the marker `marker` (`"leak"` or `"@leak"`) in the
 /// fixture sources: the line of the allocating call a report's top frame
@@ -154,6 +176,12 @@ mod tests {
         ("asprintf", FIXTURES_C),
         ("getline", FIXTURES_C),
         ("list_new", FIXTURES_C),
+        ("ring_new", FIXTURES_C),
+        ("stale_stack", FIXTURES_C),
+        ("slots_new", FIXTURES_C),
+        ("store", FIXTURES_C),
+        ("keeper_start", FIXTURES_C),
+        ("keeper_give", FIXTURES_C),
         ("thread_leak_main", FIXTURES_C),
         ("pthread_key_state", FIXTURES_C),
         ("cache_get", FIXTURES_C),
@@ -164,6 +192,7 @@ mod tests {
         ("invalid_free_alloc", FIXTURES_C),
         ("invalid_free", FIXTURES_C),
         ("rust_leak", RUST_HEAP_RS),
+        ("rust_stale_stack", RUST_HEAP_RS),
     ];
 
     #[test]
