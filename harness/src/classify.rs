@@ -209,7 +209,7 @@ impl<'b> Marker<'b> {
         if offset % GROUP == 0 && tail > GROUP {
             let buckets = tail - GROUP;
             if buckets.is_power_of_two() && buckets >= 2 && offset >= buckets {
-                return true;
+                return self.looks_like_control_bytes(w, buckets);
             }
         }
         // Arc/Rc::into_raw: the value after the strong and weak counts.
@@ -218,6 +218,38 @@ impl<'b> Marker<'b> {
             return count(self.peek.word(block.addr)) && count(self.peek.word(block.addr + 8));
         }
         false
+    }
+
+    /// hashbrown's control bytes at `ctrl` for `buckets` buckets: each byte
+    /// FULL (top bit clear), EMPTY (0xFF) or DELETED (0x80), and the group
+    /// after the buckets mirrors the first (for tables smaller than a group,
+    /// bytes `[16, 16 + buckets)` mirror `[0, buckets)`). Checks the first
+    /// and the trailing group, not the whole table.
+    fn looks_like_control_bytes(&self, ctrl: usize, buckets: usize) -> bool {
+        const GROUP: usize = 16;
+        let read = |at: usize| -> Option<[u8; GROUP]> {
+            let lo = self.peek.word(at)?;
+            let hi = self.peek.word(at + 8)?;
+            let mut bytes = [0u8; GROUP];
+            bytes[..8].copy_from_slice(&lo.to_le_bytes());
+            bytes[8..].copy_from_slice(&hi.to_le_bytes());
+            Some(bytes)
+        };
+        let (Some(first), Some(trailing)) = (read(ctrl), read(ctrl + buckets.max(GROUP))) else {
+            return false;
+        };
+        let valid = |b: &u8| *b < 0x80 || *b == 0x80 || *b == 0xFF;
+        if !first.iter().chain(trailing.iter()).all(valid) {
+            return false;
+        }
+        if buckets >= GROUP {
+            return first == trailing;
+        }
+        // A small table: at least one EMPTY (hashbrown keeps a free bucket),
+        // and the mirror of the buckets.
+        first[..buckets] == trailing[..buckets]
+            && first[..buckets].contains(&0xFF)
+            && first[buckets..].iter().all(|&b| b == 0xFF)
     }
 
     /// Scans what the marked blocks point to, until nothing changes.
