@@ -19,6 +19,15 @@
 //!
 //! The same check is available as a function, [`check`], which returns a
 //! [`Report`] instead of failing.
+//!
+//! Known leaks you cannot fix (a C library's one-time initialisation, say)
+//! are suppressed for one test with the attribute's `suppress = "…"`, or for
+//! every test in the binary with [`suppress!`]:
+//!
+//! ```
+//! leakcheck::suppress!("leak:sqlite3_initialize");
+//! # fn main() {}
+//! ```
 #![cfg_attr(doctest, doc = include_str!("../../README.md"))]
 #![warn(missing_docs)]
 
@@ -37,13 +46,14 @@ mod hooks;
 #[cfg(not(leakcheck_interpose))]
 #[path = "hooks_unsupported.rs"]
 mod hooks;
+mod inline;
 mod record;
 mod report;
 mod run;
 mod scope;
 mod stacks;
-mod symbols;
 mod suppress;
+mod symbols;
 mod sync;
 mod table;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
@@ -92,5 +102,9 @@ pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::inline::is_blank;
     pub use crate::run::{run_test, run_test_report, Options, Suppression};
+    // `suppress!` expands to `inventory::submit!`, named through here so
+    // that test crates need no `inventory` dependency of their own.
+    pub use inventory;
 }
