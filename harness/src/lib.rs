@@ -89,13 +89,56 @@ pub use global::Tracked;
 /// # fn main() {}
 /// ```
 ///
-/// Arguments: none, or `strict`. Write the attribute above `#[test]` (an
-/// attribute cannot see the ones above it, so `#[test]` first registers the
-/// test twice). The body runs on a thread of its own, named like the test;
-/// the verdict is made once that thread and the threads it created have
-/// exited, so thread-locals are not leaks. `LEAKCHECK=off` runs it unchecked.
-/// The failure message and the JSON report are described in the crate docs
-/// and the README.
+/// # Arguments
+///
+/// Comma-separated, all optional:
+///
+/// - `strict`: every kind of block left behind fails the test, still-reachable
+///   ones included. The same as `fail_on = "all"`; give one or the other.
+/// - `fail_on = "…"`: which kinds fail the test, in valgrind's words (its
+///   `--errors-for-leak-kinds`): `definite`, `indirect`, `possible`,
+///   `reachable` separated by commas, or `all`, or `none`. The default is
+///   `"definite,indirect,possible"`. A word it does not know fails the build.
+/// - `suppress = "…"`: a suppression for this test only, in the suppressions
+///   file format: a LeakSanitizer `leak:pattern` line, or a valgrind `{ … }`
+///   block in a raw string. May be repeated. For the whole test binary, write
+///   a [`suppress!`] or a `leakcheck.supp` file next to the crate's
+///   `Cargo.toml` instead.
+///
+/// ```
+/// use leakcheck::leak_checked;
+///
+/// #[leak_checked(fail_on = "definite,possible")] // not indirect or reachable
+/// fn only_definite_and_possible_fail() {}
+///
+/// #[leak_checked(fail_on = "none")] // reports, never fails
+/// fn report_only() {
+///     std::hint::black_box(Box::leak(Box::new(1u32)));
+/// }
+///
+/// #[leak_checked(
+///     strict,
+///     suppress = "leak:sqlite3_initialize",
+///     suppress = r#"
+/// {
+///    zlib-tables
+///    Memcheck:Leak
+///    fun:malloc
+///    ...
+///    fun:inflateInit2_
+/// }
+/// "#,
+/// )]
+/// fn with_suppressions() {}
+/// # fn main() {}
+/// ```
+///
+/// Write the attribute above `#[test]` (an attribute cannot see the ones
+/// above it, so `#[test]` first registers the test twice). The body runs on a
+/// thread of its own, named like the test; the verdict is made once that
+/// thread and the threads it created have exited, so thread-locals are not
+/// leaks. `LEAKCHECK=off` runs it unchecked. The failure message and the JSON
+/// report are described in the crate docs and the README.
 pub use leakcheck_macros::leak_checked;
 pub use report::{Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SCHEMA};
 pub use run::check;
