@@ -19,6 +19,15 @@
 //!
 //! The same check is available as a function, [`check`], which returns a
 //! [`Report`] instead of failing.
+//!
+//! Known leaks you cannot fix (a C library's one-time initialisation, say)
+//! are suppressed for one test with the attribute's `suppress = "…"`, or for
+//! every test in the binary with [`suppress!`]:
+//!
+//! ```
+//! leakcheck::suppress!("leak:sqlite3_initialize");
+//! # fn main() {}
+//! ```
 #![cfg_attr(doctest, doc = include_str!("../../README.md"))]
 #![warn(missing_docs)]
 
@@ -39,6 +48,7 @@ mod hooks;
 #[cfg(not(leakcheck_interpose))]
 #[path = "hooks_unsupported.rs"]
 mod hooks;
+mod inline;
 mod memscan;
 mod record;
 mod report;
@@ -84,18 +94,65 @@ pub use global::Tracked;
 /// # fn main() {}
 /// ```
 ///
-/// Arguments: none, or `strict`. Write the attribute above `#[test]` (an
-/// attribute cannot see the ones above it, so `#[test]` first registers the
-/// test twice). The body runs on a thread of its own, named like the test;
-/// the verdict is made once that thread and the threads it created have
-/// exited, so thread-locals are not leaks. `LEAKCHECK=off` runs it unchecked.
-/// The failure message and the JSON report are described in the crate docs
-/// and the README.
+/// # Arguments
+///
+/// Comma-separated, all optional:
+///
+/// - `strict`: every kind of block left behind fails the test, still-reachable
+///   ones included. The same as `fail_on = "all"`; give one or the other.
+/// - `fail_on = "…"`: which kinds fail the test, in valgrind's words (its
+///   `--errors-for-leak-kinds`): `definite`, `indirect`, `possible`,
+///   `reachable` separated by commas, or `all`, or `none`. The default is
+///   `"definite,indirect,possible"`. A word it does not know fails the build.
+/// - `suppress = "…"`: a suppression for this test only, in the suppressions
+///   file format: a LeakSanitizer `leak:pattern` line, or a valgrind `{ … }`
+///   block in a raw string. May be repeated. For the whole test binary, write
+///   a [`suppress!`] or a `leakcheck.supp` file next to the crate's
+///   `Cargo.toml` instead.
+///
+/// ```
+/// use leakcheck::leak_checked;
+///
+/// #[leak_checked(fail_on = "definite,possible")] // not indirect or reachable
+/// fn only_definite_and_possible_fail() {}
+///
+/// #[leak_checked(fail_on = "none")] // reports, never fails
+/// fn report_only() {
+///     std::hint::black_box(Box::leak(Box::new(1u32)));
+/// }
+///
+/// #[leak_checked(
+///     strict,
+///     suppress = "leak:sqlite3_initialize",
+///     suppress = r#"
+/// {
+///    zlib-tables
+///    Memcheck:Leak
+///    fun:malloc
+///    ...
+///    fun:inflateInit2_
+/// }
+/// "#,
+/// )]
+/// fn with_suppressions() {}
+/// # fn main() {}
+/// ```
+///
+/// Write the attribute above `#[test]` (an attribute cannot see the ones
+/// above it, so `#[test]` first registers the test twice). The body runs on a
+/// thread of its own, named like the test; the verdict is made once that
+/// thread and the threads it created have exited, so thread-locals are not
+/// leaks. `LEAKCHECK=off` runs it unchecked. The failure message and the JSON
+/// report are described in the crate docs and the README.
 pub use leakcheck_macros::leak_checked;
 pub use report::{Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SCHEMA};
 pub use run::check;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::inline::is_blank;
     pub use crate::run::{check_with, run_test, run_test_report, Options, Suppression};
+    // `suppress!` expands to `inventory::submit!`, named through here so
+    // that test crates need no `inventory` dependency of their own.
+    pub use inventory;
 }

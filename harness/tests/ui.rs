@@ -1,5 +1,6 @@
-//! Compile-time behaviour of `#[leak_checked]`: every accepted form builds,
-//! every rejected one fails with the message in its `.stderr`.
+//! Compile-time behaviour of `#[leak_checked]` and `leakcheck::suppress!`:
+//! every accepted form builds, every rejected one fails with the message in
+//! its `.stderr`.
 //!
 //! Regenerate the `.stderr` files with
 //! `TRYBUILD=overwrite cargo test -p leakcheck --test ui`, then review them.
@@ -56,5 +57,51 @@ mod expansion {
     pub fn documented_pub_fn() {
         #![allow(unused_variables)]
         let unused = 1;
+    }
+
+    #[leak_checked(fail_on = "definite")]
+    fn fail_on_one_kind() {}
+
+    #[leak_checked(fail_on = "definite,indirect,possible,reachable")]
+    fn fail_on_every_kind() {}
+
+    #[leak_checked(fail_on = "all")]
+    fn fail_on_all() {}
+
+    #[leak_checked(fail_on = "none")]
+    fn fail_on_none_lets_a_leak_pass() {
+        std::hint::black_box(Box::leak(Box::new([0u8; 16])));
+    }
+
+    #[leak_checked(suppress = "leak:leakcheck_ui_expansion_no_such_function")]
+    fn suppress_once() {}
+
+    #[leak_checked(
+        suppress = "leak:leakcheck_ui_expansion_no_such_function",
+        suppress = r#"
+{
+   leakcheck-ui-expansion
+   Memcheck:Leak
+   fun:malloc
+   fun:leakcheck_ui_expansion_no_such_function
+}
+"#
+    )]
+    fn suppress_repeated_with_a_valgrind_block() {}
+
+    #[leak_checked(strict, suppress = "leak:leakcheck_ui_expansion_no_such_function")]
+    #[should_panic(expected = "boom")]
+    fn strict_suppress_should_panic() {
+        panic!("boom");
+    }
+
+    #[leak_checked(
+        fail_on = "definite,possible",
+        suppress = "leak:leakcheck_ui_expansion_no_such_function"
+    )]
+    fn fail_on_suppress_result() -> Result<(), std::num::ParseIntError> {
+        let n: u8 = "42".parse()?;
+        assert_eq!(n, 42);
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! What `#[leak_checked]` expands to, and the checks on what it is given.
 //!
 //! ```text
-//! #[leak_checked(strict)]
+//! #[leak_checked(fail_on = "definite", suppress = "leak:init")]
 //! #[should_panic(expected = "x")]
 //! fn my_test() -> Result<(), E> { body }
 //! ```
@@ -14,13 +14,20 @@
 //! fn my_test() -> ::std::process::ExitCode { // `-> R` becomes an exit code
 //!     ::leakcheck::__private::run_test_report( // (`run_test` for `()` tests)
 //!         "my_test",
-//!         ::leakcheck::__private::Options::new().strict(),
+//!         ::leakcheck::__private::Options::new()
+//!             .fail_on("definite")
+//!             .suppress(&[::leakcheck::__private::Suppression {
+//!                 text: "leak:init",
+//!                 file: ::core::file!(),
+//!                 line: ::core::line!(), // spanned on the string: its line
+//!             }])
+//!             .crate_dir(::core::env!("CARGO_MANIFEST_DIR")),
 //!         move || -> Result<(), E> { body },
 //!     )
 //! }
 //! ```
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Ident, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -49,33 +56,63 @@ pub(crate) fn leak_checked(args: TokenStream, item: TokenStream) -> syn::Result<
 }
 
 /// What `#[leak_checked(...)]` was given.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Args {
     /// `strict`: still-reachable blocks fail the test too.
     strict: bool,
+    /// `fail_on = "…"`, already checked against valgrind's kind words.
+    fail_on: Option<LitStr>,
+    /// Each `suppress = "…"`, in the order written.
+    suppress: Vec<LitStr>,
 }
 
-/// A key that `#[leak_checked(...)]` accepts. Every key is a bare name for now;
-/// a key that takes a value will need a parser here as well.
-struct Key {
+/// A key that `#[leak_checked(...)]` accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Strict,
+    FailOn,
+    Suppress,
+}
+
+impl Key {
+    /// Every key, in the order the "expected one of" message lists them.
+    const ALL: [Key; 3] = [Key::Strict, Key::FailOn, Key::Suppress];
+
     /// How it is written in the attribute.
-    name: &'static str,
-    /// Records it in [`Args`].
-    set: fn(&mut Args),
+    fn name(self) -> &'static str {
+        match self {
+            Key::Strict => "strict",
+            Key::FailOn => "fail_on",
+            Key::Suppress => "suppress",
+        }
+    }
+
+    /// How to write it with a value, for the error messages.
+    fn example(self) -> &'static str {
+        match self {
+            Key::Strict => "strict",
+            Key::FailOn => "fail_on = \"definite,possible\"",
+            Key::Suppress => "suppress = \"leak:function_name\"",
+        }
+    }
 }
 
-/// Every accepted key, in the order the "expected one of" message lists them.
-const KEYS: &[Key] = &[Key {
-    name: "strict",
-    set: |args| args.strict = true,
-}];
+/// What the `strict`/`fail_on` conflict says, whichever comes second.
+const STRICT_AND_FAIL_ON: &str = "`strict` is `fail_on = \"all\"`; use one of them";
+
+/// valgrind's leak kinds (`--errors-for-leak-kinds`), as `fail_on` takes them.
+const KIND_WORDS: &[&str] = &["definite", "indirect", "possible", "reachable"];
+
+/// What `fail_on` accepts, for its error messages.
+const EXPECTED_KINDS: &str = "expected `definite`, `indirect`, `possible`, `reachable` separated \
+                              by commas, or `all`, or `none`";
 
 impl Args {
-    /// Parses the comma-separated keys of `#[leak_checked(...)]` (a trailing
-    /// comma is fine), pushing an error for each bad one.
+    /// Parses the comma-separated arguments of `#[leak_checked(...)]` (a
+    /// trailing comma is fine), pushing an error for each bad one.
     fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
         let mut args = Args::default();
-        let mut seen: Vec<&'static str> = Vec::new();
+        let mut seen: Vec<Key> = Vec::new();
         for arg in split_on_commas(tokens) {
             let Some((first, rest)) = arg.tokens.split_first() else {
                 // An empty argument: `(,)`, `(strict,,)` or `(, strict)`.
@@ -98,7 +135,7 @@ impl Args {
                 continue;
             };
             let name = ident.unraw().to_string();
-            let Some(key) = KEYS.iter().find(|key| key.name == name) else {
+            let Some(key) = Key::ALL.into_iter().find(|key| key.name() == name) else {
                 errors.push(syn::Error::new(
                     ident.span(),
                     format!(
@@ -108,38 +145,183 @@ impl Args {
                 ));
                 continue;
             };
-            if !rest.is_empty() {
-                errors.push(syn::Error::new_spanned(
-                    tokens_of(rest),
-                    format!("leak_checked argument `{name}` takes no value; write `#[leak_checked({name})]`"),
-                ));
-            } else if seen.contains(&key.name) {
-                errors.push(syn::Error::new(
-                    ident.span(),
-                    format!("duplicate leak_checked argument `{name}`"),
-                ));
-            } else {
-                seen.push(key.name);
-                (key.set)(&mut args);
+            if let Err(err) = args.set(key, ident, rest, &mut seen) {
+                errors.push(err);
             }
         }
         args
     }
 
-    /// `::leakcheck::__private::Options::new()` with a builder call per key.
+    /// Records `key` and what follows it (`rest`), if they are well formed
+    /// and allowed next to the keys `seen` so far.
+    fn set(
+        &mut self,
+        key: Key,
+        ident: &Ident,
+        rest: &[TokenTree],
+        seen: &mut Vec<Key>,
+    ) -> syn::Result<()> {
+        match key {
+            Key::Strict => {
+                no_value(ident, rest)?;
+                once(key, ident, seen)?;
+                self.strict = true;
+            }
+            Key::FailOn => {
+                let kinds = string_value(key, ident, rest)?;
+                once(key, ident, seen)?;
+                check_kinds(&kinds)?;
+                self.fail_on = Some(kinds);
+            }
+            Key::Suppress => {
+                let text = string_value(key, ident, rest)?;
+                check_suppression(&text)?;
+                self.suppress.push(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// `::leakcheck::__private::Options::new()` with a builder call per key,
+    /// and the test crate's directory (where `leakcheck.supp` is looked for).
     fn options(&self) -> TokenStream {
         let mut options = quote!(::leakcheck::__private::Options::new());
         if self.strict {
             options.extend(quote!(.strict()));
         }
+        if let Some(kinds) = &self.fail_on {
+            options.extend(quote!(.fail_on(#kinds)));
+        }
+        if !self.suppress.is_empty() {
+            let suppressions = self.suppress.iter().map(|text| {
+                // `line!()` spanned on the string reports the line the string
+                // starts on (the expansion's call site), not the attribute's:
+                // that is the line the runtime counts the text's lines from.
+                let line = quote_spanned!(text.span()=> ::core::line!());
+                quote! {
+                    ::leakcheck::__private::Suppression {
+                        text: #text,
+                        file: ::core::file!(),
+                        line: #line,
+                    }
+                }
+            });
+            options.extend(quote!(.suppress(&[#(#suppressions),*])));
+        }
+        options.extend(quote!(.crate_dir(::core::env!("CARGO_MANIFEST_DIR"))));
         options
     }
 }
 
+/// Checks that a bare key (`strict`) has nothing after it.
+fn no_value(ident: &Ident, rest: &[TokenTree]) -> syn::Result<()> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let name = ident.unraw();
+    Err(syn::Error::new_spanned(
+        tokens_of(rest),
+        format!("leak_checked argument `{name}` takes no value; write `#[leak_checked({name})]`"),
+    ))
+}
+
+/// Rejects a second `key`, and `strict` next to `fail_on`; then notes `key`
+/// as seen.
+fn once(key: Key, ident: &Ident, seen: &mut Vec<Key>) -> syn::Result<()> {
+    if seen.contains(&key) {
+        return Err(syn::Error::new(
+            ident.span(),
+            format!("duplicate leak_checked argument `{}`", key.name()),
+        ));
+    }
+    seen.push(key);
+    let rival = match key {
+        Key::Strict => Key::FailOn,
+        Key::FailOn => Key::Strict,
+        Key::Suppress => return Ok(()),
+    };
+    if seen.contains(&rival) {
+        return Err(syn::Error::new(ident.span(), STRICT_AND_FAIL_ON));
+    }
+    Ok(())
+}
+
+/// The string of `key = "…"`, or an error saying how to write it.
+fn string_value(key: Key, ident: &Ident, rest: &[TokenTree]) -> syn::Result<LitStr> {
+    let (name, example) = (key.name(), key.example());
+    let Some((eq, value)) = rest.split_first() else {
+        return Err(syn::Error::new(
+            ident.span(),
+            format!("leak_checked argument `{name}` takes a string; write `{example}`"),
+        ));
+    };
+    if !matches!(eq, TokenTree::Punct(punct) if punct.as_char() == '=' && punct.spacing() == Spacing::Alone)
+    {
+        return Err(syn::Error::new_spanned(
+            tokens_of(rest),
+            format!("expected `=` after `{name}`; write `{example}`"),
+        ));
+    }
+    if value.is_empty() {
+        return Err(syn::Error::new(
+            eq.span(),
+            format!("expected a string after `{name} =`; write `{example}`"),
+        ));
+    }
+    syn::parse2::<LitStr>(tokens_of(value)).map_err(|_| {
+        syn::Error::new_spanned(
+            tokens_of(value),
+            format!("`{name}` takes a string literal; write `{example}`"),
+        )
+    })
+}
+
+/// Checks `fail_on`'s words the way the runtime parses them (valgrind's
+/// `--errors-for-leak-kinds` syntax), so a typo fails the build, not the test.
+fn check_kinds(lit: &LitStr) -> syn::Result<()> {
+    let text = lit.value();
+    let text = text.trim();
+    let message = match text {
+        "all" | "none" => return Ok(()),
+        "" => format!("`fail_on` is empty; {EXPECTED_KINDS}"),
+        _ => {
+            let Some(word) = text
+                .split(',')
+                .map(str::trim)
+                .find(|word| !KIND_WORDS.contains(word))
+            else {
+                return Ok(());
+            };
+            match word {
+                "" => format!("empty leak kind in `fail_on` (a comma too many?); {EXPECTED_KINDS}"),
+                "all" | "none" => format!(
+                    "`{word}` cannot be combined with other leak kinds; write `fail_on = \"{word}\"`"
+                ),
+                _ => format!("unknown leak kind `{word}` in `fail_on`; {EXPECTED_KINDS}"),
+            }
+        }
+    };
+    Err(syn::Error::new(lit.span(), message))
+}
+
+/// The runtime parses a suppression's text; all the attribute can tell is
+/// that there is some.
+fn check_suppression(lit: &LitStr) -> syn::Result<()> {
+    if lit.value().trim().is_empty() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`suppress` is empty; write a suppression: a LeakSanitizer line such as \
+             `suppress = \"leak:function_name\"`, or a valgrind `{ … }` block in a raw string",
+        ));
+    }
+    Ok(())
+}
+
 /// The accepted keys as the error messages list them: "`a`, `b`".
 fn expected_keys() -> String {
-    KEYS.iter()
-        .map(|key| format!("`{}`", key.name))
+    Key::ALL
+        .iter()
+        .map(|key| format!("`{}`", key.name()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -386,7 +568,8 @@ mod tests {
             fn my_test() {
                 ::leakcheck::__private::run_test(
                     "my_test",
-                    ::leakcheck::__private::Options::new(),
+                    ::leakcheck::__private::Options::new()
+                        .crate_dir(::core::env!("CARGO_MANIFEST_DIR")),
                     move || { assert!(true); }
                 )
             }
@@ -406,7 +589,9 @@ mod tests {
             fn my_test() -> ::std::process::ExitCode {
                 ::leakcheck::__private::run_test_report(
                     "my_test",
-                    ::leakcheck::__private::Options::new().strict(),
+                    ::leakcheck::__private::Options::new()
+                        .strict()
+                        .crate_dir(::core::env!("CARGO_MANIFEST_DIR")),
                     move || -> Result<(), E> { body() }
                 )
             }
@@ -493,7 +678,7 @@ mod tests {
     fn unknown_key_lists_valid_keys() {
         assert_eq!(
             errors(quote! { foo }, quote! { fn t() {} }),
-            ["unknown leak_checked argument `foo`; expected one of: `strict`"]
+            ["unknown leak_checked argument `foo`; expected one of: `strict`, `fail_on`, `suppress`"]
         );
     }
 
@@ -534,7 +719,7 @@ mod tests {
                 quote! { = strict },
                 quote! { (strict) },
             ],
-            "expected the name of a leak_checked argument, one of: `strict`",
+            "expected the name of a leak_checked argument, one of: `strict`, `fail_on`, `suppress`",
         );
     }
 
@@ -542,7 +727,7 @@ mod tests {
     fn empty_arguments_between_commas() {
         assert_args_fail(
             &[quote! { , }, quote! { , strict }, quote! { strict,, }],
-            "expected a leak_checked argument before this comma; expected one of: `strict`",
+            "expected a leak_checked argument before this comma; expected one of: `strict`, `fail_on`, `suppress`",
         );
     }
 
@@ -612,16 +797,239 @@ mod tests {
         }
     }
 
+    /// The options expression of a test with these arguments.
+    fn options_of(args: TokenStream) -> String {
+        let out = expansion(args, quote! { fn t() {} });
+        let start = out
+            .find("Options :: new ()")
+            .expect("options in the expansion");
+        let end = out
+            .find(", move ||")
+            .or_else(|| out.find(", move | |"))
+            .expect("the closure after the options");
+        out[start..end].trim_end().to_owned()
+    }
+
+    const CRATE_DIR: &str = ". crate_dir (:: core :: env ! (\"CARGO_MANIFEST_DIR\"))";
+
+    #[test]
+    fn fail_on_is_passed_as_written() {
+        for kinds in [
+            "definite",
+            "indirect",
+            "possible",
+            "reachable",
+            "all",
+            "none",
+            "definite,possible",
+            " definite , indirect ",
+            "definite,definite",
+            "reachable,possible,indirect,definite",
+        ] {
+            let lit = LitStr::new(kinds, Span::call_site());
+            assert_eq!(
+                options_of(quote! { fail_on = #lit }),
+                format!("Options :: new () . fail_on ({kinds:?}) {CRATE_DIR}"),
+            );
+        }
+        let raw = options_of(quote! { fail_on = r"all", });
+        assert_eq!(
+            raw,
+            format!("Options :: new () . fail_on (r\"all\") {CRATE_DIR}")
+        );
+    }
+
+    #[test]
+    fn fail_on_rejects_what_the_runtime_would() {
+        let expected = "expected `definite`, `indirect`, `possible`, `reachable` separated by \
+                        commas, or `all`, or `none`";
+        let cases = [
+            (
+                "defnite",
+                format!("unknown leak kind `defnite` in `fail_on`; {expected}"),
+            ),
+            (
+                "definite,lost",
+                format!("unknown leak kind `lost` in `fail_on`; {expected}"),
+            ),
+            (
+                "Definite",
+                format!("unknown leak kind `Definite` in `fail_on`; {expected}"),
+            ),
+            (
+                "definite possible",
+                format!("unknown leak kind `definite possible` in `fail_on`; {expected}"),
+            ),
+            ("", format!("`fail_on` is empty; {expected}")),
+            ("  ", format!("`fail_on` is empty; {expected}")),
+            (
+                "definite,",
+                format!("empty leak kind in `fail_on` (a comma too many?); {expected}"),
+            ),
+            (
+                "definite,,possible",
+                format!("empty leak kind in `fail_on` (a comma too many?); {expected}"),
+            ),
+            (
+                "definite,all",
+                "`all` cannot be combined with other leak kinds; write `fail_on = \"all\"`"
+                    .to_owned(),
+            ),
+            (
+                "none,possible",
+                "`none` cannot be combined with other leak kinds; write `fail_on = \"none\"`"
+                    .to_owned(),
+            ),
+        ];
+        for (kinds, message) in cases {
+            let lit = LitStr::new(kinds, Span::call_site());
+            assert_args_fail(&[quote! { fail_on = #lit }], &message);
+        }
+    }
+
+    #[test]
+    fn fail_on_and_strict_conflict() {
+        assert_args_fail(
+            &[
+                quote! { strict, fail_on = "all" },
+                quote! { fail_on = "definite", strict },
+            ],
+            "`strict` is `fail_on = \"all\"`; use one of them",
+        );
+        let errs = errors(quote! { fail_on = "bogus", strict }, quote! { fn t() {} });
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("unknown leak kind `bogus`"), "{errs:?}");
+        assert!(errs[1].starts_with("`strict` is"), "{errs:?}");
+    }
+
+    #[test]
+    fn fail_on_twice() {
+        assert_args_fail(
+            &[
+                quote! { fail_on = "all", fail_on = "all" },
+                quote! { fail_on = "all", fail_on = "none" },
+            ],
+            "duplicate leak_checked argument `fail_on`",
+        );
+    }
+
+    #[test]
+    fn values_must_be_string_literals() {
+        for key in ["fail_on", "suppress"] {
+            let ident = Ident::new(key, Span::call_site());
+            let example = match key {
+                "fail_on" => "fail_on = \"definite,possible\"",
+                _ => "suppress = \"leak:function_name\"",
+            };
+            assert_args_fail(
+                &[
+                    quote! { #ident = definite },
+                    quote! { #ident = 1 },
+                    quote! { #ident = b"all" },
+                    quote! { #ident = concat!("a", "b") },
+                    quote! { #ident = "a" "b" },
+                    quote! { #ident = ("all") },
+                ],
+                &format!("`{key}` takes a string literal; write `{example}`"),
+            );
+            assert_args_fail(
+                &[quote! { #ident }],
+                &format!("leak_checked argument `{key}` takes a string; write `{example}`"),
+            );
+            assert_args_fail(
+                &[quote! { #ident = }],
+                &format!("expected a string after `{key} =`; write `{example}`"),
+            );
+            assert_args_fail(
+                &[
+                    quote! { #ident "all" },
+                    quote! { #ident("all") },
+                    quote! { #ident: "all" },
+                    quote! { #ident == "all" },
+                ],
+                &format!("expected `=` after `{key}`; write `{example}`"),
+            );
+        }
+    }
+
+    #[test]
+    fn suppress_expansion() {
+        let expected = quote! {
+            Options::new()
+                .suppress(&[
+                    ::leakcheck::__private::Suppression {
+                        text: "leak:sqlite3_initialize",
+                        file: ::core::file!(),
+                        line: ::core::line!(),
+                    },
+                    ::leakcheck::__private::Suppression {
+                        text: r#"{
+   init
+   Memcheck:Leak
+   fun:malloc
+}"#,
+                        file: ::core::file!(),
+                        line: ::core::line!(),
+                    }
+                ])
+        };
+        let args = quote! {
+            suppress = "leak:sqlite3_initialize",
+            suppress = r#"{
+   init
+   Memcheck:Leak
+   fun:malloc
+}"#,
+        };
+        assert_eq!(options_of(args), format!("{expected} {CRATE_DIR}"));
+    }
+
+    #[test]
+    fn strict_and_fail_on_come_before_suppress() {
+        assert_eq!(
+            options_of(quote! { suppress = "leak:a", strict }),
+            format!(
+                "Options :: new () . strict () . suppress (& [:: leakcheck :: __private :: \
+                 Suppression {{ text : \"leak:a\" , file : :: core :: file ! () , line : :: core \
+                 :: line ! () , }}]) {CRATE_DIR}"
+            ),
+        );
+        let out = options_of(quote! { suppress = "leak:a", fail_on = "none", suppress = "leak:b" });
+        let (fail_on, a, b) = (
+            out.find(". fail_on (\"none\")").expect("fail_on"),
+            out.find("\"leak:a\"").expect("first suppression"),
+            out.find("\"leak:b\"").expect("second suppression"),
+        );
+        assert!(fail_on < a && a < b, "{out}");
+    }
+
+    #[test]
+    fn suppress_must_say_something() {
+        let message = "`suppress` is empty; write a suppression: a LeakSanitizer line such as \
+                       `suppress = \"leak:function_name\"`, or a valgrind `{ … }` block in a raw \
+                       string";
+        assert_args_fail(
+            &[
+                quote! { suppress = "" },
+                quote! { suppress = "  \n\t" },
+                quote! { suppress = r#""# },
+            ],
+            message,
+        );
+    }
+
     #[test]
     fn errors_are_combined() {
-        let args = quote! { foo, strict, strict, bar = 1 };
+        let args = quote! { foo, strict, strict, bar = 1, fail_on = "x", suppress = "" };
         let errs = errors(args, quote! { async fn t<T>(x: T) {} });
-        assert_eq!(errs.len(), 6, "{errs:?}");
+        assert_eq!(errs.len(), 8, "{errs:?}");
         assert!(errs[0].contains("`foo`"));
         assert!(errs[1].starts_with("duplicate"));
         assert!(errs[2].contains("`bar`"));
-        assert!(errs[3].starts_with("async"));
-        assert!(errs[4].contains("generic"));
-        assert_eq!(errs[5], NO_ARGS);
+        assert!(errs[3].starts_with("`strict` is `fail_on"));
+        assert!(errs[4].starts_with("`suppress` is empty"));
+        assert!(errs[5].starts_with("async"));
+        assert!(errs[6].contains("generic"));
+        assert_eq!(errs[7], NO_ARGS);
     }
 }

@@ -1,0 +1,6 @@
+use leakcheck::leak_checked;
+
+#[leak_checked(fail_on = "definite", fail_on = "possible")]
+fn t() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+leakcheck::suppress!("");
+
+leakcheck::suppress!(" \n ");
+
+fn main() {}

@@ -1,0 +1,5 @@
+leakcheck::suppress!(42);
+
+leakcheck::suppress!(b"leak:sqlite3_initialize");
+
+fn main() {}
