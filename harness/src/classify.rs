@@ -1,36 +1,50 @@
 //! Leak classification, memcheck's way: which of a scope's surviving blocks
 //! are still reachable, possibly lost, definitely lost or indirectly lost.
 //!
-//! Roots are the writable data and bss of every loaded object, the static
-//! TLS of every registered thread, the stacks of every registered thread but
-//! the checking one, and every live block that is not the scope's (blocks of
-//! earlier or parallel tests, the runtime's). The checking thread's stack is
-//! never a root: below the test's return it is dead, and the test body ran
-//! on a thread that has exited (and wiped its dead stack; see
-//! `threads::wipe_dead_stack`), so a stale copy of a pointer cannot hide a
-//! leak.
+//! Roots:
+//! - the writable data and bss of every loaded object;
+//! - the static TLS blocks of every registered thread, and the
+//!   `pthread_setspecific` values in its descriptor;
+//! - the live stacks of the threads that can hold what the test gave them:
+//!   threads the test (or an ended check) created, and threads created
+//!   outside any check (a C library's workers). From the stack pointer up
+//!   for a thread blocked in a system call (its argument registers too),
+//!   the resident stack otherwise;
+//! - for [`crate::check`], the blocks its caller allocated on the checking
+//!   thread since that thread's previous check (a context the closure
+//!   stores into).
 //!
-//! From the roots, as memcheck does (`mc_leakcheck.c`): a pointer to a
-//! block's start from a root or a reachable block makes it reachable; a
-//! pointer into its interior, or any pointer from a possibly-lost block,
-//! makes it possibly lost (until a start pointer upgrades it). Blocks left
-//! unreached are then grouped into cliques: each one not reached from
-//! another unreached block is definitely lost, and what it reaches is
-//! indirectly lost.
+//! Live blocks that are not the scope's are followed from the roots like
+//! any memory (by any pointer into them, as LeakSanitizer does), not taken
+//! as roots themselves: garbage such as an earlier test's leaks, the
+//! runtime's moved-out values, or an `Arc` whose value was dropped keeps
+//! stale addresses, and glibc hands those addresses out again. Stacks of
+//! the harness's threads (the main thread, libtest's test threads, other
+//! checks' body threads) are not roots for the same reason: their live
+//! frames keep stale slots. The checking thread's stack is never a root:
+//! below the test's return it is dead, and the body ran on a thread that
+//! has exited and wiped its dead stack (`threads::wipe_dead_stack`).
+//!
+//! From the roots, as memcheck does (`mc_leakcheck.c`): a pointer to a scope
+//! block's start from a root, a reached block or a reachable scope block
+//! makes it reachable; a pointer into its interior, or any pointer from a
+//! possibly-lost block, makes it possibly lost (until a start pointer
+//! upgrades it). Blocks left unreached are then grouped into cliques: each
+//! one not reached from another unreached block is definitely lost, and what
+//! it reaches is indirectly lost.
 //!
 //! Two interior pointers count as start pointers for Rust blocks, so that
 //! common Rust values held in globals are reachable rather than possibly
 //! lost: hashbrown's pointer to its control bytes (every `HashMap` and
-//! `HashSet`), and `Arc::into_raw`/`Rc::into_raw`'s pointer past the two
-//! counts (user data handed to C). And one pointer never counts: glibc's
-//! own pointer to the chunk that follows a block (the arena's top chunk, a
-//! free list), which lands on the last word of a block that fills its
-//! chunk.
+//! `HashSet`; the bytes are checked), and `Arc::into_raw`/`Rc::into_raw`'s
+//! pointer past the two counts (user data handed to C). And one pointer
+//! never counts: glibc's own pointer to the chunk that follows a block (the
+//! arena's top chunk, a free list), which lands on the last word of a block
+//! that fills its chunk.
 //!
 //! Every read goes through [`Reader`], so memory unmapped under the scan
 //! (a block another thread frees, a thread that exits) is skipped, never a
-//! crash. Working memory is mapped pages ([`MapVec`]), never heap blocks,
-//! which would be roots holding exactly the addresses looked for.
+//! crash. Working memory is mapped pages ([`MapVec`]), never heap blocks.
 
 use crate::memscan::{MapVec, Reader};
 use crate::report::Kind;
@@ -47,27 +61,43 @@ pub(crate) struct Failed(pub(crate) &'static str);
 
 /// Classifies `blocks` (the scope's, in any order; sorted by address on
 /// return) and returns one kind per block, in that order.
-pub(crate) fn classify(scope: u32, blocks: &mut [Block]) -> Result<MapVec<Kind>, Failed> {
+pub(crate) fn classify(
+    scope: u32,
+    blocks: &mut [Block],
+    caller_epoch: u32,
+) -> Result<MapVec<Kind>, Failed> {
     blocks.sort_unstable_by_key(|b| b.addr);
     let mut reader = Reader::new().ok_or(Failed("no memory for the scan buffer"))?;
     let mut marker = Marker::new(blocks)?;
+    let mut others_ok = true;
+    table::for_each_other(scope, |other| {
+        others_ok &= marker.others.push(Span {
+            addr: other.addr,
+            end: other.addr + other.size,
+            callers: other.scope == 0 && other.epoch == caller_epoch && caller_epoch != 0,
+        });
+    });
+    if !others_ok || !marker.other_reached.reserve(marker.others.len()) {
+        return Err(Failed("no memory for the index of live blocks"));
+    }
+    marker.others.sort_unstable_by_key(|o| o.addr);
+    for _ in 0..marker.others.len() {
+        marker.other_reached.push(0);
+    }
+    // What the check's caller allocated before calling it (a context, a
+    // vector it hands the check) is the caller's live data: a root.
+    for k in 0..marker.others.len() {
+        if marker.others[k].callers {
+            marker.other_reached[k] = 1;
+            marker.push_other(k);
+        }
+    }
+    marker.others_low = marker.others.first().map_or(0, |o| o.addr);
+    marker.others_high = marker.others.last().map_or(0, |o| o.end.max(o.addr + 1));
     roots::data_segments(&mut reader, &mut marker);
     marker.drain(&mut reader);
     if !marker.settled() {
         roots::threads(&mut reader, &mut marker, scope);
-        marker.drain(&mut reader);
-    }
-    if !marker.settled() {
-        table::for_each_other(scope, |other| {
-            if marker.settled() {
-                return;
-            }
-            reader.scan(other.addr, other.addr + other.size, &mut |words| {
-                for &w in words {
-                    marker.reach(w as usize, true);
-                }
-            });
-        });
         marker.drain(&mut reader);
     }
     marker.cliques(&mut reader);
@@ -89,12 +119,29 @@ pub(crate) fn classify(scope: u32, blocks: &mut [Block]) -> Result<MapVec<Kind>,
     Ok(kinds)
 }
 
+/// A live block that is not the scope's.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    addr: usize,
+    end: usize,
+    /// Allocated by the checking thread since its previous check.
+    callers: bool,
+}
+
+/// Entries of the mark stack with this bit are indexes into `others`.
+const OTHER: u32 = 1 << 31;
+
 struct Marker<'b> {
     blocks: &'b [Block],
     /// `[low, high)` covers every block: most words fail this test alone.
     low: usize,
     high: usize,
     state: MapVec<u8>,
+    /// Every other live block, by address, and whether it was reached.
+    others: MapVec<Span>,
+    other_reached: MapVec<u8>,
+    others_low: usize,
+    others_high: usize,
     stack: MapVec<u32>,
     reachable: usize,
     out_of_memory: bool,
@@ -117,6 +164,10 @@ impl<'b> Marker<'b> {
             low,
             high,
             state,
+            others: MapVec::new(),
+            other_reached: MapVec::new(),
+            others_low: 0,
+            others_high: 0,
             stack: MapVec::new(),
             reachable: 0,
             out_of_memory: false,
@@ -127,6 +178,20 @@ impl<'b> Marker<'b> {
     /// Every block is reachable: nothing further can change.
     fn settled(&self) -> bool {
         self.reachable == self.blocks.len()
+    }
+
+    /// The other live block `w` points into (start or interior).
+    #[inline]
+    fn lookup_other(&self, w: usize) -> Option<usize> {
+        if w < self.others_low || w >= self.others_high {
+            return None;
+        }
+        let i = self
+            .others
+            .partition_point(|o| o.addr <= w)
+            .checked_sub(1)?;
+        let o = self.others[i];
+        (w < o.end || w == o.addr).then_some(i)
     }
 
     /// The block `w` points into, and whether at its start.
@@ -154,6 +219,18 @@ impl<'b> Marker<'b> {
     #[inline]
     fn reach(&mut self, w: usize, definite: bool) {
         let Some((j, mut start)) = self.lookup(w) else {
+            // Another live block: reached by any pointer into it, as
+            // LeakSanitizer does; its contents count as roots from then on.
+            if let Some(k) = self.lookup_other(w) {
+                if self.other_reached[k] == 0 {
+                    let o = self.others[k];
+                    if self.next_chunk_of(o.addr, o.end - o.addr, w) {
+                        return;
+                    }
+                    self.other_reached[k] = 1;
+                    self.push_other(k);
+                }
+            }
             return;
         };
         let state = self.state[j];
@@ -162,7 +239,7 @@ impl<'b> Marker<'b> {
         }
         if !start {
             let block = self.blocks[j];
-            if self.is_next_chunk(&block, w) {
+            if self.next_chunk_of(block.addr, block.size, w) {
                 return;
             }
             start = self.counts_as_start(&block, w);
@@ -177,6 +254,12 @@ impl<'b> Marker<'b> {
         }
     }
 
+    fn push_other(&mut self, k: usize) {
+        if !self.stack.push(k as u32 | OTHER) {
+            self.out_of_memory = true;
+        }
+    }
+
     fn push(&mut self, j: usize) {
         if !self.stack.push(j as u32) {
             self.out_of_memory = true;
@@ -185,15 +268,15 @@ impl<'b> Marker<'b> {
 
     /// glibc's pointer to the chunk after `block`: the chunk header sits on
     /// the block's last word when the block fills its chunk.
-    fn is_next_chunk(&mut self, block: &Block, w: usize) -> bool {
-        if w + 8 < block.addr + block.size || w % 8 != 0 {
+    fn next_chunk_of(&self, addr: usize, size: usize, w: usize) -> bool {
+        if w + 8 < addr + size || w % 8 != 0 || w < addr + 8 {
             return false;
         }
-        let Some(header) = self.peek.word(block.addr - 8) else {
+        let Some(header) = self.peek.word(addr - 8) else {
             return false;
         };
         const IS_MMAPPED: u64 = 2;
-        header & IS_MMAPPED == 0 && block.addr - 16 + (header & !7) as usize == w
+        header & IS_MMAPPED == 0 && addr - 16 + (header & !7) as usize == w
     }
 
     /// The interior pointers Rust keeps as its handle to a block.
@@ -238,16 +321,18 @@ impl<'b> Marker<'b> {
         let (Some(first), Some(trailing)) = (read(ctrl), read(ctrl + buckets.max(GROUP))) else {
             return false;
         };
-        let valid = |b: &u8| *b < 0x80 || *b == 0x80 || *b == 0xFF;
-        if !first.iter().chain(trailing.iter()).all(valid) {
-            return false;
-        }
+        // FULL (top bit clear), DELETED (0x80) or EMPTY (0xFF).
+        let valid = |b: &u8| *b <= 0x80 || *b == 0xFF;
         if buckets >= GROUP {
-            return first == trailing;
+            return first.iter().chain(trailing.iter()).all(valid) && first == trailing;
         }
-        // A small table: at least one EMPTY (hashbrown keeps a free bucket),
-        // and the mirror of the buckets.
-        first[..buckets] == trailing[..buckets]
+        // A small table has `buckets + 16` control bytes (the trailing read
+        // runs past the block; only its first `buckets` bytes are the
+        // table's): the mirror of the buckets, every byte after them in the
+        // first group EMPTY, and at least one EMPTY bucket (hashbrown keeps
+        // one free).
+        first.iter().all(valid)
+            && first[..buckets] == trailing[..buckets]
             && first[..buckets].contains(&0xFF)
             && first[buckets..].iter().all(|&b| b == 0xFF)
     }
@@ -255,6 +340,19 @@ impl<'b> Marker<'b> {
     /// Scans what the marked blocks point to, until nothing changes.
     fn drain(&mut self, reader: &mut Reader) {
         while let Some(j) = self.stack.pop() {
+            if j & OTHER != 0 {
+                let o = self.others[(j & !OTHER) as usize];
+                reader.scan(o.addr, o.end, &mut |words| {
+                    for &w in words {
+                        self.reach(w as usize, true);
+                    }
+                });
+                if self.settled() {
+                    self.stack = MapVec::new();
+                    return;
+                }
+                continue;
+            }
             let block = self.blocks[j as usize];
             let definite = self.state[j as usize] == REACHABLE;
             reader.scan(block.addr, block.addr + block.size, &mut |words| {
@@ -376,7 +474,7 @@ mod roots {
         unsafe { libc::dl_iterate_phdr(Some(each), (&mut walk as *mut Walk<'_>).cast()) };
         static SPECIFIC: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
         *SPECIFIC.get_or_init(|| {
-            let _harness = crate::scope::Untracked::enter();
+            let _harness = crate::scope::Untracked::harness();
             // libthread_db's description of `struct pthread`'s `specific`
             // field: {element bits, count, offset}.
             // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
@@ -391,6 +489,52 @@ mod roots {
             (bits == 64 && count <= 1024 && offset < 1 << 16)
                 .then_some((offset as usize, count as usize))
         })
+    }
+
+    /// How far below the thread pointer a glibc-made stack ends: the static
+    /// TLS area (`_dl_get_tls_static_info`, which counts the thread
+    /// descriptor above the thread pointer too) sits between the stack and
+    /// the descriptor. What lies there is TLS (scanned per module) and
+    /// unused surplus (not scanned).
+    fn stack_gap_below_tp() -> usize {
+        static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *SIZE.get_or_init(|| {
+            let _harness = crate::scope::Untracked::harness();
+            // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
+            // null.
+            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr()) };
+            if f.is_null() {
+                return 0;
+            }
+            // SAFETY: glibc's `void _dl_get_tls_static_info(size_t *size,
+            // size_t *align)`.
+            let f: unsafe extern "C" fn(*mut usize, *mut usize) = unsafe { std::mem::transmute(f) };
+            let (mut size, mut align) = (0usize, 0usize);
+            // SAFETY: both pointers are to our locals.
+            unsafe { f(&mut size, &mut align) };
+            // SAFETY: dlsym as above.
+            let sizeof =
+                unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_sizeof_pthread".as_ptr()) };
+            let descriptor = if sizeof.is_null() {
+                // glibc 2.34–2.40 on x86_64.
+                2304
+            } else {
+                // SAFETY: glibc's `const uint32_t _thread_db_sizeof_pthread`.
+                unsafe { *sizeof.cast::<u32>() as usize }
+            };
+            size.next_multiple_of(align.max(1))
+                .saturating_sub(descriptor)
+        })
+    }
+
+    /// Where `t`'s stack proper ends: below its static TLS when glibc put
+    /// that at the top of the stack mapping.
+    fn stack_end(t: &crate::threads::Thread) -> usize {
+        if (t.stack_low..t.stack_high).contains(&t.tp) {
+            t.tp.saturating_sub(stack_gap_below_tp()).max(t.stack_low)
+        } else {
+            t.stack_high
+        }
     }
 
     /// Whether `t`'s stack can hold pointers the code under test gave it.
@@ -451,15 +595,15 @@ mod roots {
                 // Only the live part: below the stack pointer (and its red
                 // zone) lie stale values from the thread's past, which
                 // would make the scan depend on what ran there before.
-                Some(blocked) if (t.stack_low..t.stack_high).contains(&blocked.sp) => {
+                Some(blocked) if (t.stack_low..stack_end(t)).contains(&blocked.sp) => {
                     for &arg in &blocked.args {
                         marker.reach(arg, true);
                     }
-                    scan(reader, marker, blocked.sp.saturating_sub(128), t.stack_high);
+                    scan(reader, marker, blocked.sp.saturating_sub(128), stack_end(t));
                 }
                 // Running: its stack pointer is not known without stopping
                 // it, so the whole resident stack counts.
-                _ => scan(reader, marker, t.stack_low, t.stack_high),
+                _ => scan(reader, marker, t.stack_low, stack_end(t)),
             }
         });
     }

@@ -14,7 +14,7 @@ pub(crate) struct Config {
     pub(crate) stack_depth: usize,
     /// `LEAKCHECK_REPORT_DIR`.
     pub(crate) report_dir: Option<PathBuf>,
-    /// `LEAKCHECK_SUPPRESSIONS`.
+    /// `LEAKCHECK_SUPPRESSIONS`: one file, or several separated by `:`.
     pub(crate) suppressions: Option<PathBuf>,
 }
 
@@ -71,13 +71,6 @@ pub(crate) fn get() -> Result<&'static Config, &'static Error> {
             let config = Config::from_lookup(|var| std::env::var(var).ok());
             if let Ok(config) = &config {
                 crate::stacks::set_depth(config.stack_depth);
-                if let Some(path) = &config.suppressions {
-                    eprintln!(
-                        "leakcheck: warning: LEAKCHECK_SUPPRESSIONS={} is set, but this version does not \
-                         apply suppressions yet; every leak is reported",
-                        path.display()
-                    );
-                }
             }
             config
         })

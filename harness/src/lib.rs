@@ -145,7 +145,9 @@ pub use global::Tracked;
 /// leaks. `LEAKCHECK=off` runs it unchecked. The failure message and the JSON
 /// report are described in the crate docs and the README.
 pub use leakcheck_macros::leak_checked;
-pub use report::{Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SCHEMA};
+pub use report::{
+    Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
+};
 pub use run::check;
 
 #[doc(hidden)]

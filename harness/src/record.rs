@@ -21,6 +21,27 @@ pub(crate) fn frame_marker() -> usize {
     std::hint::black_box(&marker) as *const u8 as usize
 }
 
+/// Blocks are handed out zeroed up to this many bytes (a reallocation's new
+/// tail too).
+const ZEROED_UP_TO: usize = 64 * 1024;
+
+/// Zeroes `[from, to)` of a block just handed out, at most
+/// [`ZEROED_UP_TO`] bytes. glibc reuses freed chunks as they are, so the
+/// uninitialised part of a new block (a `Vec`'s spare capacity) would hold
+/// whatever pointers the chunk's last user left there; the classifier scans
+/// blocks conservatively, and such stale copies would make a leaked block
+/// that reuses one of those addresses look reachable, depending on what ran
+/// before. Zeroed, they cannot.
+#[inline(always)]
+fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
+    if to > from {
+        let len = (to - from).min(ZEROED_UP_TO);
+        // SAFETY: `ptr` is a block of at least `to` bytes the allocator just
+        // returned to this caller, who has not seen it yet; `from + len <= to`.
+        unsafe { std::ptr::write_bytes(ptr.cast::<u8>().add(from), 0, len) };
+    }
+}
+
 /// Records a new block. `hook_frame` comes from [`frame_marker`] in the
 /// public entry point.
 #[inline(always)]
@@ -34,6 +55,22 @@ pub(crate) fn on_alloc(
     if ptr.is_null() {
         return;
     }
+    if !matches!(allocator, Allocator::Calloc | Allocator::RustAllocZeroed) {
+        zero_fresh(ptr, 0, size);
+    }
+    record_alloc(ptr, size, allocator, align, hook_frame);
+}
+
+/// [`on_alloc`] without the zeroing: for a reallocation of a block that was
+/// never recorded, whose contents are the caller's.
+#[inline(always)]
+fn record_alloc(
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) {
     let Some(guard) = Guard::enter() else { return };
     let mut block = Block::new(ptr as usize, size, allocator, align);
     let current = guard.current();
@@ -41,6 +78,8 @@ pub(crate) fn on_alloc(
         block.scope = current.scope;
         block.stack = stacks::capture(hook_frame, current.base, current.stack_low);
     }
+    block.harness = u8::from(current.harness);
+    block.epoch = current.epoch;
     insert(block);
     drop(guard);
 }
@@ -95,14 +134,19 @@ pub(crate) fn on_realloc(
     hook_frame: usize,
 ) {
     let Some(old) = old else {
-        on_alloc(ptr, size, allocator, align, hook_frame);
+        if !ptr.is_null() {
+            record_alloc(ptr, size, allocator, align, hook_frame);
+        }
         return;
     };
     if ptr.is_null() {
         return;
     }
+    zero_fresh(ptr, old.size, size);
     let Some(guard) = Guard::enter() else { return };
     let mut block = Block::new(ptr as usize, size, allocator, align);
+    block.harness = old.harness;
+    block.epoch = old.epoch;
     if old.scope != 0 && scope::count_alloc(old.scope, size) {
         block.scope = old.scope;
         let current = guard.current();

@@ -2,12 +2,14 @@
 //! the text and JSON forms of the result.
 
 use crate::stacks;
+use crate::suppress;
 use crate::symbols::{self, Symbol};
 use crate::table::{Allocator, Block};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The JSON schema this version writes.
 pub const SCHEMA: &str = "leakcheck/v1";
@@ -163,6 +165,28 @@ pub struct Leak {
     pub bytes: usize,
     /// The allocation stack, the allocating call first, ending at the test.
     pub stack: Vec<Frame>,
+    /// For a suppressed group: the suppression that matched, as
+    /// `name (file:line)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+    /// For any other group: a valgrind-format suppression that matches it,
+    /// ready to paste into a suppressions file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
+}
+
+/// How much one suppression matched in a check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SuppressionUse {
+    /// The valgrind block's name, or `leak:<pattern>`.
+    pub name: String,
+    /// Where it was written: `file:line`.
+    pub location: String,
+    /// Blocks it suppressed.
+    pub blocks: usize,
+    /// Their total size.
+    pub bytes: usize,
 }
 
 /// A problem that makes the verdict untrustworthy, or heap misuse.
@@ -224,6 +248,7 @@ pub struct Report {
     status: Status,
     summary: Summary,
     leaks: Vec<Leak>,
+    suppressions_used: Vec<SuppressionUse>,
     errors: Vec<ReportError>,
     warnings: Vec<ReportError>,
     stats: Stats,
@@ -267,6 +292,11 @@ impl Report {
     /// One entry per allocation site and kind, largest first.
     pub fn leaks(&self) -> &[Leak] {
         &self.leaks
+    }
+
+    /// The suppressions that matched, with what each suppressed.
+    pub fn suppressions_used(&self) -> &[SuppressionUse] {
+        &self.suppressions_used
     }
 
     /// Why the verdict is an error, if it is.
@@ -315,6 +345,7 @@ pub(crate) struct Outcome {
     pub(crate) failing: KindSet,
     pub(crate) blocks: Vec<(Block, Kind)>,
     pub(crate) stats: Stats,
+    pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
     pub(crate) warnings: Vec<ReportError>,
 }
@@ -456,6 +487,44 @@ fn trim(symbols: &[Symbol]) -> &[Symbol] {
     &rest[..end]
 }
 
+/// leakcheck's own frames, between the allocator and the code that called
+/// it (the tracking allocator and its `#[global_allocator]` shims).
+fn is_own(function: &str) -> bool {
+    function.starts_with("leakcheck::")
+        || function.starts_with("<leakcheck::")
+        || function.starts_with("__rg_")
+}
+
+/// The C function valgrind would show as a block's first frame: Rust's
+/// allocations reach glibc as `malloc`, `calloc` and `realloc`.
+fn c_allocator(allocator: Allocator) -> &'static str {
+    match allocator {
+        Allocator::RustAlloc => "malloc",
+        Allocator::RustAllocZeroed => "calloc",
+        Allocator::RustRealloc => "realloc",
+        c => c.name(),
+    }
+}
+
+fn match_frame(s: &Symbol) -> suppress::MatchFrame<'_> {
+    suppress::MatchFrame {
+        function: s.function.as_deref(),
+        mangled: s.mangled.as_deref(),
+        file: s.file.as_deref(),
+        line: s.line,
+        module: s.module.as_deref(),
+    }
+}
+
+fn label(entry: &suppress::Entry) -> String {
+    format!(
+        "{} ({}:{})",
+        entry.name(),
+        display_path(&entry.path),
+        entry.line
+    )
+}
+
 fn to_frame(s: &Symbol) -> Frame {
     Frame {
         function: s.function.clone(),
@@ -473,9 +542,11 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         failing,
         blocks,
         stats,
+        suppressions,
         mut errors,
         warnings,
     } = outcome;
+    let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
     let mut groups: HashMap<(u32, Allocator, Kind), (usize, usize)> = HashMap::new();
     for (b, kind) in &blocks {
@@ -494,6 +565,33 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         if is_runtime(&symbols) {
             continue;
         }
+        // What suppressions match: the allocator valgrind would show, then
+        // the whole stack below leakcheck's own frames.
+        let own = symbols
+            .iter()
+            .take_while(|s| is_own(s.function.as_deref().unwrap_or("")))
+            .count();
+        let full = &symbols[own..];
+        let allocator_fn = c_allocator(allocator);
+        let matching: Vec<_> = full.iter().map(match_frame).collect();
+        let mut kind = kind;
+        let mut suppressed_by = None;
+        if let Some(i) = suppressions
+            .iter()
+            .position(|e| e.matches(kind, allocator_fn, &matching))
+        {
+            used[i].0 += count;
+            used[i].1 += bytes;
+            suppressed_by = Some(label(&suppressions[i]));
+            kind = Kind::Suppressed;
+        }
+        let trimmed = trim(full);
+        // Plumbing frames were cut from the top.
+        let skipped = !std::ptr::eq(trimmed.as_ptr(), full.as_ptr());
+        let suppression = suppressed_by.is_none().then(|| {
+            let frames: Vec<_> = trimmed.iter().map(match_frame).collect();
+            suppress::generate(kind, allocator_fn, skipped, &frames)
+        });
         leaks.push(Leak {
             kind,
             origin: if allocator.is_rust() {
@@ -504,7 +602,9 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             allocator: allocator.name(),
             blocks: count,
             bytes,
-            stack: trim(&symbols).iter().map(to_frame).collect(),
+            stack: trimmed.iter().map(to_frame).collect(),
+            suppressed_by,
+            suppression,
         });
     }
     // Several stacks can render the same (an inlined frame, a loop): merge.
@@ -522,13 +622,32 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         }
         same
     });
+    // What fails first, then what does not, then the suppressed; each
+    // largest first.
+    let rank = |l: &Leak| match l.kind {
+        Kind::Suppressed => 2,
+        k if failing.contains(k) => 0,
+        _ => 1,
+    };
     leaks.sort_by(|a, b| {
-        b.bytes
-            .cmp(&a.bytes)
+        rank(a)
+            .cmp(&rank(b))
+            .then(b.bytes.cmp(&a.bytes))
             .then(b.blocks.cmp(&a.blocks))
             .then(a.kind.cmp(&b.kind))
     });
 
+    let suppressions_used = suppressions
+        .iter()
+        .zip(used)
+        .filter(|(_, (blocks, _))| *blocks > 0)
+        .map(|(entry, (blocks, bytes))| SuppressionUse {
+            name: entry.name().to_owned(),
+            location: format!("{}:{}", entry.path, entry.line),
+            blocks,
+            bytes,
+        })
+        .collect();
     let mut summary = Summary::default();
     for leak in &leaks {
         let count = summary.kinds.entry(leak.kind).or_default();
@@ -556,11 +675,25 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         status,
         summary,
         leaks,
+        suppressions_used,
         errors,
         warnings,
         stats,
         failing,
         json_path: None,
+    }
+}
+
+fn write_frame(f: &mut fmt::Formatter<'_>, frame: &Frame) -> fmt::Result {
+    let function = frame.function.as_deref().unwrap_or("???");
+    write!(f, "\n    at {function}")?;
+    match (&frame.file, frame.line) {
+        (Some(file), Some(line)) => write!(f, " ({}:{line})", display_path(file)),
+        (Some(file), None) => write!(f, " ({})", display_path(file)),
+        _ => match &frame.module {
+            Some(module) => write!(f, " (in {module})"),
+            None => Ok(()),
+        },
     }
 }
 
@@ -608,40 +741,91 @@ impl fmt::Display for Report {
         for warning in &self.warnings {
             write!(f, "\n\nwarning: {}", warning.message)?;
         }
-        for leak in &self.leaks {
+        if !self.summary.kinds.is_empty() {
+            // valgrind's LEAK SUMMARY, largest first.
+            let mut kinds: Vec<_> = self.summary.kinds.iter().collect();
+            kinds.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+            write!(f, "\n\nleak summary:")?;
+            for (kind, count) in kinds {
+                write!(
+                    f,
+                    "\n    {:>15}: {} in {}{}",
+                    kind.describe(),
+                    plural(count.bytes, "byte", "bytes"),
+                    plural(count.blocks, "block", "blocks"),
+                    if self.failing.contains(*kind) {
+                        ""
+                    } else {
+                        " (does not fail the test)"
+                    }
+                )?;
+            }
+        }
+        for leak in self.leaks.iter().filter(|l| l.kind != Kind::Suppressed) {
             let origin = match leak.origin {
                 Origin::C => "C",
                 Origin::Rust => "Rust",
             };
+            let fails = self.failing.contains(leak.kind);
             write!(
                 f,
-                "\n\n{} in {} ({}), {} {}{}",
+                "\n\n{} in {} {} {}, {} {}",
                 plural(leak.bytes, "byte", "bytes"),
                 plural(leak.blocks, "block", "blocks"),
+                if leak.blocks == 1 { "is" } else { "are" },
                 leak.kind.describe(),
                 origin,
                 leak.allocator,
-                if self.failing.contains(leak.kind) {
-                    ""
-                } else {
-                    " (does not fail the test)"
-                }
             )?;
+            if !fails {
+                write!(f, " (does not fail the test)")?;
+            }
             if leak.stack.is_empty() {
                 write!(f, "\n    at <no stack captured>")?;
             }
             for frame in &leak.stack {
-                let function = frame.function.as_deref().unwrap_or("???");
-                write!(f, "\n    at {function}")?;
-                match (&frame.file, frame.line) {
-                    (Some(file), Some(line)) => write!(f, " ({}:{line})", display_path(file))?,
-                    (Some(file), None) => write!(f, " ({})", display_path(file))?,
-                    _ => {
-                        if let Some(module) = &frame.module {
-                            write!(f, " (in {module})")?;
-                        }
-                    }
+                write_frame(f, frame)?;
+            }
+            if let (true, Some(suppression)) = (fails, &leak.suppression) {
+                write!(f, "\n  suppress it with:")?;
+                for line in suppression.lines() {
+                    write!(f, "\n  {line}")?;
                 }
+            }
+        }
+        let suppressed: Vec<_> = self
+            .leaks
+            .iter()
+            .filter(|l| l.kind == Kind::Suppressed)
+            .collect();
+        if !suppressed.is_empty() {
+            write!(f, "\n\nsuppressed:")?;
+            for leak in suppressed {
+                write!(
+                    f,
+                    "\n    {} in {} at {}, by {}",
+                    plural(leak.bytes, "byte", "bytes"),
+                    plural(leak.blocks, "block", "blocks"),
+                    leak.stack
+                        .iter()
+                        .find_map(|s| s.function.as_deref())
+                        .unwrap_or("<no stack captured>"),
+                    leak.suppressed_by.as_deref().unwrap_or("?"),
+                )?;
+            }
+            write!(
+                f,
+                "\n\nsuppressions used:\n     blocks      bytes  suppression"
+            )?;
+            for used in &self.suppressions_used {
+                write!(
+                    f,
+                    "\n{:>11}{:>11}  {} ({})",
+                    used.blocks,
+                    used.bytes,
+                    used.name,
+                    display_path(&used.location)
+                )?;
             }
         }
         if let Some(path) = &self.json_path {

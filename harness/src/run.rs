@@ -27,6 +27,7 @@ pub struct Options {
     suppressions: &'static [Suppression],
     crate_dir: Option<&'static str>,
     unclassified: bool,
+    caller_is_test: bool,
 }
 
 impl Options {
@@ -38,6 +39,7 @@ impl Options {
             suppressions: &[],
             crate_dir: None,
             unclassified: false,
+            caller_is_test: false,
         }
     }
 
@@ -152,12 +154,16 @@ pub fn run_test<R: Send>(
         return body();
     }
     let name = thread_name().unwrap_or_else(|| fn_name.to_owned());
+    let options = Options {
+        caller_is_test: true,
+        ..options
+    };
     let (result, mut report) = match run(name, options, body) {
         Ok(done) => done,
         Err(error) => panic!("{error}"),
     };
     {
-        let _harness = Untracked::enter();
+        let _harness = Untracked::harness();
         match write_json(&report, config.report_dir.as_deref()) {
             Ok(path) => report.set_json_path(path),
             Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
@@ -183,7 +189,7 @@ pub fn run_test_report<T: std::process::Termination>(
 }
 
 fn thread_name() -> Option<String> {
-    let _harness = Untracked::enter();
+    let _harness = Untracked::harness();
     std::thread::current()
         .name()
         .filter(|n| *n != "main")
@@ -196,10 +202,19 @@ fn run<R: Send>(
     body: impl FnOnce() -> R + Send,
 ) -> Result<(R, Report), Error> {
     hooks::init();
-    let harness = Untracked::enter();
-    if let Err(error) = config::get() {
-        panic!("{error}");
-    }
+    // Blocks this thread allocated since its last check are the caller's
+    // when the caller is user code (`check`); a `#[leak_checked]` test's
+    // caller is libtest, whose blocks are no roots of the test's.
+    let caller_epoch = if options.caller_is_test {
+        0
+    } else {
+        scope::current_epoch()
+    };
+    let harness = Untracked::harness();
+    let config = match config::get() {
+        Ok(config) => config,
+        Err(error) => panic!("{error}"),
+    };
     install_panic_hook();
     #[cfg(target_os = "linux")]
     crate::threads::mark_harness(0);
@@ -235,7 +250,13 @@ fn run<R: Send>(
     let blocks = if counters.live_blocks == 0 {
         Vec::new()
     } else {
-        classified(scope, counters.live_blocks, options, &mut errors)
+        classified(
+            scope,
+            counters.live_blocks,
+            options,
+            caller_epoch,
+            &mut errors,
+        )
     };
     if !visible && !cfg!(leakcheck_interpose) {
         warnings.push(ReportError {
@@ -262,6 +283,15 @@ fn run<R: Send>(
                     .to_owned(),
         });
     }
+    let (suppressions, malformed) = crate::suppress::for_check(
+        config.suppressions.as_deref(),
+        options.crate_dir,
+        options.suppressions,
+    );
+    errors.extend(malformed.into_iter().map(|message| ReportError {
+        kind: "suppressions",
+        message,
+    }));
     let report = report::build(Outcome {
         test: name,
         failing: options.failing(),
@@ -272,10 +302,12 @@ fn run<R: Send>(
             peak_live_bytes: counters.peak_live_bytes,
             duration_ms: elapsed.as_secs_f64() * 1e3,
         },
+        suppressions,
         errors,
         warnings,
     });
     drop(harness);
+    scope::next_epoch();
     Ok((result, report))
 }
 
@@ -308,6 +340,7 @@ fn classified(
     scope: u32,
     expected: usize,
     options: Options,
+    caller_epoch: u32,
     errors: &mut Vec<ReportError>,
 ) -> Vec<(Block, Kind)> {
     let mut blocks = MapVec::<Block>::new();
@@ -331,7 +364,7 @@ fn classified(
     }
     #[cfg(target_os = "linux")]
     if !options.unclassified {
-        match crate::classify::classify(scope, &mut blocks) {
+        match crate::classify::classify(scope, &mut blocks, caller_epoch) {
             Ok(kinds) => return blocks.iter().copied().zip(kinds.iter().copied()).collect(),
             Err(failed) => errors.push(ReportError {
                 kind: "classification_failed",

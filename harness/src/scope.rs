@@ -26,6 +26,14 @@ struct ThreadState {
     /// Nesting depth of [`Untracked`]: while non-zero, new blocks belong to
     /// no scope (they are the runtime's or the harness's own).
     untracked: AtomicU32,
+    /// Nesting depth of [`Untracked::harness`]: blocks allocated meanwhile
+    /// are leakcheck's own and never roots for the classifier.
+    harness: AtomicU32,
+    /// This thread's current allocation epoch (0 until its first
+    /// allocation): a new one starts when a check made on this thread ends.
+    /// Blocks the checking thread allocated in its current epoch are the
+    /// check's caller's, and roots for its verdict.
+    epoch: AtomicU32,
     /// Stack address at which this thread's scope began: unwinding stops at
     /// frames above it.
     base: AtomicUsize,
@@ -42,6 +50,8 @@ thread_local! {
             flags: AtomicU32::new(0),
             scope: AtomicU32::new(0),
             untracked: AtomicU32::new(0),
+            harness: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
             flags_before_fork: AtomicU32::new(0),
@@ -53,6 +63,10 @@ thread_local! {
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Current {
     pub(crate) scope: u32,
+    /// In an [`Untracked::harness`] section.
+    pub(crate) harness: bool,
+    /// The thread's allocation epoch.
+    pub(crate) epoch: u32,
     pub(crate) base: usize,
     pub(crate) stack_low: usize,
 }
@@ -87,10 +101,16 @@ impl Guard {
         STATE.with(|s| {
             let scope = s.scope.load(Relaxed);
             if scope == 0 || s.untracked.load(Relaxed) != 0 {
-                return Current::default();
+                return Current {
+                    harness: s.harness.load(Relaxed) != 0,
+                    epoch: epoch_of(s),
+                    ..Current::default()
+                };
             }
             Current {
                 scope,
+                harness: false,
+                epoch: 0,
                 base: s.base.load(Relaxed),
                 stack_low: s.stack_low.load(Relaxed),
             }
@@ -103,6 +123,35 @@ impl Drop for Guard {
     fn drop(&mut self) {
         STATE.with(|s| s.flags.store(0, Relaxed));
     }
+}
+
+static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
+
+/// The thread's epoch, assigned on first use.
+#[inline]
+fn epoch_of(s: &ThreadState) -> u32 {
+    match s.epoch.load(Relaxed) {
+        0 => {
+            let fresh = NEXT_EPOCH.fetch_add(1, Relaxed).max(1);
+            s.epoch.store(fresh, Relaxed);
+            fresh
+        }
+        epoch => epoch,
+    }
+}
+
+/// The calling thread's current allocation epoch.
+pub(crate) fn current_epoch() -> u32 {
+    STATE.try_with(epoch_of).unwrap_or(0)
+}
+
+/// Starts a new allocation epoch on the calling thread: what it allocates
+/// from now on belongs to the caller of its next check.
+pub(crate) fn next_epoch() {
+    let _ = STATE.try_with(|s| {
+        s.epoch
+            .store(NEXT_EPOCH.fetch_add(1, Relaxed).max(1), Relaxed)
+    });
 }
 
 /// Sets this thread's allocation-path flags while alive, then restores
@@ -172,19 +221,38 @@ impl WrappedAllocatorCall {
 /// While alive, blocks this thread allocates belong to no scope: for the
 /// harness's own work (spawning the body thread, symbolising, writing the
 /// report) and for the runtime's (thread creation, the panic hook).
-pub(crate) struct Untracked(());
+pub(crate) struct Untracked {
+    harness: bool,
+}
 
 impl Untracked {
-    /// Starts an untracked section on this thread.
+    /// Starts an untracked section on this thread, for the runtime's
+    /// allocations.
     pub(crate) fn enter() -> Untracked {
         let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
-        Untracked(())
+        Untracked { harness: false }
+    }
+
+    /// Starts an untracked section for leakcheck's own work: what it
+    /// allocates (symbols, reports, their spare capacity full of stale
+    /// addresses) is also never a root when leaks are classified.
+    pub(crate) fn harness() -> Untracked {
+        let _ = STATE.try_with(|s| {
+            s.untracked.fetch_add(1, Relaxed);
+            s.harness.fetch_add(1, Relaxed);
+        });
+        Untracked { harness: true }
     }
 }
 
 impl Drop for Untracked {
     fn drop(&mut self) {
-        let _ = STATE.try_with(|s| s.untracked.fetch_sub(1, Relaxed));
+        let _ = STATE.try_with(|s| {
+            s.untracked.fetch_sub(1, Relaxed);
+            if self.harness {
+                s.harness.fetch_sub(1, Relaxed);
+            }
+        });
     }
 }
 
@@ -212,6 +280,8 @@ pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
     let stack_low = this_thread_stack_low();
     STATE.with(|s| {
         let prev = Current {
+            harness: false,
+            epoch: 0,
             scope: s.scope.swap(scope, Relaxed),
             base: s.base.swap(base, Relaxed),
             stack_low: s.stack_low.swap(stack_low, Relaxed),

@@ -95,7 +95,12 @@ pub(crate) struct Block {
     allocator: u8,
     /// log2 of the requested alignment (Rust blocks; 0 for C).
     pub(crate) align_log2: u8,
-    _pad: [u8; 6],
+    /// 1 for leakcheck's own blocks (see `scope::Untracked::harness`).
+    pub(crate) harness: u8,
+    _pad: u8,
+    /// The allocating thread's epoch, for blocks of no scope (see
+    /// `scope::current_epoch`).
+    pub(crate) epoch: u32,
 }
 
 impl Block {
@@ -106,7 +111,9 @@ impl Block {
         stack: 0,
         allocator: 0,
         align_log2: 0,
-        _pad: [0; 6],
+        harness: 0,
+        _pad: 0,
+        epoch: 0,
     };
 
     pub(crate) fn new(addr: usize, size: usize, allocator: Allocator, align: usize) -> Block {
@@ -117,7 +124,9 @@ impl Block {
             stack: 0,
             allocator: allocator as u8,
             align_log2: align.max(1).trailing_zeros() as u8,
-            _pad: [0; 6],
+            harness: 0,
+            _pad: 0,
+            epoch: 0,
         }
     }
 
@@ -372,7 +381,7 @@ pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> u
     matched
 }
 
-/// Calls `f` with every live block not of `scope`, one shard at a time with
+/// Calls `f` with every live block not of `scope` (nor leakcheck's own), one shard at a time with
 /// that shard locked (so `f` must not allocate through the hooks, which it
 /// cannot: the hooks are bypassed meanwhile). While its shard is locked a
 /// block listed cannot be retired, so its memory is the block's.
@@ -382,7 +391,7 @@ pub(crate) fn for_each_other(scope: u32, mut f: impl FnMut(&Block)) {
         let shard = shard.lock();
         for i in 0..shard.capacity {
             let b = shard.slot(i);
-            if b.addr != 0 && b.scope != scope {
+            if b.addr != 0 && b.scope != scope && b.harness == 0 {
                 f(b);
             }
         }

@@ -43,7 +43,7 @@ fn leaking_leak_checked_test_fails_with_the_report() {
     assert!(
         child
             .stderr
-            .contains("80 bytes in 2 blocks (definitely lost), C malloc"),
+            .contains("80 bytes in 2 blocks are definitely lost, C malloc"),
         "{output}"
     );
 

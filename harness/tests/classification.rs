@@ -40,6 +40,21 @@ use Kind::{DefinitelyLost, IndirectlyLost, PossiblyLost, StillReachable};
 
 /// Asserts that the report found exactly these kinds, as (kind, blocks,
 /// bytes) in `Kind` order, and that its leak sites add up to them.
+/// Tests that leave a thread of their own running while they check run
+/// alone: a live thread's stack is a root for every check in the process,
+/// and the stale slots in its frames (from blocks freed earlier, whose
+/// addresses the allocator hands out again) could make another test's
+/// leaked block look reachable.
+static THREAD_KEEPERS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    THREAD_KEEPERS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    THREAD_KEEPERS.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn assert_kinds(report: &Report, expected: &[(Kind, usize, usize)]) {
     let found: Vec<_> = report
         .kinds()
@@ -128,6 +143,7 @@ fn assert_top(leak: &Leak, function: &str) {
 
 #[test]
 fn c_global_cache_is_still_reachable_and_clean() {
+    let _serial = shared();
     cache_reset();
     let report = leakcheck::check(|| {
         black_box(cache_get());
@@ -154,6 +170,7 @@ fn strict_cache_child() {
 
 #[test]
 fn strict_fails_on_a_still_reachable_cache() {
+    let _serial = shared();
     let reports = ScratchDir::new("classification_strict");
     let child = run_child(
         "strict_cache_child",
@@ -161,7 +178,7 @@ fn strict_fails_on_a_still_reachable_cache() {
     );
     let output = child.output();
     child.assert_failed("strict_cache_child");
-    let section = format!("{CACHE_BYTES} bytes in 1 block (still reachable), C malloc");
+    let section = format!("{CACHE_BYTES} bytes in 1 block is still reachable, C malloc");
     assert!(child.stderr.contains(&section), "{output}");
 
     let path =
@@ -185,6 +202,7 @@ fn strict_fails_on_a_still_reachable_cache() {
 
 #[test]
 fn lazy_c_table_is_reachable_when_made_and_nothing_after() {
+    let _serial = shared();
     table_reset();
     let first = leakcheck::check(|| {
         assert_eq!(table_lookup(black_box(3)), 9);
@@ -208,6 +226,7 @@ fn lazy_c_table_is_reachable_when_made_and_nothing_after() {
 
 #[test]
 fn rust_once_lock_vec_is_still_reachable() {
+    let _serial = shared();
     static ONCE: OnceLock<Vec<u8>> = OnceLock::new();
     let mut init_fn = "";
     let report = leakcheck::check(|| {
@@ -226,6 +245,7 @@ fn rust_once_lock_vec_is_still_reachable() {
 
 #[test]
 fn rust_once_lock_hash_map_is_still_reachable_not_possibly_lost() {
+    let _serial = shared();
     static MAP: OnceLock<HashMap<String, String>> = OnceLock::new();
     const ENTRIES: [(&str, &str); 3] = [("alpha", "one"), ("beta", "two"), ("gamma", "three")];
     let report = leakcheck::check(|| {
@@ -264,6 +284,7 @@ fn rust_once_lock_hash_map_is_still_reachable_not_possibly_lost() {
 
 #[test]
 fn c_list_with_its_head_dropped_is_one_definite_and_the_rest_indirect() {
+    let _serial = shared();
     const N: usize = 5;
     let report = leakcheck::check(|| {
         list_new(black_box(N)).leak();
@@ -308,6 +329,7 @@ fn list_len(mut head: &Option<Box<Node>>) -> usize {
 
 #[test]
 fn rust_list_with_its_head_forgotten_is_one_definite_and_the_rest_indirect() {
+    let _serial = shared();
     const N: usize = 5;
     let node = mem::size_of::<Node>();
     let report = leakcheck::check(|| {
@@ -328,6 +350,7 @@ fn rust_list_with_its_head_forgotten_is_one_definite_and_the_rest_indirect() {
 
 #[test]
 fn block_held_through_an_interior_pointer_is_possibly_lost() {
+    let _serial = shared();
     const BYTES: usize = 32;
     const { assert!(BYTES > INTERIOR_OFFSET) };
     interior_release();
@@ -345,6 +368,7 @@ fn block_held_through_an_interior_pointer_is_possibly_lost() {
 
 #[test]
 fn c_block_with_only_stale_copies_on_a_dead_stack_is_definitely_lost() {
+    let _serial = shared();
     let report = leakcheck::check(|| {
         stale_stack(black_box(48));
         black_box(());
@@ -356,6 +380,7 @@ fn c_block_with_only_stale_copies_on_a_dead_stack_is_definitely_lost() {
 
 #[test]
 fn rust_block_with_only_stale_copies_on_a_dead_stack_is_definitely_lost() {
+    let _serial = shared();
     let report = leakcheck::check(|| {
         rust_stale_stack(black_box(40));
         black_box(());
@@ -377,6 +402,7 @@ fn free_box_48(address: usize) {
 
 #[test]
 fn block_in_a_static_vec_grown_before_the_check_is_still_reachable() {
+    let _serial = shared();
     static HOLDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     // Grown outside: the push inside does not reallocate.
     HOLDER.lock().unwrap().reserve(4);
@@ -396,6 +422,7 @@ fn block_in_a_static_vec_grown_before_the_check_is_still_reachable() {
 
 #[test]
 fn block_held_only_by_an_older_heap_block_is_still_reachable() {
+    let _serial = shared();
     // The vector's header is on this (the checking) thread's stack, which is
     // not a root; its buffer, allocated before the check, is.
     let mut holder: Vec<usize> = Vec::with_capacity(4);
@@ -412,6 +439,7 @@ fn block_held_only_by_an_older_heap_block_is_still_reachable() {
 
 #[test]
 fn c_block_stored_in_older_c_slots_is_still_reachable() {
+    let _serial = shared();
     let mut slots = CSlots::new(2);
     let report = leakcheck::check(|| {
         slots.store(black_box(1), black_box(40));
@@ -486,6 +514,7 @@ impl RustKeeper {
 
 #[test]
 fn rust_block_held_by_a_live_thread_is_still_reachable() {
+    let _serial = alone();
     let keeper = RustKeeper::start();
     let report = leakcheck::check(|| {
         let block = Box::into_raw(Box::new(black_box([3u8; 48])));
@@ -499,6 +528,7 @@ fn rust_block_held_by_a_live_thread_is_still_reachable() {
 
 #[test]
 fn c_block_held_by_a_live_c_thread_is_still_reachable() {
+    let _serial = alone();
     let keeper = CKeeper::start();
     let report = leakcheck::check(|| {
         keeper.give(black_box(40));
@@ -528,11 +558,13 @@ fn assert_c_ring_leak(n: usize) {
 
 #[test]
 fn c_cycle_of_two_is_one_definite_and_one_indirect() {
+    let _serial = shared();
     assert_c_ring_leak(2);
 }
 
 #[test]
 fn c_ring_of_four_is_one_definite_and_three_indirect() {
+    let _serial = shared();
     assert_c_ring_leak(4);
 }
 
@@ -564,6 +596,7 @@ fn rust_cycle() {
 
 #[test]
 fn rust_cycle_of_two_is_one_definite_and_one_indirect() {
+    let _serial = shared();
     let pair = mem::size_of::<Pair>();
     let report = leakcheck::check(|| {
         rust_cycle();
