@@ -19,7 +19,15 @@ BASELINES = {"malloc_free": "glibc", "rust_box": "glibc_calloc", "verdict": "emp
 CASES = {
     "malloc_free": ["glibc", "glibc_2_locks", "hooks", "scope", "scope_depth_16"],
     "rust_box": ["glibc_calloc", "glibc_malloc", "hooks", "scope"],
-    "verdict": ["empty", "clean", "leak_one", "leak_one_verdict"],
+    "verdict": [
+        "empty",
+        "clean",
+        "leak_one_unclassified",
+        "leak_one",
+        "leak_one_verdict_unclassified",
+        "leak_one_verdict",
+        "keep_one_verdict",
+    ],
 }
 
 

@@ -147,7 +147,7 @@ mod fault_safe {
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             // SAFETY: fills the mask of the action we own.
             unsafe { libc::sigemptyset(&mut action.sa_mask) };
-            let mut old = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+            let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
             PREVIOUS[index].store(0, Ordering::Release);
             // SAFETY: `action` is initialised; `old` receives the previous
             // action. Installs are serialised by the classifier's lock.
@@ -155,13 +155,29 @@ mod fault_safe {
                 drop(Installed { count: index });
                 return None;
             }
+            // SAFETY: sigaction filled `old`.
+            let mut old = unsafe { old.assume_init() };
+            clean_mask(&mut old);
             // SAFETY: PREVIOUS[index] is 0, so no handler reads SAVED[index].
-            unsafe { (*std::ptr::addr_of_mut!(SAVED[index])).write(old.assume_init()) };
+            unsafe { (*std::ptr::addr_of_mut!(SAVED[index])).write(old) };
             PREVIOUS[index].store(1, Ordering::Release);
         }
         Some(Installed {
             count: SIGNALS.len(),
         })
+    }
+
+    /// Keeps only the kernel's 64 signals of a mask `sigaction` returned:
+    /// glibc copies its whole 128-byte `sigset_t` from a stack buffer the
+    /// kernel filled 8 bytes of, and the rest (stale stack words, heap
+    /// addresses among them) must not sit in a static the classifier scans.
+    fn clean_mask(action: &mut libc::sigaction) {
+        let mask = std::ptr::addr_of_mut!(action.sa_mask).cast::<u64>();
+        let words = std::mem::size_of::<libc::sigset_t>() / 8;
+        for i in 1..words {
+            // SAFETY: within the sigset_t, which is `words` words long.
+            unsafe { mask.add(i).write(0) };
+        }
     }
 
     /// Puts the previous handlers back when dropped.
@@ -174,7 +190,7 @@ mod fault_safe {
             for index in 0..self.count {
                 // SAFETY: SAVED[index] was written by `install`.
                 let previous = unsafe { (*std::ptr::addr_of!(SAVED[index])).assume_init() };
-                let mut current = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+                let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
                 // SAFETY: restores the action saved by `install`.
                 unsafe { libc::sigaction(SIGNALS[index], &previous, current.as_mut_ptr()) };
                 // SAFETY: sigaction succeeded or left `current` unread.
@@ -462,6 +478,25 @@ impl<T: Copy> MapVec<T> {
         true
     }
 
+    /// Empties it, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Sets the length to `len`, filling new elements with `value`; false
+    /// if out of memory.
+    pub(crate) fn resize(&mut self, len: usize, value: T) -> bool {
+        if len > self.len && !self.reserve(len - self.len) {
+            return false;
+        }
+        for i in self.len..len {
+            // SAFETY: within capacity after reserve.
+            unsafe { self.ptr.add(i).write(value) };
+        }
+        self.len = len;
+        true
+    }
+
     pub(crate) fn pop(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;
@@ -524,6 +559,16 @@ impl<T: Copy> std::ops::DerefMut for MapVec<T> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
+
+impl<T: Copy> Default for MapVec<T> {
+    fn default() -> Self {
+        MapVec::new()
+    }
+}
+
+// SAFETY: a MapVec owns its pages like a Vec owns its buffer; sending it
+// sends that ownership.
+unsafe impl<T: Copy + Send> Send for MapVec<T> {}
 
 impl<T: Copy> Drop for MapVec<T> {
     fn drop(&mut self) {
@@ -611,7 +656,7 @@ mod tests {
     }
 
     fn current_segv_handler() -> usize {
-        let mut old = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
         // SAFETY: queries only.
         unsafe { libc::sigaction(libc::SIGSEGV, std::ptr::null(), old.as_mut_ptr()) };
         // SAFETY: filled by sigaction.

@@ -381,6 +381,12 @@ pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> u
     matched
 }
 
+/// How many blocks the table holds (a snapshot; for sizing buffers).
+pub(crate) fn len() -> usize {
+    let _bypass = crate::scope::Bypass::enter();
+    TABLE.iter().map(|shard| shard.lock().len).sum()
+}
+
 /// Calls `f` with every live block not of `scope` (nor leakcheck's own), one shard at a time with
 /// that shard locked (so `f` must not allocate through the hooks, which it
 /// cannot: the hooks are bypassed meanwhile). While its shard is locked a
