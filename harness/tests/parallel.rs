@@ -86,19 +86,23 @@ fn leaky_c_thread() {
     }
 }
 
-/// Each leaking test and the summary line its failure must show.
+/// Each leaking test and the summary its failure must show: every block
+/// and byte. (Not the number of sites after it: under eight busy test
+/// threads one of the C thread's blocks is, about once in a hundred runs,
+/// found "possibly lost" instead of "definitely lost" (a stale interior
+/// pointer somewhere; both fail the test), which splits its site in two.)
 const LEAKY: [(&str, &str); 3] = [
     (
         "leaky_c_malloc",
-        "leakcheck: `leaky_c_malloc` leaked 3 blocks (333 bytes) from 1 allocation site",
+        "leakcheck: `leaky_c_malloc` leaked 3 blocks (333 bytes) from ",
     ),
     (
         "leaky_rust_box",
-        "leakcheck: `leaky_rust_box` leaked 1 block (222 bytes) from 1 allocation site",
+        "leakcheck: `leaky_rust_box` leaked 1 block (222 bytes) from ",
     ),
     (
         "leaky_c_thread",
-        "leakcheck: `leaky_c_thread` leaked 2 blocks (110 bytes) from 1 allocation site",
+        "leakcheck: `leaky_c_thread` leaked 2 blocks (110 bytes) from ",
     ),
 ];
 
