@@ -3,8 +3,12 @@
 //! Put `#[leak_checked]` on a test and every heap block it allocates — Rust
 //! allocations through the global allocator *and* C allocations through the
 //! `malloc` family, in any thread the test or its C code creates — is
-//! recorded with its stack. When the test returns, what it did not free
-//! fails it, grouped by allocation site, with a JSON report for CI.
+//! recorded with its stack. When the test returns, what it did not free is
+//! classified as Valgrind's memcheck does (definitely, indirectly or
+//! possibly lost, or still reachable from a global), and what is lost fails
+//! it, grouped by allocation site, with a ready-to-paste suppression and a
+//! JSON report for CI. Suppressions come in valgrind's and LeakSanitizer's
+//! formats, from a file, [`suppress!`] or the attribute.
 //!
 //! ```
 //! use leakcheck::leak_checked;
