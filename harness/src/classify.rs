@@ -3,13 +3,12 @@
 //!
 //! Roots:
 //! - the writable data and bss of every loaded object;
-//! - the static TLS blocks of every registered thread, and the
-//!   `pthread_setspecific` values in its descriptor;
-//! - the live stacks of the threads that can hold what the test gave them:
-//!   threads the test (or an ended check) created, and threads created
-//!   outside any check (a C library's workers). From the stack pointer up
-//!   for a thread blocked in a system call (its argument registers too),
-//!   the resident stack otherwise;
+//! - of the threads that can hold what the test gave them (threads the test
+//!   or an ended check created, and threads created outside any check, such
+//!   as a C library's workers): the static TLS blocks, the
+//!   `pthread_setspecific` values in the thread descriptor, and the live
+//!   stack (from the stack pointer up for a thread blocked in a system call,
+//!   with its argument registers; the resident stack otherwise);
 //! - for [`crate::check`], the blocks its caller allocated on the checking
 //!   thread since that thread's previous check (a context the closure
 //!   stores into).
@@ -18,10 +17,11 @@
 //! any memory (by any pointer into them, as LeakSanitizer does), not taken
 //! as roots themselves: garbage such as an earlier test's leaks, the
 //! runtime's moved-out values, or an `Arc` whose value was dropped keeps
-//! stale addresses, and glibc hands those addresses out again. Stacks of
-//! the harness's threads (the main thread, libtest's test threads, other
-//! checks' body threads) are not roots for the same reason: their live
-//! frames keep stale slots. The checking thread's stack is never a root:
+//! stale addresses, and glibc hands those addresses out again. Stacks and
+//! TLS of the harness's threads (the main thread, libtest's test threads,
+//! other checks' body threads) are not roots for the same reason: the
+//! test's code never runs there, and their frames and libtest's state
+//! reachable from them keep stale slots. The checking thread's stack is never a root:
 //! below the test's return it is dead, and the body ran on a thread that
 //! has exited and wiped its dead stack (`threads::wipe_dead_stack`).
 //!
@@ -916,15 +916,18 @@ mod roots {
                 }
             }
         };
-        // The checking thread's own TLS, registered or not.
-        // SAFETY: pthread_self has no preconditions.
-        let tp = unsafe { libc::pthread_self() } as usize;
-        scan_tls(reader, marker, tp);
+        // Neither the stacks nor the TLS of the harness's threads: the
+        // test's code never runs there (its body runs on a thread of its
+        // own), and what they keep (libtest's state, moved-out values)
+        // holds stale addresses.
         crate::threads::for_each_live(|t| {
-            if t.tp != 0 && t.tid != me {
+            if t.tid == me || !holds_test_data(t, scope) {
+                return;
+            }
+            if t.tp != 0 {
                 scan_tls(reader, marker, t.tp);
             }
-            if t.tid == me || t.stack_low >= t.stack_high || !holds_test_data(t, scope) {
+            if t.stack_low >= t.stack_high {
                 return;
             }
             match blocked_in_syscall(t.tid) {
