@@ -258,6 +258,14 @@ fn run<R: Send>(
             &mut errors,
         )
     };
+    if !blocks.is_empty() && !cfg!(target_os = "linux") && !options.unclassified {
+        warnings.push(ReportError {
+            kind: "leaks_unclassified",
+            message: "leak kinds are not classified on this platform (leakcheck scans memory on \
+                      Linux only): every block the check left live is reported definitely lost"
+                .to_owned(),
+        });
+    }
     if !visible && !cfg!(leakcheck_interpose) {
         warnings.push(ReportError {
             kind: "c_allocations_untracked",
