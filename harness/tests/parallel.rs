@@ -86,24 +86,16 @@ fn leaky_c_thread() {
     }
 }
 
-/// Each leaking test and the summary its failure must show: every block
-/// and byte. (Not the number of sites after it: under eight busy test
-/// threads one of the C thread's blocks is, about once in a hundred runs,
-/// found "possibly lost" instead of "definitely lost" (a stale interior
-/// pointer somewhere; both fail the test), which splits its site in two.)
-const LEAKY: [(&str, &str); 3] = [
-    (
-        "leaky_c_malloc",
-        "leakcheck: `leaky_c_malloc` leaked 3 blocks (333 bytes) from ",
-    ),
-    (
-        "leaky_rust_box",
-        "leakcheck: `leaky_rust_box` leaked 1 block (222 bytes) from ",
-    ),
-    (
-        "leaky_c_thread",
-        "leakcheck: `leaky_c_thread` leaked 2 blocks (110 bytes) from ",
-    ),
+/// Each leaking test, and the blocks and bytes it leaves: all of them must be
+/// found, with whatever kinds. Under eight busy test threads a block is,
+/// about once in fifty runs of this binary, classified "still reachable" or
+/// "possibly lost" instead of "definitely lost": a stale copy of its
+/// address in memory another test or the runtime still holds (see the
+/// README's Limitations). The verdict stays `leaked` either way.
+const LEAKY: [(&str, usize, usize); 3] = [
+    ("leaky_c_malloc", 3, 333),
+    ("leaky_rust_box", 1, 222),
+    ("leaky_c_thread", 2, 110),
 ];
 
 /// libtest's verdict lines, `test <name> ... <verdict>`, as (name, verdict).
@@ -119,7 +111,7 @@ fn parallel_run_fails_exactly_the_leaking_tests() {
     if is_child(ROLE) {
         return;
     }
-    let leaky: BTreeSet<&str> = LEAKY.iter().map(|(name, _)| *name).collect();
+    let leaky: BTreeSet<&str> = LEAKY.iter().map(|(name, _, _)| *name).collect();
     for run in 1..=5 {
         let reports = ScratchDir::new(&format!("parallel-{run}"));
         let child = run_binary(
@@ -150,18 +142,31 @@ fn parallel_run_fails_exactly_the_leaking_tests() {
                 .contains("test result: FAILED. 40 passed; 3 failed"),
             "run {run}: {output}"
         );
-        for (_, summary) in LEAKY {
+        for (name, _, _) in LEAKY {
+            let summary = format!("leakcheck: `{name}` leaked ");
             assert!(
-                child.stdout.contains(summary),
+                child.stdout.contains(&summary),
                 "run {run}: no `{summary}` in\n{output}"
             );
         }
 
-        // One JSON report per test, leaked exactly for the leaking ones.
+        // One JSON report per test, leaked exactly for the leaking ones,
+        // with every block they left found.
         let mut statuses = HashMap::new();
         for entry in std::fs::read_dir(reports.path()).unwrap() {
             let json = read_json(&entry.unwrap().path());
             let test = json["test"].as_str().unwrap().to_owned();
+            if let Some(&(_, blocks, bytes)) = LEAKY.iter().find(|(name, _, _)| *name == test) {
+                let kinds = json["summary"]["kinds"].as_object().unwrap();
+                let total = |field: &str| -> u64 {
+                    kinds.values().map(|k| k[field].as_u64().unwrap()).sum()
+                };
+                assert_eq!(
+                    (total("blocks"), total("bytes")),
+                    (blocks as u64, bytes as u64),
+                    "run {run}: {json}"
+                );
+            }
             statuses.insert(test, json["status"].as_str().unwrap().to_owned());
         }
         assert_eq!(statuses.len(), 43, "run {run}: {statuses:?}");
