@@ -176,6 +176,29 @@ pub struct Leak {
 }
 
 /// How much one suppression matched in a check.
+///
+/// ```
+/// use leakcheck::__private::{check_with, Options, Suppression};
+///
+/// static SUPPRESS: [Suppression; 1] = [Suppression {
+///     text: "leak:leaky_helper",
+///     file: file!(),
+///     line: line!(),
+/// }];
+///
+/// #[inline(never)]
+/// fn leaky_helper() {
+///     std::hint::black_box(Box::leak(Box::new([0u8; 32])));
+/// }
+///
+/// let report = check_with(Options::new().suppress(&SUPPRESS), || {
+///     leaky_helper();
+///     std::hint::black_box(());
+/// });
+/// assert!(report.is_clean());
+/// let used = &report.suppressions_used()[0];
+/// assert_eq!((used.name.as_str(), used.blocks, used.bytes), ("leak:leaky_helper", 1, 32));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SuppressionUse {
@@ -285,6 +308,19 @@ impl Report {
     }
 
     /// Blocks and bytes of each kind found, failing or not.
+    ///
+    /// ```
+    /// use leakcheck::Kind;
+    /// use std::sync::OnceLock;
+    ///
+    /// static CACHE: OnceLock<Vec<u8>> = OnceLock::new();
+    /// let report = leakcheck::check(|| {
+    ///     CACHE.get_or_init(|| vec![1u8; 100]);
+    /// });
+    /// // Still reachable from a global: shown, but the check passes.
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.kinds()[&Kind::StillReachable].bytes, 100);
+    /// ```
     pub fn kinds(&self) -> &BTreeMap<Kind, Count> {
         &self.summary.kinds
     }
@@ -294,7 +330,8 @@ impl Report {
         &self.leaks
     }
 
-    /// The suppressions that matched, with what each suppressed.
+    /// The suppressions that matched, with what each suppressed (see
+    /// [`SuppressionUse`] for an example).
     pub fn suppressions_used(&self) -> &[SuppressionUse] {
         &self.suppressions_used
     }
