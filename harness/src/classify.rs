@@ -660,7 +660,9 @@ impl<'b> Marker<'b> {
         // FULL (top bit clear), DELETED (0x80) or EMPTY (0xFF).
         let valid = |b: &u8| *b <= 0x80 || *b == 0xFF;
         if buckets >= GROUP {
-            return first.iter().chain(trailing.iter()).all(valid) && first == trailing;
+            return first.iter().chain(trailing.iter()).all(valid)
+                && first == trailing
+                && self.has_empty_bucket(ctrl, buckets);
         }
         // A small table has `buckets + 16` control bytes (the trailing read
         // runs past the block; only its first `buckets` bytes are the
@@ -671,6 +673,19 @@ impl<'b> Marker<'b> {
             && first[..buckets] == trailing[..buckets]
             && first[..buckets].contains(&0xFF)
             && first[buckets..].iter().all(|&b| b == 0xFF)
+    }
+
+    /// Whether one of the `buckets` control bytes at `ctrl` is EMPTY:
+    /// hashbrown never fills a table (it grows at 7/8), so a run of FULL
+    /// bytes (zeroed memory, say) is not one. Reads at most 64 KiB; a
+    /// larger table is taken on its other checks.
+    fn has_empty_bucket(&self, ctrl: usize, buckets: usize) -> bool {
+        let words = (buckets / 8).min(8 * 1024);
+        (0..words).any(|i| {
+            self.peek
+                .word(ctrl + 8 * i)
+                .is_some_and(|w| w.to_le_bytes().contains(&0xFF))
+        }) || buckets / 8 > words
     }
 
     /// Scans what the marked blocks point to, until nothing changes.

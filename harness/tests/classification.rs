@@ -364,6 +364,26 @@ fn block_held_through_an_interior_pointer_is_possibly_lost() {
     assert_fixture_frame(&leak.stack[0], INTERIOR_GLOBAL_FN, "interior_global");
 }
 
+/// A zeroed Rust block held only through a pointer where a hashbrown table
+/// keeps its control bytes (160 bytes, 16 buckets of 8 bytes, pointer at
+/// +128): all-zero bytes look like a full table, which hashbrown never
+/// makes, so this is not taken for a map and stays possibly lost.
+#[test]
+fn rust_block_that_only_looks_like_a_hash_table_is_possibly_lost() {
+    let _serial = shared();
+    static INTO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let report = leakcheck::check(|| {
+        let block: &'static mut [u8; 160] = Box::leak(Box::new(black_box([0u8; 160])));
+        INTO.store(block.as_ptr() as usize + 128, std::sync::atomic::Ordering::SeqCst);
+    });
+    let inner = INTO.swap(0, std::sync::atomic::Ordering::SeqCst) - 128;
+    // SAFETY: the block leaked above, freed once.
+    drop(unsafe { Box::from_raw(inner as *mut [u8; 160]) });
+
+    let leak = assert_one_lost(&report, PossiblyLost, 160);
+    assert_eq!(leak.origin, Origin::Rust, "{report}");
+}
+
 // ---- 7: stale pointer copies in dead stack ----
 
 #[test]
