@@ -315,16 +315,6 @@ impl Reader {
         }
     }
 
-    /// Reads one word, if it is readable.
-    #[cfg(test)]
-    pub(crate) fn word(&mut self, at: usize) -> Option<u64> {
-        if at % 8 != 0 || self.copy(at, 1) != 1 {
-            return None;
-        }
-        // SAFETY: the first word of the buffer was just written.
-        Some(unsafe { *self.buffer })
-    }
-
     /// Like [`Reader::scan`], but skips pages that are not resident: never
     /// touched (so all zero), or swapped out. For stacks and data segments,
     /// which are mostly untouched.
@@ -606,11 +596,14 @@ mod tests {
             2 * PAGE / 8,
             "both readable pages, not the guarded one"
         );
-        assert_eq!(reader.word(map as usize + PAGE), None);
-        assert_eq!(reader.word(map as usize), Some(0xABAB_ABAB_ABAB_ABAB));
+        // Single words, as the classifier's heuristics read them.
+        let peek = Peek::new();
+        assert_eq!(peek.word(map as usize + PAGE), None);
+        assert_eq!(peek.word(map as usize), Some(0xABAB_ABAB_ABAB_ABAB));
+        assert_eq!(peek.word(map as usize + 4), None, "unaligned");
         // SAFETY: unmapping our own pages, then reading where they were.
         unsafe { pages::unmap(map, 3 * PAGE) };
-        assert_eq!(reader.word(map as usize), None);
+        assert_eq!(peek.word(map as usize), None);
         if cfg!(target_arch = "x86_64") {
             assert!(reader.fast(), "the fault handler is installed");
         }

@@ -258,6 +258,17 @@ fn run<R: Send>(
             &mut errors,
         )
     };
+    #[cfg(target_os = "linux")]
+    if !blocks.is_empty() && crate::threads::unregistered() > 0 {
+        warnings.push(ReportError {
+            kind: "threads_unregistered",
+            message: format!(
+                "{} threads could not be registered (more than 4096 alive at once); their stacks \
+                 were not searched, so blocks only they hold may be reported lost",
+                crate::threads::unregistered()
+            ),
+        });
+    }
     if !blocks.is_empty() && !cfg!(target_os = "linux") && !options.unclassified {
         warnings.push(ReportError {
             kind: "leaks_unclassified",

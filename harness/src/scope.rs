@@ -294,27 +294,12 @@ pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
 /// The lowest address of this thread's stack, or 0 if unknown. Allocates
 /// (glibc's `pthread_getattr_np` reallocs), so it must never run inside a
 /// hook: it runs before the thread enters its scope.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(target_os = "linux")]
 fn this_thread_stack_low() -> usize {
-    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
-    // SAFETY: fills `attr` for the calling thread; on failure it is left
-    // uninitialised and unused.
-    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
-        return 0;
-    }
-    let (mut low, mut size) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: `attr` was initialised by pthread_getattr_np.
-    let found = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut low, &mut size) } == 0;
-    // SAFETY: initialised above and destroyed once.
-    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
-    if found {
-        low as usize
-    } else {
-        0
-    }
+    crate::threads::stack_bounds().0
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(target_os = "linux"))]
 fn this_thread_stack_low() -> usize {
     0
 }
@@ -367,7 +352,6 @@ fn slot(scope: u32) -> &'static Slot {
     &SLOTS[scope as usize & (SLOT_COUNT - 1)]
 }
 
-#[cfg(any(leakcheck_interpose, test))]
 pub(crate) fn is_active(scope: u32) -> bool {
     (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
 }
@@ -402,6 +386,7 @@ pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
 
 /// Adds `delta` to the scope's count of threads created but not yet
 /// registered, if the scope is still running.
+#[cfg(leakcheck_interpose)]
 fn adjust_pending(scope: u32, delta: i64) {
     let slot = slot(scope);
     let mut cur = slot.pending_threads.load(Relaxed);
@@ -529,19 +514,10 @@ static THREADS: crate::sync::SpinLock<[(u32, i32, bool); 1024]> =
     crate::sync::SpinLock::new([(0, 0, false); 1024]);
 
 #[cfg(leakcheck_interpose)]
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
+use crate::threads::current_tid as gettid;
 
-/// Whether thread `tid` of this process still exists.
 #[cfg(target_os = "linux")]
-fn thread_alive(tid: i32) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    // SAFETY: signal 0 only checks that the thread exists.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
-}
+use crate::threads::alive as thread_alive;
 
 // Without the pthread_create hook no thread is ever registered.
 #[cfg(not(target_os = "linux"))]

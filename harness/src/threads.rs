@@ -62,9 +62,10 @@ pub(crate) fn alive(tid: i32) -> bool {
     unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
 }
 
-/// The calling thread's stack bounds (`pthread_getattr_np`, which
-/// allocates: callers hold the hooks off).
-fn stack_bounds() -> (usize, usize) {
+/// The calling thread's stack bounds, (0, 0) if unknown
+/// (`pthread_getattr_np`, which allocates: callers hold the hooks off or run
+/// outside a scope).
+pub(crate) fn stack_bounds() -> (usize, usize) {
     let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
     // SAFETY: fills `attr` for the calling thread; on failure it is unused.
     if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
@@ -139,9 +140,13 @@ pub(crate) fn mark_harness(scope: u32) {
     register_current(scope, true);
 }
 
-/// Calls `f` with every registered live thread (dead ones are dropped), and
-/// returns how many threads could not register.
-pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) -> usize {
+/// How many threads found the registry full: their stacks are not roots.
+pub(crate) fn unregistered() -> usize {
+    UNREGISTERED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Calls `f` with every registered live thread (dead ones are dropped).
+pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
     let mut snapshot = crate::memscan::MapVec::<Thread>::new();
     {
         let _bypass = Bypass::enter();
@@ -159,7 +164,6 @@ pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) -> usize {
     for t in snapshot.iter() {
         f(t);
     }
-    UNREGISTERED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The calling thread's id.

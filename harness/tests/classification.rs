@@ -374,7 +374,10 @@ fn rust_block_that_only_looks_like_a_hash_table_is_possibly_lost() {
     static INTO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let report = leakcheck::check(|| {
         let block: &'static mut [u8; 160] = Box::leak(Box::new(black_box([0u8; 160])));
-        INTO.store(block.as_ptr() as usize + 128, std::sync::atomic::Ordering::SeqCst);
+        INTO.store(
+            block.as_ptr() as usize + 128,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     });
     let inner = INTO.swap(0, std::sync::atomic::Ordering::SeqCst) - 128;
     // SAFETY: the block leaked above, freed once.
