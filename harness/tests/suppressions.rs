@@ -190,15 +190,7 @@ const VALGRIND_FILE: &str = "\
 #[test]
 fn a_valgrind_suppressions_file_applies() {
     let dir = ScratchDir::new("suppressions-valgrind");
-    let file = dir.path().join("valgrind.supp");
-    std::fs::write(&file, VALGRIND_FILE).unwrap();
-    let child = run_child(
-        "file_child",
-        &[
-            ("LEAKCHECK_SUPPRESSIONS", file.to_str().unwrap()),
-            ("LEAKCHECK_REPORT_DIR", dir.as_str()),
-        ],
-    );
+    let (_, child) = with_suppressions(&dir, "valgrind.supp", VALGRIND_FILE, "file_child");
     assert!(child.status.success(), "{}", child.output());
     let json = only_json(&dir);
     assert_eq!(json["status"], "clean", "{json}");
@@ -223,16 +215,8 @@ fn a_valgrind_suppressions_file_applies() {
 #[test]
 fn match_leak_kinds_limits_what_a_block_suppresses() {
     let dir = ScratchDir::new("suppressions-kinds");
-    let file = dir.path().join("reachable-only.supp");
-    std::fs::write(
-        &file,
-        "{\n   only-reachable\n   Memcheck:Leak\n   match-leak-kinds: reachable\n   fun:malloc\n   fun:fixture_leak\n}\n",
-    )
-    .unwrap();
-    let child = run_child(
-        "file_child",
-        &[("LEAKCHECK_SUPPRESSIONS", file.to_str().unwrap())],
-    );
+    let text = "{\n   only-reachable\n   Memcheck:Leak\n   match-leak-kinds: reachable\n   fun:malloc\n   fun:fixture_leak\n}\n";
+    let (_, child) = with_suppressions(&dir, "reachable-only.supp", text, "file_child");
     child.assert_failed("file_child");
     assert!(
         child
@@ -246,16 +230,9 @@ fn match_leak_kinds_limits_what_a_block_suppresses() {
 #[test]
 fn a_leaksanitizer_file_matches_function_file_or_module() {
     let dir = ScratchDir::new("suppressions-lsan");
-    let file = dir.path().join("lsan.supp");
     // One pattern by source file, one by function.
-    std::fs::write(&file, "# LSan\nleak:fixtures.c\nleak:^fixture_memalign$\n").unwrap();
-    let child = run_child(
-        "file_child",
-        &[
-            ("LEAKCHECK_SUPPRESSIONS", file.to_str().unwrap()),
-            ("LEAKCHECK_REPORT_DIR", dir.as_str()),
-        ],
-    );
+    let text = "# LSan\nleak:fixtures.c\nleak:^fixture_memalign$\n";
+    let (_, child) = with_suppressions(&dir, "lsan.supp", text, "file_child");
     assert!(child.status.success(), "{}", child.output());
     let json = only_json(&dir);
     // The file pattern comes first and matches every fixture.
@@ -269,16 +246,8 @@ fn a_leaksanitizer_file_matches_function_file_or_module() {
 #[test]
 fn a_malformed_file_fails_the_test_with_file_line_and_expectation() {
     let dir = ScratchDir::new("suppressions-malformed");
-    let file = dir.path().join("broken.supp");
-    std::fs::write(
-        &file,
-        "{\n   name\n   Memcheck:Leak\n   match-leak-kinds: definit\n   fun:malloc\n}\n",
-    )
-    .unwrap();
-    let child = run_child(
-        "attribute_child",
-        &[("LEAKCHECK_SUPPRESSIONS", file.to_str().unwrap())],
-    );
+    let text = "{\n   name\n   Memcheck:Leak\n   match-leak-kinds: definit\n   fun:malloc\n}\n";
+    let (file, child) = with_suppressions(&dir, "broken.supp", text, "attribute_child");
     child.assert_failed("attribute_child");
     let expected = format!("{}:4: ", file.display());
     assert!(child.stderr.contains(&expected), "{}", child.output());
@@ -305,6 +274,26 @@ fn a_malformed_file_fails_the_test_with_file_line_and_expectation() {
         "{}",
         child.output()
     );
+}
+
+/// Writes `text` to `dir/name` and runs the child test `test` with it as
+/// `LEAKCHECK_SUPPRESSIONS`, its JSON report going to `dir`.
+fn with_suppressions(
+    dir: &ScratchDir,
+    name: &str,
+    text: &str,
+    test: &str,
+) -> (std::path::PathBuf, common::Child) {
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    let child = run_child(
+        test,
+        &[
+            ("LEAKCHECK_SUPPRESSIONS", file.to_str().unwrap()),
+            ("LEAKCHECK_REPORT_DIR", dir.as_str()),
+        ],
+    );
+    (file, child)
 }
 
 fn only_json(dir: &ScratchDir) -> serde_json::Value {
