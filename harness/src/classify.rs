@@ -46,8 +46,9 @@
 //! (a block another thread frees, a thread that exits) is skipped, never a
 //! crash. Working memory is mapped pages ([`MapVec`]), never heap blocks.
 
-use crate::memscan::{MapVec, Reader};
+use crate::memscan::Reader;
 use crate::report::Kind;
+use crate::sys::mapvec::MapVec;
 use crate::table::{self, Block};
 
 const UNREACHED: u8 = 0;
@@ -746,7 +747,8 @@ impl<'b> Marker<'b> {
 
 mod roots {
     use super::Marker;
-    use crate::memscan::{MapVec, Reader};
+    use crate::memscan::Reader;
+    use crate::sys::mapvec::MapVec;
     use std::ffi::{c_int, c_void};
 
     /// The writable `PT_LOAD` segments (data, bss) of every loaded object.
@@ -904,7 +906,7 @@ mod roots {
     pub(super) fn threads(reader: &mut Reader, marker: &mut Marker<'_>, scope: u32) {
         let mut tls = MapVec::new();
         let specific = tls_layout(&mut tls);
-        let me = crate::threads::current_tid();
+        let me = crate::sys::thread::current_tid();
         let scan = |reader: &mut Reader, marker: &mut Marker<'_>, start: usize, end: usize| {
             reader.scan_resident(start, end, &mut |words| {
                 for &w in words {
@@ -1053,7 +1055,7 @@ mod roots {
             let (tx, rx) = std::sync::mpsc::channel::<i32>();
             let (tid_tx, tid_rx) = std::sync::mpsc::channel();
             let waiter = std::thread::spawn(move || {
-                tid_tx.send(crate::threads::current_tid()).unwrap();
+                tid_tx.send(crate::sys::thread::current_tid()).unwrap();
                 rx.recv().unwrap()
             });
             let tid = tid_rx.recv().unwrap();

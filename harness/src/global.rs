@@ -3,7 +3,7 @@
 #[cfg(leakcheck_interpose)]
 use crate::hooks;
 use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
-use crate::scope::WrappedAllocatorCall;
+use crate::sys::reentry::WrappedAllocatorCall;
 use crate::table::Allocator;
 use std::alloc::{GlobalAlloc, Layout};
 

@@ -61,7 +61,7 @@ mod scope;
 mod stacks;
 mod suppress;
 mod symbols;
-mod sync;
+mod sys;
 mod table;
 #[cfg(target_os = "linux")]
 mod threads;

@@ -6,8 +6,9 @@
 //! the real allocator), never take a lock that a fork or a signal could leave
 //! held, never panic.
 
-use crate::scope::{self, Guard};
+use crate::scope;
 use crate::stacks;
+use crate::sys::reentry::{self, Guard};
 use crate::table::{self, Allocator, Block};
 use std::ffi::c_void;
 
@@ -162,7 +163,7 @@ pub(crate) fn on_realloc(
 
 #[cfg(unix)]
 extern "C" fn before_fork() {
-    scope::bypass_before_fork();
+    reentry::bypass_before_fork();
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     crate::unwind::lock_for_fork();
     scope::lock_for_fork();
@@ -191,7 +192,7 @@ extern "C" fn after_fork() {
     unsafe {
         crate::unwind::unlock_after_fork()
     };
-    scope::bypass_after_fork();
+    reentry::bypass_after_fork();
 }
 
 /// Holds the tracker's locks across `fork`, so a child never inherits one

@@ -10,10 +10,10 @@
 use crate::config;
 use crate::error::Error;
 use crate::hooks;
-use crate::memscan::MapVec;
 use crate::record::frame_marker;
 use crate::report::{self, Kind, KindSet, Outcome, Report, ReportError, Stats};
 use crate::scope::{self, Untracked};
+use crate::sys::mapvec::MapVec;
 use crate::table::{self, Block};
 use std::panic;
 use std::path::{Path, PathBuf};

@@ -9,18 +9,13 @@
 //! touching no visible memory and, under LTO, has merged plain thread-local
 //! reads and writes across calls into the hooks.
 
+use crate::sys::reentry::{Bypass, Guard};
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const SLOT_BITS: u32 = 8;
 const SLOT_COUNT: usize = 1 << SLOT_BITS;
 
-const GUARD: u32 = 1;
-const IN_WRAPPED_ALLOCATOR: u32 = 2;
-
 struct ThreadState {
-    /// `GUARD` while this thread is inside tracker bookkeeping;
-    /// `IN_WRAPPED_ALLOCATOR` while a `Tracked<A>` calls its inner allocator.
-    flags: AtomicU32,
     /// The scope new blocks of this thread belong to, 0 for none.
     scope: AtomicU32,
     /// Nesting depth of [`Untracked`]: while non-zero, new blocks belong to
@@ -40,21 +35,17 @@ struct ThreadState {
     /// Lowest address of this thread's stack, 0 if unknown: the unwinder
     /// reads the stack only between here and `base`.
     stack_low: AtomicUsize,
-    /// `flags` as they were before `pthread_atfork`'s prepare handler.
-    flags_before_fork: AtomicU32,
 }
 
 thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
-            flags: AtomicU32::new(0),
             scope: AtomicU32::new(0),
             untracked: AtomicU32::new(0),
             harness: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
-            flags_before_fork: AtomicU32::new(0),
         }
     };
 }
@@ -71,29 +62,9 @@ pub(crate) struct Current {
     pub(crate) stack_low: usize,
 }
 
-/// The re-entrancy guard: *the* way for the allocation path to do anything
-/// that may allocate. While it is held on a thread, the hooks pass every call
-/// straight to glibc without recording it, so bookkeeping can never recurse
-/// into itself (stack unwinding, a signal handler that mallocs, ...).
-pub(crate) struct Guard(());
-
+// The guard itself is `sys::reentry`'s; what it lets the allocation path
+// read is the scope's.
 impl Guard {
-    /// Takes the guard, or returns `None` if this thread already holds it, is
-    /// inside a wrapped allocator, or is exiting and past its thread-locals.
-    #[inline]
-    pub(crate) fn enter() -> Option<Guard> {
-        STATE
-            .try_with(|s| {
-                if s.flags.load(Relaxed) != 0 {
-                    return None;
-                }
-                s.flags.store(GUARD, Relaxed);
-                Some(Guard(()))
-            })
-            .ok()
-            .flatten()
-    }
-
     /// The thread's scope, if the scope is still running and this thread is
     /// not in an [`Untracked`] section.
     #[inline]
@@ -115,13 +86,6 @@ impl Guard {
                 stack_low: s.stack_low.load(Relaxed),
             }
         })
-    }
-}
-
-impl Drop for Guard {
-    #[inline]
-    fn drop(&mut self) {
-        STATE.with(|s| s.flags.store(0, Relaxed));
     }
 }
 
@@ -152,70 +116,6 @@ pub(crate) fn next_epoch() {
         s.epoch
             .store(NEXT_EPOCH.fetch_add(1, Relaxed).max(1), Relaxed)
     });
-}
-
-/// Sets this thread's allocation-path flags while alive, then restores
-/// what was there: the one mechanism behind [`Bypass`] and
-/// [`WrappedAllocatorCall`].
-struct FlagsSet(u32);
-
-impl FlagsSet {
-    #[inline]
-    fn enter(flags: u32) -> FlagsSet {
-        let prev = STATE
-            .try_with(|s| s.flags.swap(flags, Relaxed))
-            .unwrap_or(0);
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        FlagsSet(prev)
-    }
-}
-
-impl Drop for FlagsSet {
-    #[inline]
-    fn drop(&mut self) {
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let prev = self.0;
-        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
-    }
-}
-
-/// While alive, the hooks pass every call on this thread straight to the
-/// real allocator, unrecorded. Held by everything that takes a tracker lock
-/// outside a hook (the verdict's table scan, the stack store, the thread
-/// registry): a signal handler that allocates on this thread must not wait
-/// for a lock its own thread holds.
-pub(crate) struct Bypass(#[expect(dead_code, reason = "held for its Drop")] FlagsSet);
-
-impl Bypass {
-    pub(crate) fn enter() -> Bypass {
-        Bypass(FlagsSet::enter(GUARD))
-    }
-}
-
-/// `pthread_atfork` prepare: from here until [`bypass_after_fork`] this
-/// thread holds every tracker lock, so its own allocations (a later prepare
-/// handler's, a signal handler's) must not wait for them.
-pub(crate) fn bypass_before_fork() {
-    let _ = STATE.try_with(|s| {
-        s.flags_before_fork
-            .store(s.flags.swap(GUARD, Relaxed), Relaxed)
-    });
-}
-
-/// `pthread_atfork` parent and child: undoes [`bypass_before_fork`].
-pub(crate) fn bypass_after_fork() {
-    let _ = STATE.try_with(|s| s.flags.store(s.flags_before_fork.load(Relaxed), Relaxed));
-}
-
-/// Marks a wrapped allocator's call into its inner allocator, so that the C
-/// hooks do not record the same block a second time.
-pub(crate) struct WrappedAllocatorCall(#[expect(dead_code, reason = "held for its Drop")] FlagsSet);
-
-impl WrappedAllocatorCall {
-    #[inline]
-    pub(crate) fn enter() -> WrappedAllocatorCall {
-        WrappedAllocatorCall(FlagsSet::enter(IN_WRAPPED_ALLOCATOR))
-    }
 }
 
 /// While alive, blocks this thread allocates belong to no scope: for the
@@ -296,7 +196,7 @@ pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
 /// hook: it runs before the thread enters its scope.
 #[cfg(target_os = "linux")]
 fn this_thread_stack_low() -> usize {
-    crate::threads::stack_bounds().0
+    crate::sys::thread::stack_bounds().0
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -459,7 +359,7 @@ pub(crate) struct ScopeStats {
 pub(crate) fn begin() -> Option<u32> {
     // Serialised so that resetting a slot's counters cannot race another
     // `begin` claiming the same slot.
-    static BEGIN: crate::sync::SpinLock<()> = crate::sync::SpinLock::new(());
+    static BEGIN: crate::sys::sync::SpinLock<()> = crate::sys::sync::SpinLock::new(());
     let _bypass = Bypass::enter();
     let _serial = BEGIN.lock();
     for _ in 0..SLOT_COUNT * 4 {
@@ -510,14 +410,14 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
 /// from its start routine). `std::thread::scope` returns once its threads'
 /// closures are done, not once the threads have exited, so a verdict taken at
 /// once would see their thread-locals and std's thread handles as leaks.
-static THREADS: crate::sync::SpinLock<[(u32, i32, bool); 1024]> =
-    crate::sync::SpinLock::new([(0, 0, false); 1024]);
+static THREADS: crate::sys::sync::SpinLock<[(u32, i32, bool); 1024]> =
+    crate::sys::sync::SpinLock::new([(0, 0, false); 1024]);
 
 #[cfg(leakcheck_interpose)]
-use crate::threads::current_tid as gettid;
+use crate::sys::thread::current_tid as gettid;
 
 #[cfg(target_os = "linux")]
-use crate::threads::alive as thread_alive;
+use crate::sys::thread::alive as thread_alive;
 
 // Without the pthread_create hook no thread is ever registered.
 #[cfg(not(target_os = "linux"))]

@@ -6,7 +6,7 @@
 //! cached unwinder (`unwind.rs`, ~10 ns a frame) and falls back to libgcc's
 //! (~100 ns a frame) for stacks the cache cannot walk.
 
-use crate::sync::{pages, SpinLock};
+use crate::sys::sync::{pages, SpinLock};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Hard cap on frames kept per stack (`LEAKCHECK_STACK_DEPTH` is clamped to
@@ -102,7 +102,7 @@ pub(crate) fn frames(id: u32, out: &mut Vec<usize>) {
     // nothing may allocate while the store is locked.
     let mut buf = [0usize; MAX_DEPTH];
     let len = {
-        let _bypass = crate::scope::Bypass::enter();
+        let _bypass = crate::sys::reentry::Bypass::enter();
         let store = STORE.lock();
         match store.entry(id) {
             Some((start, len)) => {

@@ -6,7 +6,7 @@
 //! hash; each shard is an open-addressing table (linear probing, backward
 //! shift deletion, so no tombstones) in pages mapped from the kernel.
 
-use crate::sync::{pages, SpinLock};
+use crate::sys::sync::{pages, SpinLock};
 use std::ptr;
 
 const SHARD_BITS: u32 = 6;
@@ -338,7 +338,7 @@ pub(crate) fn remove(addr: usize) -> Option<Block> {
 /// The live block starting at `addr`, if any.
 #[cfg(leakcheck_interpose)]
 pub(crate) fn get(addr: usize) -> Option<Block> {
-    let _bypass = crate::scope::Bypass::enter();
+    let _bypass = crate::sys::reentry::Bypass::enter();
     let hash = hash_addr(addr);
     let shard = shard_of(hash).lock();
     shard.find(addr, hash).map(|i| *shard.slot(i))
@@ -359,7 +359,7 @@ pub(crate) fn dropped() -> usize {
 /// scope has ended).
 pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> usize {
     debug_assert_ne!(scope, 0, "empty slots carry scope 0");
-    let _bypass = crate::scope::Bypass::enter();
+    let _bypass = crate::sys::reentry::Bypass::enter();
     let mut matched = 0;
     for shard in &TABLE {
         if matched >= expected {
@@ -383,7 +383,7 @@ pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> u
 
 /// How many blocks the table holds (a snapshot; for sizing buffers).
 pub(crate) fn len() -> usize {
-    let _bypass = crate::scope::Bypass::enter();
+    let _bypass = crate::sys::reentry::Bypass::enter();
     TABLE.iter().map(|shard| shard.lock().len).sum()
 }
 
@@ -392,7 +392,7 @@ pub(crate) fn len() -> usize {
 /// cannot: the hooks are bypassed meanwhile). While its shard is locked a
 /// block listed cannot be retired, so its memory is the block's.
 pub(crate) fn for_each_other(scope: u32, mut f: impl FnMut(&Block)) {
-    let _bypass = crate::scope::Bypass::enter();
+    let _bypass = crate::sys::reentry::Bypass::enter();
     for shard in &TABLE {
         let shard = shard.lock();
         for i in 0..shard.capacity {
@@ -489,7 +489,7 @@ mod signal_tests {
         }
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let bypass = crate::scope::Bypass::enter();
+            let bypass = crate::sys::reentry::Bypass::enter();
             // Every shard held, as during a scan of each in turn.
             lock_all_for_fork();
             // SAFETY: raise delivers the signal to this thread before it

@@ -10,8 +10,9 @@
 //! copies of pointers it leaves there cannot hide a leak when glibc hands
 //! the same stack to another thread.
 
-use crate::scope::Bypass;
-use crate::sync::SpinLock;
+use crate::sys::reentry::Bypass;
+use crate::sys::sync::SpinLock;
+use crate::sys::thread::{alive, current_tid, stack_bounds};
 
 /// One registered thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,47 +50,13 @@ static THREADS: SpinLock<[Thread; CAPACITY]> = SpinLock::new(
 /// Threads that found the registry full.
 static UNREGISTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
-/// Whether thread `tid` of this process still exists.
-pub(crate) fn alive(tid: i32) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    // SAFETY: signal 0 only checks that the thread exists.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
-}
-
-/// The calling thread's stack bounds, (0, 0) if unknown
-/// (`pthread_getattr_np`, which allocates: callers hold the hooks off or run
-/// outside a scope).
-pub(crate) fn stack_bounds() -> (usize, usize) {
-    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
-    // SAFETY: fills `attr` for the calling thread; on failure it is unused.
-    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
-        return (0, 0);
-    }
-    let (mut low, mut size) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: `attr` was initialised by pthread_getattr_np.
-    let found = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut low, &mut size) } == 0;
-    // SAFETY: initialised above and destroyed once.
-    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
-    if found {
-        (low as usize, low as usize + size)
-    } else {
-        (0, 0)
-    }
-}
-
 /// Registers the calling thread, created in `scope`. Call once per thread,
 /// at its start.
 pub(crate) fn register_current(scope: u32, harness: bool) {
     let _bypass = Bypass::enter();
     let (stack_low, stack_high) = stack_bounds();
     let me = Thread {
-        tid: gettid(),
+        tid: current_tid(),
         // SAFETY: pthread_self has no preconditions.
         tp: unsafe { libc::pthread_self() } as usize,
         stack_low,
@@ -125,7 +92,7 @@ pub(crate) fn register_current(scope: u32, harness: bool) {
 /// registering it if it is not yet; `scope` is the check it runs a body
 /// for, if it is a body thread.
 pub(crate) fn mark_harness(scope: u32) {
-    let tid = gettid();
+    let tid = current_tid();
     {
         let _bypass = Bypass::enter();
         let mut threads = THREADS.lock();
@@ -147,7 +114,7 @@ pub(crate) fn unregistered() -> usize {
 
 /// Calls `f` with every registered live thread (dead ones are dropped).
 pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
-    let mut snapshot = crate::memscan::MapVec::<Thread>::new();
+    let mut snapshot = crate::sys::mapvec::MapVec::<Thread>::new();
     {
         let _bypass = Bypass::enter();
         let mut threads = THREADS.lock();
@@ -164,11 +131,6 @@ pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
     for t in snapshot.iter() {
         f(t);
     }
-}
-
-/// The calling thread's id.
-pub(crate) fn current_tid() -> i32 {
-    gettid()
 }
 
 /// `pthread_atfork` prepare.

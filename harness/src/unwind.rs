@@ -15,7 +15,7 @@
 //! by expression, a signal frame) makes [`walk`] report failure, and the
 //! caller falls back to libgcc for that capture.
 
-use crate::sync::{pages, SpinLock};
+use crate::sys::sync::{pages, SpinLock};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, Pointer, Register, RegisterRule,
     UnwindContext, UnwindContextStorage, UnwindSection, UnwindTableRow,
