@@ -2,7 +2,8 @@
 
 #[cfg(leakcheck_interpose)]
 use crate::hooks;
-use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::stacks::frame_marker;
 use crate::sys::reentry::WrappedAllocatorCall;
 use crate::table::Allocator;
 use std::alloc::{GlobalAlloc, Layout};

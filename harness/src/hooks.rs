@@ -9,8 +9,9 @@
 //! no allocation through the tracked allocator, no lock a fork could leave
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
-use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
 use crate::scope::{self, Untracked};
+use crate::stacks::frame_marker;
 use crate::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -307,7 +308,7 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     // SAFETY: forwarding the caller's handle unchanged.
     let rc = unsafe { real(handle) };
     #[cfg(target_arch = "x86_64")]
-    crate::unwind::code_unmapped();
+    crate::stacks::unwind::code_unmapped();
     rc
 }
 
@@ -417,7 +418,7 @@ pub(crate) fn init() {
         // registers.
         crate::threads::register_current(0, true);
         #[cfg(target_arch = "x86_64")]
-        crate::unwind::init();
+        crate::stacks::unwind::init();
         VISIBLE.store(self_test(), Ordering::Release);
     });
 }

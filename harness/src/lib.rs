@@ -60,13 +60,10 @@ mod run;
 mod scope;
 mod stacks;
 mod suppress;
-mod symbols;
 mod sys;
 mod table;
 #[cfg(target_os = "linux")]
 mod threads;
-#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-mod unwind;
 
 pub use error::Error;
 pub use global::Tracked;

@@ -12,16 +12,6 @@ use crate::sys::reentry::{self, Guard};
 use crate::table::{self, Allocator, Block};
 use std::ffi::c_void;
 
-/// The address of a local in the caller's frame. Stack capture skips every
-/// frame whose stack pointer is at or below it — the hook holding it and
-/// everything the tracker calls — so reports start at the code that called
-/// the allocator. Must be inlined into the hook itself.
-#[inline(always)]
-pub(crate) fn frame_marker() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
-}
-
 /// Blocks are handed out zeroed up to this many bytes (a reallocation's new
 /// tail too).
 const ZEROED_UP_TO: usize = 64 * 1024;
@@ -43,7 +33,7 @@ fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
     }
 }
 
-/// Records a new block. `hook_frame` comes from [`frame_marker`] in the
+/// Records a new block. `hook_frame` comes from [`stacks::frame_marker`] in the
 /// public entry point.
 #[inline(always)]
 pub(crate) fn on_alloc(
@@ -165,7 +155,7 @@ pub(crate) fn on_realloc(
 extern "C" fn before_fork() {
     reentry::bypass_before_fork();
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    crate::unwind::lock_for_fork();
+    crate::stacks::unwind::lock_for_fork();
     scope::lock_for_fork();
     #[cfg(target_os = "linux")]
     crate::threads::lock_for_fork();
@@ -190,7 +180,7 @@ extern "C" fn after_fork() {
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     // SAFETY: as above.
     unsafe {
-        crate::unwind::unlock_after_fork()
+        crate::stacks::unwind::unlock_after_fork()
     };
     reentry::bypass_after_fork();
 }

@@ -2,8 +2,8 @@
 //! the text and JSON forms of the result.
 
 use crate::stacks;
+use crate::stacks::symbols::{self, Symbol};
 use crate::suppress;
-use crate::symbols::{self, Symbol};
 use crate::table::{Allocator, Block};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

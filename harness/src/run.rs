@@ -10,9 +10,9 @@
 use crate::config;
 use crate::error::Error;
 use crate::hooks;
-use crate::record::frame_marker;
 use crate::report::{self, Kind, KindSet, Outcome, Report, ReportError, Stats};
 use crate::scope::{self, Untracked};
+use crate::stacks::frame_marker;
 use crate::sys::mapvec::MapVec;
 use crate::table::{self, Block};
 use std::panic;

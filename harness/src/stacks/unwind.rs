@@ -372,6 +372,10 @@ fn rule_for(address: usize) -> Option<Rule> {
 
 // --- walking --------------------------------------------------------------
 
+/// Frames one walk visits at most: more than any capture keeps
+/// (`capture::MAX_DEPTH`), so a corrupt or cyclic stack ends the walk.
+pub(crate) const MAX_FRAMES: usize = 272;
+
 /// How a walk ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Walk {
@@ -439,7 +443,7 @@ fn walk_frames(
     // The first frame is this function's own; its rule is looked up at the
     // current instruction, every caller's at its return address - 1.
     let mut lookup = ip;
-    for _ in 0..crate::stacks::MAX_DEPTH + 16 {
+    for _ in 0..MAX_FRAMES {
         let Some(rule) = rule_for(lookup) else {
             return false;
         };
@@ -576,7 +580,7 @@ mod agreement {
 
     #[test]
     fn rust_frames() {
-        let base = crate::record::frame_marker();
+        let base = crate::stacks::frame_marker();
         let (fast, slow) = nested(6, base);
         assert_agree(&fast, &slow);
         assert!(fast.len() >= 7);
@@ -622,7 +626,7 @@ mod agreement {
                 std::mem::transmute::<*mut c_void, End>(end),
             )
         };
-        let base = crate::record::frame_marker();
+        let base = crate::stacks::frame_marker();
         BASE.with(|b| b.set(base));
         // z_stream: 112 bytes; zalloc at word 8, zfree at word 9.
         let mut stream = [0usize; 14];
@@ -653,7 +657,7 @@ mod agreement {
 
     #[test]
     fn through_glibc() {
-        let base = crate::record::frame_marker();
+        let base = crate::stacks::frame_marker();
         BASE.with(|b| b.set(base));
         let mut values: Vec<u32> = (0..64).rev().collect();
         // SAFETY: sorting a live array of u32 with a matching comparator.
@@ -713,7 +717,7 @@ mod agreement {
         let dir = std::env::temp_dir().join(format!("leakcheck-unwind-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b) = (build_library(&dir, "a", 24), build_library(&dir, "b", 8));
-        let base = crate::record::frame_marker();
+        let base = crate::stacks::frame_marker();
         BASE.with(|b| b.set(base));
 
         let (handle, f_in_a) = call_through(&a);

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// Hard cap on frames kept per stack (`LEAKCHECK_STACK_DEPTH` is clamped to
 /// it).
 pub(crate) const MAX_DEPTH: usize = 256;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+const _: () = assert!(MAX_DEPTH < super::unwind::MAX_FRAMES);
 /// Frames kept per stack unless `LEAKCHECK_STACK_DEPTH` says otherwise.
 pub(crate) const DEFAULT_DEPTH: usize = 32;
 
@@ -19,6 +21,16 @@ static DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_DEPTH);
 
 pub(crate) fn set_depth(depth: usize) {
     DEPTH.store(depth.clamp(1, MAX_DEPTH), Relaxed);
+}
+
+/// The address of a local in the caller's frame. Stack capture skips every
+/// frame whose stack pointer is at or below it — the hook holding it and
+/// everything the tracker calls — so reports start at the code that called
+/// the allocator. Must be inlined into the hook itself.
+#[inline(always)]
+pub(crate) fn frame_marker() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 /// Walks the current thread's stack and interns the result.
@@ -42,9 +54,9 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         len: 0,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let fall_back = match crate::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp)) {
-        crate::unwind::Walk::Done | crate::unwind::Walk::FailedInsideUnwinder => false,
-        crate::unwind::Walk::Failed => true,
+    let fall_back = match super::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp)) {
+        super::unwind::Walk::Done | super::unwind::Walk::FailedInsideUnwinder => false,
+        super::unwind::Walk::Failed => true,
     };
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
     let fall_back = {
