@@ -49,7 +49,7 @@
 use crate::memscan::Reader;
 use crate::report::Kind;
 use crate::sys::mapvec::MapVec;
-use crate::table::{self, Block};
+use crate::track::table::{self, Block};
 
 const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
@@ -827,7 +827,7 @@ mod roots {
         unsafe { libc::dl_iterate_phdr(Some(each), (&mut walk as *mut Walk<'_>).cast()) };
         static SPECIFIC: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
         *SPECIFIC.get_or_init(|| {
-            let _harness = crate::scope::Untracked::harness();
+            let _harness = crate::track::scope::Untracked::harness();
             // libthread_db's description of `struct pthread`'s `specific`
             // field: {element bits, count, offset}.
             // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
@@ -852,7 +852,7 @@ mod roots {
     fn stack_gap_below_tp() -> usize {
         static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         *SIZE.get_or_init(|| {
-            let _harness = crate::scope::Untracked::harness();
+            let _harness = crate::track::scope::Untracked::harness();
             // SAFETY: dlsym with a NUL-terminated name; a missing symbol is
             // null.
             let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr()) };
@@ -882,7 +882,7 @@ mod roots {
 
     /// Where `t`'s stack proper ends: below its static TLS when glibc put
     /// that at the top of the stack mapping.
-    fn stack_end(t: &crate::threads::Thread) -> usize {
+    fn stack_end(t: &crate::track::threads::Thread) -> usize {
         if (t.stack_low..t.stack_high).contains(&t.tp) {
             t.tp.saturating_sub(stack_gap_below_tp()).max(t.stack_low)
         } else {
@@ -898,8 +898,8 @@ mod roots {
     /// address was reused) would make a verdict depend on what ran in
     /// parallel. Threads this scope or an ended one created, and threads
     /// created outside any check (a C library's workers), are scanned.
-    fn holds_test_data(t: &crate::threads::Thread, scope: u32) -> bool {
-        !t.harness && (t.scope == 0 || t.scope == scope || !crate::scope::is_active(t.scope))
+    fn holds_test_data(t: &crate::track::threads::Thread, scope: u32) -> bool {
+        !t.harness && (t.scope == 0 || t.scope == scope || !crate::track::scope::is_active(t.scope))
     }
 
     /// Stacks of the other threads, and static TLS and descriptors of all.
@@ -937,7 +937,7 @@ mod roots {
         // test's code never runs there (its body runs on a thread of its
         // own), and what they keep (libtest's state, moved-out values)
         // holds stale addresses.
-        crate::threads::for_each_live(|t| {
+        crate::track::threads::for_each_live(|t| {
             if t.tid == me || !holds_test_data(t, scope) {
                 return;
             }

@@ -46,27 +46,16 @@ extern crate self as leakcheck;
 mod classify;
 mod config;
 mod error;
-mod global;
-#[cfg(leakcheck_interpose)]
-mod hooks;
-#[cfg(not(leakcheck_interpose))]
-#[path = "hooks_unsupported.rs"]
-mod hooks;
 mod inline;
 mod memscan;
-mod record;
 mod report;
 mod run;
-mod scope;
 mod stacks;
 mod suppress;
 mod sys;
-mod table;
-#[cfg(target_os = "linux")]
-mod threads;
+mod track;
 
 pub use error::Error;
-pub use global::Tracked;
 /// Checks a test for heap leaks: Rust and C blocks it allocates (in any
 /// thread it creates) and does not free fail it, with a report of where
 /// they were allocated.
@@ -150,6 +139,7 @@ pub use report::{
     Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
 };
 pub use run::check;
+pub use track::global::Tracked;
 
 #[doc(hidden)]
 pub mod __private {

@@ -4,7 +4,7 @@
 use crate::stacks;
 use crate::stacks::symbols::{self, Symbol};
 use crate::suppress;
-use crate::table::{Allocator, Block};
+use crate::track::table::{Allocator, Block};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -9,12 +9,12 @@
 
 use crate::config;
 use crate::error::Error;
-use crate::hooks;
 use crate::report::{self, Kind, KindSet, Outcome, Report, ReportError, Stats};
-use crate::scope::{self, Untracked};
 use crate::stacks::frame_marker;
 use crate::sys::mapvec::MapVec;
-use crate::table::{self, Block};
+use crate::track::hooks;
+use crate::track::scope::{self, Untracked};
+use crate::track::table::{self, Block};
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -217,7 +217,7 @@ fn run<R: Send>(
     };
     install_panic_hook();
     #[cfg(target_os = "linux")]
-    crate::threads::mark_harness(0);
+    crate::track::threads::mark_harness(0);
     let visible = hooks::c_allocations_visible();
     let dropped_before = table::dropped();
     let scope = scope::begin().ok_or(Error::TooManyScopes)?;
@@ -259,13 +259,13 @@ fn run<R: Send>(
         )
     };
     #[cfg(target_os = "linux")]
-    if !blocks.is_empty() && crate::threads::unregistered() > 0 {
+    if !blocks.is_empty() && crate::track::threads::unregistered() > 0 {
         warnings.push(ReportError {
             kind: "threads_unregistered",
             message: format!(
                 "{} threads could not be registered (more than 4096 alive at once); their stacks \
                  were not searched, so blocks only they hold may be reported lost",
-                crate::threads::unregistered()
+                crate::track::threads::unregistered()
             ),
         });
     }
@@ -335,11 +335,11 @@ fn run<R: Send>(
 fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
     #[cfg(target_os = "linux")]
-    crate::threads::mark_harness(scope);
+    crate::track::threads::mark_harness(scope);
     let previous = scope::enter_thread(scope, base);
     let result = call_body(body);
     #[cfg(target_os = "linux")]
-    crate::threads::wipe_dead_stack(scope::stack_low());
+    crate::track::threads::wipe_dead_stack(scope::stack_low());
     scope::leave_thread(previous);
     std::hint::black_box(base);
     result

@@ -9,10 +9,10 @@
 //! no allocation through the tracked allocator, no lock a fork could leave
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
-use crate::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
-use crate::scope::{self, Untracked};
 use crate::stacks::frame_marker;
-use crate::table::{self, Allocator};
+use crate::track::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::track::scope::{self, Untracked};
+use crate::track::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -381,7 +381,7 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
-    crate::threads::register_current(scope, false);
+    crate::track::threads::register_current(scope, false);
     if scope == 0 {
         // SAFETY: the creator's start routine with its own argument.
         return unsafe { start(arg) };
@@ -393,7 +393,7 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let result = unsafe { start(arg) };
     // What the thread left on its stack must not keep the scope's blocks
     // reachable once glibc reuses the stack for another thread.
-    crate::threads::wipe_dead_stack(scope::stack_low());
+    crate::track::threads::wipe_dead_stack(scope::stack_low());
     scope::leave_thread(scope::Current::default());
     // From here the thread only runs its thread-local destructors and exits;
     // the verdict waits for that (see `scope::wait_for_threads`).
@@ -413,10 +413,10 @@ static VISIBLE: AtomicBool = AtomicBool::new(false);
 pub(crate) fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        crate::record::register_fork_handlers();
+        crate::track::record::register_fork_handlers();
         // The constructor runs on the main thread, which no pthread_create
         // registers.
-        crate::threads::register_current(0, true);
+        crate::track::threads::register_current(0, true);
         #[cfg(target_arch = "x86_64")]
         crate::stacks::unwind::init();
         VISIBLE.store(self_test(), Ordering::Release);

@@ -5,7 +5,7 @@
 /// Registers the fork handlers, once.
 pub(crate) fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(crate::record::register_fork_handlers);
+    ONCE.call_once(crate::track::record::register_fork_handlers);
 }
 
 /// C allocations are never seen here.

@@ -6,10 +6,10 @@
 //! the real allocator), never take a lock that a fork or a signal could leave
 //! held, never panic.
 
-use crate::scope;
 use crate::stacks;
 use crate::sys::reentry::{self, Guard};
-use crate::table::{self, Allocator, Block};
+use crate::track::scope;
+use crate::track::table::{self, Allocator, Block};
 use std::ffi::c_void;
 
 /// Blocks are handed out zeroed up to this many bytes (a reallocation's new
@@ -158,7 +158,7 @@ extern "C" fn before_fork() {
     crate::stacks::unwind::lock_for_fork();
     scope::lock_for_fork();
     #[cfg(target_os = "linux")]
-    crate::threads::lock_for_fork();
+    crate::track::threads::lock_for_fork();
     stacks::lock_for_fork();
     table::lock_all_for_fork();
 }
@@ -175,7 +175,7 @@ extern "C" fn after_fork() {
     #[cfg(target_os = "linux")]
     // SAFETY: as above.
     unsafe {
-        crate::threads::unlock_after_fork()
+        crate::track::threads::unlock_after_fork()
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     // SAFETY: as above.

@@ -1,11 +1,11 @@
 //! Rust allocations: the tracking global allocator.
 
-#[cfg(leakcheck_interpose)]
-use crate::hooks;
-use crate::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
 use crate::stacks::frame_marker;
 use crate::sys::reentry::WrappedAllocatorCall;
-use crate::table::Allocator;
+#[cfg(leakcheck_interpose)]
+use crate::track::hooks;
+use crate::track::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::track::table::Allocator;
 use std::alloc::{GlobalAlloc, Layout};
 
 /// Wraps a global allocator so that leakcheck sees every Rust allocation.
@@ -225,39 +225,3 @@ static GLOBAL: Tracked<Glibc> = Tracked::bypassing_hooks(Glibc);
 #[global_allocator]
 #[cfg(not(leakcheck_interpose))]
 static GLOBAL: Tracked<std::alloc::System> = Tracked::new(std::alloc::System);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::alloc::System;
-
-    static WRAPPED: Tracked<System> = Tracked::new(System);
-
-    #[test]
-    fn a_wrapped_system_allocator_records_each_block_once_as_rust() {
-        let report = crate::check(|| {
-            let kept = Layout::from_size_align(40, 8).unwrap();
-            // SAFETY: a non-zero layout; the block is leaked on purpose.
-            std::hint::black_box(unsafe { WRAPPED.alloc(kept) });
-            let small = Layout::from_size_align(24, 64).unwrap();
-            // SAFETY: a non-zero layout.
-            let p = unsafe { WRAPPED.alloc_zeroed(small) };
-            assert!(!p.is_null());
-            // SAFETY: `p` came from WRAPPED with `small`.
-            let p = unsafe { WRAPPED.realloc(p, small, 200) };
-            assert!(!p.is_null());
-            // SAFETY: `p` is live with size 200 and the same alignment.
-            unsafe { WRAPPED.dealloc(p, Layout::from_size_align(200, 64).unwrap()) };
-        });
-        // System's own malloc/posix_memalign calls reach the C hooks (on
-        // glibc) but must not be recorded a second time, as C blocks.
-        assert_eq!(report.leaked_blocks(), 1, "{report}");
-        assert_eq!(report.leaked_bytes(), 40, "{report}");
-        let leak = &report.leaks()[0];
-        assert_eq!(
-            (leak.origin, leak.allocator),
-            (crate::Origin::Rust, "alloc")
-        );
-        assert!(report.stats().allocations >= 3, "{report:?}");
-    }
-}

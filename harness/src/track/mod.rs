@@ -1,0 +1,20 @@
+//! Tracking: every allocation of the process, as it happens.
+//!
+//! The front ends — the interposed C `malloc` family ([`hooks`]) and the
+//! tracking global allocator ([`global`]) — hand each call to [`record`],
+//! which files the block in the process-wide [`table`] under the check
+//! ([`scope`]) running on the thread, with its stack. [`threads`] keeps
+//! every thread's stack and thread pointer for the verdict's roots.
+//! Imports go down only: to `stacks` and `sys`.
+
+pub(crate) mod global;
+#[cfg(leakcheck_interpose)]
+pub(crate) mod hooks;
+#[cfg(not(leakcheck_interpose))]
+#[path = "hooks_unsupported.rs"]
+pub(crate) mod hooks;
+pub(crate) mod record;
+pub(crate) mod scope;
+pub(crate) mod table;
+#[cfg(target_os = "linux")]
+pub(crate) mod threads;
