@@ -42,18 +42,16 @@
 )]
 extern crate self as leakcheck;
 
-#[cfg(target_os = "linux")]
-mod classify;
 mod config;
 mod error;
 mod inline;
-mod memscan;
 mod report;
 mod run;
 mod stacks;
 mod suppress;
 mod sys;
 mod track;
+mod verdict;
 
 pub use error::Error;
 /// Checks a test for heap leaks: Rust and C blocks it allocates (in any
@@ -136,10 +134,11 @@ pub use error::Error;
 /// report are described in the crate docs and the README.
 pub use leakcheck_macros::leak_checked;
 pub use report::{
-    Count, Frame, Kind, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
+    Count, Frame, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
 };
 pub use run::check;
 pub use track::global::Tracked;
+pub use verdict::Kind;
 
 #[doc(hidden)]
 pub mod __private {

@@ -5,6 +5,7 @@ use crate::stacks;
 use crate::stacks::symbols::{self, Symbol};
 use crate::suppress;
 use crate::track::table::{Allocator, Block};
+use crate::verdict::{Kind, KindSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -13,102 +14,6 @@ use std::sync::Arc;
 
 /// The JSON schema this version writes.
 pub const SCHEMA: &str = "leakcheck/v1";
-
-/// How a leaked block was classified, with valgrind memcheck's meanings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Kind {
-    /// No pointer to the block exists anywhere.
-    DefinitelyLost,
-    /// Reachable only from lost blocks.
-    IndirectlyLost,
-    /// Reachable only through a pointer into its interior.
-    PossiblyLost,
-    /// Still pointed to from a root: a cache or global, not a leak unless
-    /// `strict`.
-    StillReachable,
-    /// Matched a suppression.
-    Suppressed,
-}
-
-impl Kind {
-    /// valgrind's words for the kind.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::DefinitelyLost => "definitely lost",
-            Kind::IndirectlyLost => "indirectly lost",
-            Kind::PossiblyLost => "possibly lost",
-            Kind::StillReachable => "still reachable",
-            Kind::Suppressed => "suppressed",
-        }
-    }
-
-    /// valgrind's word for the kind in `match-leak-kinds:` and
-    /// `--errors-for-leak-kinds`: `definite`, `indirect`, `possible`,
-    /// `reachable` (`suppressed` has none; it is leakcheck's own).
-    pub(crate) fn valgrind_word(self) -> &'static str {
-        match self {
-            Kind::DefinitelyLost => "definite",
-            Kind::IndirectlyLost => "indirect",
-            Kind::PossiblyLost => "possible",
-            Kind::StillReachable => "reachable",
-            Kind::Suppressed => "suppressed",
-        }
-    }
-
-    const ALL: [Kind; 4] = [
-        Kind::DefinitelyLost,
-        Kind::IndirectlyLost,
-        Kind::PossiblyLost,
-        Kind::StillReachable,
-    ];
-
-    fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of leak kinds, written the way valgrind's `match-leak-kinds:` and
-/// `--errors-for-leak-kinds=` take it: `definite,indirect,possible,reachable`
-/// in any order, or `all`, or `none`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct KindSet(u8);
-
-impl KindSet {
-    /// What fails a test by default: every lost kind.
-    pub(crate) const DEFAULT_FAILING: KindSet = KindSet(0b0111);
-    /// Every kind valgrind knows.
-    pub(crate) const ALL: KindSet = KindSet(0b1111);
-
-    pub(crate) fn contains(self, kind: Kind) -> bool {
-        self.0 & kind.bit() != 0
-    }
-
-    /// Parses valgrind's syntax. The error names the word that is wrong.
-    pub(crate) fn parse(text: &str) -> Result<KindSet, String> {
-        let text = text.trim();
-        match text {
-            "all" => return Ok(KindSet::ALL),
-            "none" => return Ok(KindSet(0)),
-            _ => {}
-        }
-        let mut set = 0;
-        for word in text.split(',').map(str::trim) {
-            let kind = Kind::ALL
-                .into_iter()
-                .find(|k| k.valgrind_word() == word)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown leak kind `{word}`; expected `definite`, `indirect`, `possible`, \
-                         `reachable` separated by commas, or `all`, or `none`"
-                    )
-                })?;
-            set |= kind.bit();
-        }
-        Ok(KindSet(set))
-    }
-}
 
 /// Which allocator family made a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

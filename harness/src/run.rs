@@ -9,12 +9,13 @@
 
 use crate::config;
 use crate::error::Error;
-use crate::report::{self, Kind, KindSet, Outcome, Report, ReportError, Stats};
+use crate::report::{self, Outcome, Report, ReportError, Stats};
 use crate::stacks::frame_marker;
 use crate::sys::mapvec::MapVec;
 use crate::track::hooks;
 use crate::track::scope::{self, Untracked};
 use crate::track::table::{self, Block};
+use crate::verdict::{Kind, KindSet};
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -383,7 +384,7 @@ fn classified(
     }
     #[cfg(target_os = "linux")]
     if !options.unclassified {
-        match crate::classify::classify(scope, &mut blocks, caller_epoch) {
+        match crate::verdict::classify::classify(scope, &mut blocks, caller_epoch) {
             Ok(kinds) => return blocks.iter().copied().zip(kinds.iter().copied()).collect(),
             Err(failed) => errors.push(ReportError {
                 kind: "classification_failed",

@@ -59,7 +59,7 @@
 //! (`interceptor_via_fun:`, `race:`, `signed-integer-overflow:`, …) are
 //! accepted and never match.
 
-use crate::report::{Kind, KindSet};
+use crate::verdict::{Kind, KindSet};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -46,10 +46,10 @@
 //! (a block another thread frees, a thread that exits) is skipped, never a
 //! crash. Working memory is mapped pages ([`MapVec`]), never heap blocks.
 
-use crate::memscan::Reader;
-use crate::report::Kind;
 use crate::sys::mapvec::MapVec;
 use crate::track::table::{self, Block};
+use crate::verdict::memscan::Reader;
+use crate::verdict::Kind;
 
 const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
@@ -431,7 +431,7 @@ struct Marker<'b> {
     stack: MapVec<u32>,
     reachable: usize,
     out_of_memory: bool,
-    peek: crate::memscan::Peek,
+    peek: crate::verdict::memscan::Peek,
 }
 
 impl<'b> Marker<'b> {
@@ -480,7 +480,7 @@ impl<'b> Marker<'b> {
             stack: MapVec::new(),
             reachable: 0,
             out_of_memory: false,
-            peek: crate::memscan::Peek::new(),
+            peek: crate::verdict::memscan::Peek::new(),
         })
     }
 
@@ -747,8 +747,8 @@ impl<'b> Marker<'b> {
 
 mod roots {
     use super::Marker;
-    use crate::memscan::Reader;
     use crate::sys::mapvec::MapVec;
+    use crate::verdict::memscan::Reader;
     use std::ffi::{c_int, c_void};
 
     /// The writable `PT_LOAD` segments (data, bss) of every loaded object.
@@ -925,7 +925,7 @@ mod roots {
             if let Some((offset, count)) = specific {
                 let array = tp + offset;
                 scan(reader, marker, array, array + count * 8);
-                if let Some(first) = crate::memscan::Peek::new().word(array) {
+                if let Some(first) = crate::verdict::memscan::Peek::new().word(array) {
                     let first = first as usize;
                     if first > tp && first < tp + (1 << 16) {
                         scan(reader, marker, first, first + 32 * 16);
