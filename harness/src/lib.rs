@@ -44,11 +44,9 @@ extern crate self as leakcheck;
 
 mod config;
 mod error;
-mod inline;
 mod report;
 mod run;
 mod stacks;
-mod suppress;
 mod sys;
 mod track;
 mod verdict;
@@ -142,8 +140,8 @@ pub use verdict::Kind;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::inline::is_blank;
-    pub use crate::run::{check_with, run_test, run_test_report, Options, Suppression};
+    pub use crate::report::suppress::inline::{is_blank, Suppression};
+    pub use crate::run::{check_with, run_test, run_test_report, Options};
     // `suppress!` expands to `inventory::submit!`, named through here so
     // that test crates need no `inventory` dependency of their own.
     pub use inventory;

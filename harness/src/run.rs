@@ -9,6 +9,7 @@
 
 use crate::config;
 use crate::error::Error;
+use crate::report::suppress::Suppression;
 use crate::report::{self, Outcome, Report, ReportError, Stats};
 use crate::stacks::frame_marker;
 use crate::sys::mapvec::MapVec;
@@ -87,20 +88,6 @@ impl Options {
         self.crate_dir = Some(dir);
         self
     }
-}
-
-/// Suppressions written in code: by `leakcheck::suppress!` (registered for
-/// the whole binary) or by the attribute's `suppress = "…"` (one test).
-/// `text` is in the suppressions-file format; `file` and `line` say where it
-/// was written, for error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Suppression {
-    /// Suppressions-file text: valgrind blocks and/or `leak:` lines.
-    pub text: &'static str,
-    /// The source file that wrote it.
-    pub file: &'static str,
-    /// The line it was written on.
-    pub line: u32,
 }
 
 /// Runs `f` on a thread of its own with every heap allocation it (and the
@@ -303,7 +290,7 @@ fn run<R: Send>(
                     .to_owned(),
         });
     }
-    let (suppressions, malformed) = crate::suppress::for_check(
+    let (suppressions, malformed) = crate::report::suppress::for_check(
         config.suppressions.as_deref(),
         options.crate_dir,
         options.suppressions,

@@ -23,16 +23,6 @@ pub(crate) fn set_depth(depth: usize) {
     DEPTH.store(depth.clamp(1, MAX_DEPTH), Relaxed);
 }
 
-/// The address of a local in the caller's frame. Stack capture skips every
-/// frame whose stack pointer is at or below it — the hook holding it and
-/// everything the tracker calls — so reports start at the code that called
-/// the allocator. Must be inlined into the hook itself.
-#[inline(always)]
-pub(crate) fn frame_marker() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
-}
-
 /// Walks the current thread's stack and interns the result.
 ///
 /// `hook_frame` is the address of a local in the hook the allocation entered

@@ -5,9 +5,21 @@
 //! binary — without being called. The runtime reads them all through
 //! [`registered`].
 
-use crate::run::Suppression;
-
 inventory::collect!(Suppression);
+
+/// Suppressions written in code: by `leakcheck::suppress!` (registered for
+/// the whole binary) or by the attribute's `suppress = "…"` (one test).
+/// `text` is in the suppressions-file format; `file` and `line` say where it
+/// was written, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    /// Suppressions-file text: valgrind blocks and/or `leak:` lines.
+    pub text: &'static str,
+    /// The source file that wrote it.
+    pub file: &'static str,
+    /// The line it was written on.
+    pub line: u32,
+}
 
 /// Every `suppress!` linked into this binary, in no particular order.
 pub(crate) fn registered() -> impl Iterator<Item = &'static Suppression> {

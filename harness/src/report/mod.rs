@@ -1,9 +1,12 @@
-//! The verdict: grouping a scope's surviving blocks by allocation site, and
-//! the text and JSON forms of the result.
+//! Reports: a check's surviving blocks grouped by allocation site and
+//! kind, symbolised, matched against suppressions ([`suppress`]), and their
+//! text and JSON forms. Imports go down only: to `verdict`, `track`,
+//! `stacks` and `sys`.
+
+pub(crate) mod suppress;
 
 use crate::stacks;
 use crate::stacks::symbols::{self, Symbol};
-use crate::suppress;
 use crate::track::table::{Allocator, Block};
 use crate::verdict::{Kind, KindSet};
 use serde::Serialize;

@@ -1,0 +1,90 @@
+//! Which suppressions apply to a check: `LEAKCHECK_SUPPRESSIONS` files, the
+//! crate's `leakcheck.supp`, the binary's `suppress!`es and the attribute's
+//! own, each parsed once per process.
+
+use super::{parse, Entry, Origin, Suppression};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The file looked for next to the test crate's `Cargo.toml`.
+pub(crate) const CRATE_FILE: &str = "leakcheck.supp";
+
+type Parsed = Result<Vec<Arc<Entry>>, String>;
+
+/// Every suppression in force for one check, in the order they are tried:
+/// `LEAKCHECK_SUPPRESSIONS` files, the crate's `leakcheck.supp`, the
+/// binary's `suppress!`es, the attribute's own. Files and `suppress!` text
+/// are parsed once per process. Each malformed source gives one error
+/// message (`path:line: what was expected`); the others still apply.
+pub(crate) fn for_check(
+    env_files: Option<&std::path::Path>,
+    crate_dir: Option<&str>,
+    attribute: &[Suppression],
+) -> (Vec<Arc<Entry>>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let mut take = |parsed: &Parsed| match parsed {
+        Ok(found) => entries.extend(found.iter().cloned()),
+        Err(message) => errors.push(message.clone()),
+    };
+    if let Some(list) = env_files {
+        for path in std::env::split_paths(list) {
+            take(&file(&path, true));
+        }
+    }
+    let crate_dir = crate_dir
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into));
+    if let Some(dir) = crate_dir {
+        take(&file(&dir.join(CRATE_FILE), false));
+    }
+    static IN_CODE: OnceLock<Vec<Parsed>> = OnceLock::new();
+    for parsed in IN_CODE.get_or_init(|| super::inline::registered().map(in_code).collect()) {
+        take(parsed);
+    }
+    for suppression in attribute {
+        take(&in_code(suppression));
+    }
+    (entries, errors)
+}
+
+fn in_code(suppression: &Suppression) -> Parsed {
+    let origin = Origin {
+        path: suppression.file.to_owned(),
+        first_line: suppression.line,
+    };
+    parse(suppression.text, &origin)
+        .map(|found| found.into_iter().map(Arc::new).collect())
+        .map_err(|e| format!("malformed suppression: {e}"))
+}
+
+/// A suppressions file, parsed once per process. A missing file is an
+/// error only if it was asked for (`required`).
+fn file(path: &std::path::Path, required: bool) -> Parsed {
+    static FILES: OnceLock<Mutex<HashMap<std::path::PathBuf, Parsed>>> = OnceLock::new();
+    let files = FILES.get_or_init(Default::default);
+    if let Some(hit) = files.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
+        return hit.clone();
+    }
+    let parsed = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let origin = Origin {
+                path: path.display().to_string(),
+                first_line: 1,
+            };
+            parse(&text, &origin)
+                .map(|found| found.into_iter().map(Arc::new).collect())
+                .map_err(|e| format!("malformed suppressions file: {e}"))
+        }
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!(
+            "cannot read the suppressions file {} named by LEAKCHECK_SUPPRESSIONS: {e}",
+            path.display()
+        )),
+    };
+    files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.to_owned(), parsed.clone());
+    parsed
+}
