@@ -42,14 +42,34 @@
 )]
 extern crate self as leakcheck;
 
-mod config;
-mod error;
-mod report;
-mod run;
-mod stacks;
+// The data path, one stage a folder, lowest first. A stage names only the
+// stages listed above it: allocation → record → scope → verdict → report.
+
+/// Allocator-free primitives: spin locks, mapped pages, the re-entrancy flag.
 mod sys;
+
+/// Stack capture on the allocation path, the cached unwinder, symbols.
+mod stacks;
+
+/// The hooks and the global allocator, recording, the block table, scopes.
 mod track;
+
+/// Classification of what a check left live, and fault-tolerant reads.
 mod verdict;
+
+/// Grouping, suppressions, and the text and JSON forms of a report.
+mod report;
+
+// Running a check, on top of the stages.
+
+/// `check`, `#[leak_checked]`'s entry points and the JSON files.
+mod run;
+
+/// The environment variables.
+mod config;
+
+/// Errors that say what to fix.
+mod error;
 
 pub use error::Error;
 /// Checks a test for heap leaks: Rust and C blocks it allocates (in any

@@ -2,7 +2,7 @@
 # Builds valgrind_driver.c with the C fixtures and runs each leak
 # classification scenario under valgrind memcheck, printing a Markdown table
 # of what valgrind reports at exit next to what leakcheck is expected to
-# report for the same scenario inside a check (harness/tests/classification.rs).
+# report for the same scenario inside a check (harness/tests/verdict_classification.rs).
 #
 #   test-support/c/valgrind_agreement.sh            # the table
 #   VERBOSE=1 test-support/c/valgrind_agreement.sh  # and valgrind's full output

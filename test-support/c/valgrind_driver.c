@@ -3,7 +3,7 @@
  * scenario with the same C fixtures the leakcheck tests use, then exits, so
  * that valgrind memcheck's verdict at exit can be compared with what
  * leakcheck is expected to say for the same scenario
- * (harness/tests/classification.rs). valgrind_agreement.sh builds it and
+ * (harness/tests/verdict_classification.rs). valgrind_agreement.sh builds it and
  * runs every scenario under valgrind.
  *
  *     gcc -g -O0 -pthread -o driver valgrind_driver.c fixtures.c

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 /// The path of the function or closure this is expanded in, as a
-/// symbolised stack names it: `box_leak::caught::{{closure}}`.
+/// symbolised stack names it: `track_box_leak::caught::{{closure}}`.
 #[allow(unused_macros)]
 macro_rules! here {
     () => {{

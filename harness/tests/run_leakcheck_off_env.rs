@@ -20,7 +20,7 @@ fn leaking_child() {
 
 #[test]
 fn leakcheck_off_lets_a_leaking_test_pass() {
-    let reports = ScratchDir::new("env_leakcheck_off");
+    let reports = ScratchDir::new(module_path!());
     let run = |switch: &str| {
         let env = [
             ("LEAKCHECK", switch),

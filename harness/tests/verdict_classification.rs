@@ -342,8 +342,11 @@ fn rust_list_with_its_head_forgotten_is_one_definite_and_the_rest_indirect() {
 
     let definite = assert_one_definite_rest_indirect(&report, N, node);
     assert_eq!(definite.origin, Origin::Rust);
-    assert_top(definite, "classification::rust_list");
-    assert_top(site(&report, IndirectlyLost), "classification::rust_list");
+    assert_top(definite, concat!(module_path!(), "::rust_list"));
+    assert_top(
+        site(&report, IndirectlyLost),
+        concat!(module_path!(), "::rust_list"),
+    );
 }
 
 // ---- 6: an interior pointer from a global ----
@@ -628,5 +631,5 @@ fn rust_cycle_of_two_is_one_definite_and_one_indirect() {
 
     let definite = assert_one_definite_rest_indirect(&report, 2, pair);
     assert_eq!(definite.origin, Origin::Rust);
-    assert_top(definite, "classification::rust_cycle");
+    assert_top(definite, concat!(module_path!(), "::rust_cycle"));
 }

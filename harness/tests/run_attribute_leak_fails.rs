@@ -24,7 +24,7 @@ fn leaking_child() {
 
 #[test]
 fn leaking_leak_checked_test_fails_with_the_report() {
-    let reports = ScratchDir::new("attribute_leak_fails");
+    let reports = ScratchDir::new(module_path!());
     let child = run_child(
         "leaking_child",
         &[("LEAKCHECK_REPORT_DIR", reports.as_str())],
@@ -63,7 +63,7 @@ fn leaking_leak_checked_test_fails_with_the_report() {
         frames
             .last()
             .unwrap()
-            .starts_with("attribute_leak_fails::leaking_child::"),
+            .starts_with(concat!(module_path!(), "::leaking_child::")),
         "{output}"
     );
     for prefix in ["test::", "std::", "core::", "leakcheck::"] {

@@ -44,7 +44,7 @@ fn invalid_stack_depth_fails_naming_the_variable() {
 
 #[test]
 fn valid_stack_depth_limits_the_frames() {
-    let reports = ScratchDir::new("env_stack_depth");
+    let reports = ScratchDir::new(module_path!());
     let depth = |value: &str| {
         let child = run_child(
             "leaking_child",
@@ -75,7 +75,7 @@ fn valid_stack_depth_limits_the_frames() {
     assert!(deep.len() >= 6, "{deep:#?}");
     let bottom = deep.last().unwrap()["function"].as_str().unwrap();
     assert!(
-        bottom.starts_with("env_stack_depth::leaking_child::"),
+        bottom.starts_with(concat!(module_path!(), "::leaking_child::")),
         "{deep:#?}"
     );
 }

@@ -34,7 +34,7 @@ fn in_code_suppressions_apply_to_every_check() {
     );
     assert!(
         used.location
-            .ends_with(&format!("suppressions.rs:{SUPPRESS_LINE}")),
+            .ends_with(&format!("{}:{SUPPRESS_LINE}", file!())),
         "{}",
         used.location
     );

@@ -24,7 +24,7 @@ fn clean_child() {
 
 #[test]
 fn clean_leak_checked_test_passes_and_writes_a_clean_report() {
-    let reports = ScratchDir::new("attribute_clean_report");
+    let reports = ScratchDir::new(module_path!());
     let child = run_child("clean_child", &[("LEAKCHECK_REPORT_DIR", reports.as_str())]);
     child.assert_passed("clean child running");
 

@@ -19,7 +19,7 @@ fn leaking_child() {
 
 #[test]
 fn unwritable_report_dir_warns_and_keeps_the_verdict() {
-    let scratch = ScratchDir::new("env_report_dir_unwritable");
+    let scratch = ScratchDir::new(module_path!());
     let file = scratch.path().join("a-regular-file");
     std::fs::write(&file, "not a directory").unwrap();
     let dir = file.join("reports");

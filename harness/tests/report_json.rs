@@ -93,7 +93,7 @@ fn rust_leak_json() {
     assert_eq!(json["leaks"][0]["allocator"], "alloc");
     let function = json["leaks"][0]["stack"][0]["function"].as_str().unwrap();
     assert!(
-        function.starts_with("json_report::rust_leak_json::"),
+        function.starts_with(concat!(module_path!(), "::rust_leak_json::")),
         "{function}"
     );
 }
