@@ -5,11 +5,11 @@ use crate::stacks::{DEFAULT_DEPTH, MAX_DEPTH};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// What the environment asks for.
+/// What the environment asks of every check. `LEAKCHECK`, which only the
+/// attribute reads, is [`enabled`]'s: a bad value of it must not break a
+/// direct [`crate::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Config {
-    /// `LEAKCHECK=off` turns the attribute into a plain test.
-    pub(crate) enabled: bool,
     /// `LEAKCHECK_STACK_DEPTH`.
     pub(crate) stack_depth: usize,
     /// `LEAKCHECK_REPORT_DIR`.
@@ -20,16 +20,6 @@ pub(crate) struct Config {
 
 impl Config {
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let enabled = match get("LEAKCHECK").as_deref().map(str::trim) {
-            None | Some("") | Some("on") | Some("1") | Some("true") | Some("yes") => true,
-            Some("off") | Some("0") | Some("false") | Some("no") => false,
-            Some(other) => return Err(Error::InvalidEnv {
-                var: "LEAKCHECK",
-                value: other.to_owned(),
-                expected:
-                    "`off` (or 0/false/no) to disable checking, `on` (or 1/true/yes) to enable it",
-            }),
-        };
         let stack_depth = match get("LEAKCHECK_STACK_DEPTH") {
             None => DEFAULT_DEPTH,
             Some(raw) => match raw.trim().parse::<usize>() {
@@ -54,13 +44,48 @@ impl Config {
                 Some(raw) => Ok(Some(PathBuf::from(raw))),
             }
         };
+        let suppressions = path("LEAKCHECK_SUPPRESSIONS")?;
+        if let Some(list) = &suppressions {
+            if std::env::split_paths(list).any(|p| p.as_os_str().is_empty()) {
+                return Err(Error::InvalidEnv {
+                    var: "LEAKCHECK_SUPPRESSIONS",
+                    value: list.display().to_string(),
+                    expected: "one suppressions file, or several separated by `:`, with no \
+                               empty name (a leading, trailing or doubled `:`)",
+                });
+            }
+        }
         Ok(Config {
-            enabled,
             stack_depth,
             report_dir: path("LEAKCHECK_REPORT_DIR")?,
-            suppressions: path("LEAKCHECK_SUPPRESSIONS")?,
+            suppressions,
         })
     }
+}
+
+/// `LEAKCHECK`: whether `#[leak_checked]` checks at all, in any case
+/// (`off`, `OFF`, `False`, ...).
+fn parse_enabled(value: Option<&str>) -> Result<bool, Error> {
+    let Some(raw) = value else { return Ok(true) };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "on" | "1" | "true" | "yes" => Ok(true),
+        "off" | "0" | "false" | "no" => Ok(false),
+        _ => Err(Error::InvalidEnv {
+            var: "LEAKCHECK",
+            value: raw.to_owned(),
+            expected: "`off` (or 0/false/no, in any case) to disable checking, `on` (or \
+                       1/true/yes) to enable it",
+        }),
+    }
+}
+
+/// Whether `LEAKCHECK` lets `#[leak_checked]` check, read once per process.
+pub(crate) fn enabled() -> Result<bool, &'static Error> {
+    static ENABLED: OnceLock<Result<bool, Error>> = OnceLock::new();
+    ENABLED
+        .get_or_init(|| parse_enabled(std::env::var("LEAKCHECK").ok().as_deref()))
+        .as_ref()
+        .copied()
 }
 
 /// The process's configuration, parsed on first use.
@@ -92,15 +117,21 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&[]).unwrap();
-        assert!(c.enabled);
+        assert!(parse_enabled(None).unwrap());
         assert_eq!(c.stack_depth, DEFAULT_DEPTH);
         assert_eq!(c.report_dir, None);
     }
 
     #[test]
     fn accepts_documented_values() {
-        assert!(!parse(&[("LEAKCHECK", "off")]).unwrap().enabled);
-        assert!(parse(&[("LEAKCHECK", "on")]).unwrap().enabled);
+        for off in ["off", "OFF", "Off", "FALSE", "0", "no", " No "] {
+            assert!(!parse_enabled(Some(off)).unwrap(), "{off}");
+        }
+        for on in ["on", "On", "TRUE", "1", "yes", ""] {
+            assert!(parse_enabled(Some(on)).unwrap(), "{on}");
+        }
+        // Only the attribute reads LEAKCHECK: the other settings parse.
+        assert!(parse(&[("LEAKCHECK", "bogus")]).is_ok());
         assert_eq!(
             parse(&[("LEAKCHECK_STACK_DEPTH", "64")])
                 .unwrap()
@@ -117,7 +148,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_with_the_variable_and_what_is_accepted() {
-        let err = parse(&[("LEAKCHECK", "maybe")]).unwrap_err().to_string();
+        let err = parse_enabled(Some("maybe")).unwrap_err().to_string();
         assert!(err.contains("LEAKCHECK=\"maybe\" is not valid"), "{err}");
         assert!(err.contains("`off`"), "{err}");
         let err = parse(&[("LEAKCHECK_STACK_DEPTH", "0")])
@@ -133,5 +164,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("LEAKCHECK_REPORT_DIR"), "{err}");
+        for list in ["::", ":a.supp", "a.supp:", "a.supp::b.supp"] {
+            let err = parse(&[("LEAKCHECK_SUPPRESSIONS", list)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("LEAKCHECK_SUPPRESSIONS"), "{err}");
+            assert!(err.contains("no empty name"), "{err}");
+        }
+        assert!(parse(&[("LEAKCHECK_SUPPRESSIONS", "a.supp:b.supp")]).is_ok());
     }
 }

@@ -134,13 +134,15 @@ pub fn run_test<R: Send>(
     options: Options,
     body: impl FnOnce() -> R + Send,
 ) -> R {
+    match config::enabled() {
+        Ok(true) => {}
+        Ok(false) => return body(),
+        Err(error) => panic!("{error}"),
+    }
     let config = match config::get() {
         Ok(config) => config,
         Err(error) => panic!("{error}"),
     };
-    if !config.enabled {
-        return body();
-    }
     let name = thread_name().unwrap_or_else(|| fn_name.to_owned());
     let options = Options {
         caller_is_test: true,
@@ -327,7 +329,9 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let previous = scope::enter_thread(scope, base);
     let result = call_body(body);
     #[cfg(target_os = "linux")]
-    crate::track::threads::wipe_dead_stack(scope::stack_low());
+    if !hooks::malloc_replaced() {
+        crate::track::threads::wipe_dead_stack(scope::stack_low());
+    }
     scope::leave_thread(previous);
     std::hint::black_box(base);
     result
@@ -458,6 +462,12 @@ fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Err
         let path = path.to_owned();
         move |source| Error::ReportDir { path, source }
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::ReportDir {
+            path: dir,
+            source: std::io::Error::other("it exists and is not a directory"),
+        });
+    }
     std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
     let path = dir.join(report_file_name(report.test()));
     // Written aside and renamed into place, so a CI step reading reports

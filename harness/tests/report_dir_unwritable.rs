@@ -50,3 +50,29 @@ fn unwritable_report_dir_warns_and_keeps_the_verdict() {
     assert!(!child.stderr.contains("JSON report:"), "{output}");
     assert!(file.is_file(), "the file in the way was replaced");
 }
+
+#[test]
+fn a_report_dir_that_is_a_file_is_named_as_not_a_directory() {
+    let scratch = ScratchDir::new(concat!(module_path!(), "-is-a-file"));
+    let file = scratch.path().join("reports-is-a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let child = run_child(
+        "leaking_child",
+        &[("LEAKCHECK_REPORT_DIR", file.to_str().unwrap())],
+    );
+    let output = child.output();
+
+    child.assert_failed("leaking_child");
+    let warning = child
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("leakcheck: cannot write the JSON report to"))
+        .unwrap_or_else(|| panic!("no warning:\n{output}"));
+    assert!(warning.contains(&file.display().to_string()), "{warning}");
+    assert!(
+        warning.contains("it exists and is not a directory"),
+        "{warning}"
+    );
+    assert!(!warning.contains("os error"), "{warning}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}

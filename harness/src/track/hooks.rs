@@ -393,7 +393,9 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let result = unsafe { start(arg) };
     // What the thread left on its stack must not keep the scope's blocks
     // reachable once glibc reuses the stack for another thread.
-    crate::track::threads::wipe_dead_stack(scope::stack_low());
+    if !malloc_replaced() {
+        crate::track::threads::wipe_dead_stack(scope::stack_low());
+    }
     scope::leave_thread(scope::Current::default());
     // From here the thread only runs its thread-local destructors and exits;
     // the verdict waits for that (see `scope::wait_for_threads`).
@@ -445,6 +447,14 @@ fn self_test() -> bool {
 pub(crate) fn c_allocations_visible() -> bool {
     init();
     VISIBLE.load(Ordering::Acquire)
+}
+
+/// Whether something (valgrind) replaced the executable's `malloc`, so
+/// that every verdict is an error: work that only serves our own scan
+/// (wiping dead stacks) is then skipped, and so are the "invalid write
+/// below the stack pointer" reports that tool would make of it.
+pub(crate) fn malloc_replaced() -> bool {
+    !c_allocations_visible()
 }
 
 #[used]

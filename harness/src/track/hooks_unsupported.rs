@@ -12,3 +12,8 @@ pub(crate) fn init() {
 pub(crate) fn c_allocations_visible() -> bool {
     false
 }
+
+/// Without hooks nothing can replace them: the scan's own work still runs.
+pub(crate) fn malloc_replaced() -> bool {
+    false
+}

@@ -21,8 +21,10 @@ pub(super) fn parse_line(lines: &Lines<'_>, number: u32, line: &str) -> Result<E
         .map(|(ty, pattern)| (ty.trim(), pattern.trim()))
         .filter(|&(ty, _)| ty == "leak" || is_sanitizer_type(ty));
     let Some((ty, pattern)) = sanitizer else {
-        let hint = if super::valgrind::is_frame_line(line) || line.starts_with("match-leak-kinds:")
-        {
+        let hint = if line.starts_with('{') {
+            " (a valgrind block puts `{`, its name, `Memcheck:Leak`, each `fun:`/`obj:`/`src:` \
+             line and `}` on lines of their own: write it in a raw string over several lines)"
+        } else if super::valgrind::is_frame_line(line) || line.starts_with("match-leak-kinds:") {
             " (a valgrind block's line outside a block: is its `{` missing?)"
         } else {
             ""
@@ -124,6 +126,13 @@ fn lsan_glob(pattern: &str) -> Glob {
 mod tests {
     use super::*;
     use crate::report::suppress::test_util::*;
+
+    #[test]
+    fn a_valgrind_block_on_one_line_says_to_use_one_line_each() {
+        let e = error("{ x Memcheck:Leak fun:malloc }", 7);
+        assert_eq!(e.line, 7);
+        assert!(e.message.contains("on lines of their own"), "{e}");
+    }
 
     #[test]
     fn lsan_patterns() {

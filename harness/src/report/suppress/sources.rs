@@ -66,8 +66,9 @@ fn file(path: &std::path::Path, required: bool) -> Parsed {
     if let Some(hit) = files.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
         return hit.clone();
     }
-    let parsed = match std::fs::read_to_string(path) {
-        Ok(text) => {
+    let parsed = match std::fs::read(path).map(|bytes| text_of(path, bytes)) {
+        Ok(Err(not_text)) => Err(not_text),
+        Ok(Ok(text)) => {
             let origin = Origin {
                 path: path.display().to_string(),
                 first_line: 1,
@@ -87,4 +88,37 @@ fn file(path: &std::path::Path, required: bool) -> Parsed {
         .unwrap_or_else(|e| e.into_inner())
         .insert(path.to_owned(), parsed.clone());
     parsed
+}
+
+/// A file's bytes as text, or the message that says where it stops being
+/// UTF-8 (a binary file named by mistake, a file in another encoding).
+fn text_of(path: &std::path::Path, bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+        let column = 1 + valid.iter().rev().take_while(|&&b| b != b'\n').count();
+        format!(
+            "malformed suppressions file: {}:{line}: byte {column} of the line is not UTF-8 \
+             text; a suppressions file is text (valgrind blocks, `leak:` lines)",
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_file_is_named_with_its_line() {
+        let path = std::path::Path::new("x.supp");
+        assert_eq!(text_of(path, b"leak:a\n".to_vec()).unwrap(), "leak:a\n");
+        let err = text_of(path, b"leak:a\nleak:\xff\xfe\n".to_vec()).unwrap_err();
+        assert!(
+            err.contains("x.supp:2: byte 6 of the line is not UTF-8"),
+            "{err}"
+        );
+        let err = text_of(path, vec![0x7f, b'E', b'L', b'F', 0x02, 0x80]).unwrap_err();
+        assert!(err.contains("x.supp:1: byte 6 "), "{err}");
+    }
 }
