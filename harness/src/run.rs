@@ -248,6 +248,18 @@ fn run<R: Send>(
             &mut errors,
         )
     };
+    if !blocks.is_empty() && counters.unwaited_threads > 0 {
+        warnings.push(ReportError {
+            kind: "threads_not_waited_for",
+            message: format!(
+                "{} threads of this test were not waited for (more than {} threads of running \
+                 checks were alive at once); what their thread-locals hold may be reported as \
+                 leaks",
+                counters.unwaited_threads,
+                scope::THREAD_CAPACITY
+            ),
+        });
+    }
     #[cfg(target_os = "linux")]
     if !blocks.is_empty() && crate::track::threads::unregistered() > 0 {
         warnings.push(ReportError {

@@ -228,6 +228,9 @@ struct Slot {
     /// Threads created in the scope that have not yet registered themselves
     /// (packed with the scope id like `live`).
     pending_threads: AtomicU64,
+    /// Threads of the scope that found the registry of [`THREADS`] full, so
+    /// the verdict could not wait for them (packed like `live`).
+    unwaited_threads: AtomicU64,
     /// Signed: a late free from an ended scope may land here after a reuse.
     live_bytes: AtomicIsize,
     peak_bytes: AtomicUsize,
@@ -239,6 +242,7 @@ static SLOTS: [Slot; SLOT_COUNT] = [const {
     Slot {
         live: AtomicU64::new(0),
         pending_threads: AtomicU64::new(0),
+        unwaited_threads: AtomicU64::new(0),
         live_bytes: AtomicIsize::new(0),
         peak_bytes: AtomicUsize::new(0),
         allocations: AtomicUsize::new(0),
@@ -352,6 +356,9 @@ pub(crate) struct ScopeStats {
     pub(crate) allocations: usize,
     pub(crate) frees: usize,
     pub(crate) peak_live_bytes: usize,
+    /// Threads the verdict could not wait for: more than [`THREAD_CAPACITY`]
+    /// threads of running checks were alive at once.
+    pub(crate) unwaited_threads: usize,
 }
 
 /// Claims a free slot and returns the new scope's id, or `None` if every
@@ -376,6 +383,7 @@ pub(crate) fn begin() -> Option<u32> {
             }
             slot.live_bytes.store(0, Relaxed);
             slot.pending_threads.store(u64::from(id) << 32, Relaxed);
+            slot.unwaited_threads.store(u64::from(id) << 32, Relaxed);
             slot.peak_bytes.store(0, Relaxed);
             slot.allocations.store(0, Relaxed);
             slot.frees.store(0, Relaxed);
@@ -397,12 +405,19 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
     let slot = slot(scope);
     let live = slot.live.swap(0, Relaxed);
     slot.pending_threads.store(0, Relaxed);
+    let unwaited = slot.unwaited_threads.swap(0, Relaxed);
+    let unwaited = if (unwaited >> 32) as u32 == scope {
+        unwaited as u32 as usize
+    } else {
+        0
+    };
     debug_assert_eq!((live >> 32) as u32, scope);
     ScopeStats {
         live_blocks: live as u32 as usize,
         allocations: slot.allocations.load(Relaxed),
         frees: slot.frees.load(Relaxed),
         peak_live_bytes: slot.peak_bytes.load(Relaxed),
+        unwaited_threads: unwaited,
     }
 }
 
@@ -410,8 +425,11 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
 /// from its start routine). `std::thread::scope` returns once its threads'
 /// closures are done, not once the threads have exited, so a verdict taken at
 /// once would see their thread-locals and std's thread handles as leaks.
-static THREADS: crate::sys::sync::SpinLock<[(u32, i32, bool); 1024]> =
-    crate::sys::sync::SpinLock::new([(0, 0, false); 1024]);
+static THREADS: crate::sys::sync::SpinLock<[(u32, i32, bool); THREAD_CAPACITY]> =
+    crate::sys::sync::SpinLock::new([(0, 0, false); THREAD_CAPACITY]);
+
+/// Threads of running checks alive at once that the verdict can wait for.
+pub(crate) const THREAD_CAPACITY: usize = 1024;
 
 #[cfg(leakcheck_interpose)]
 use crate::sys::thread::current_tid as gettid;
@@ -448,11 +466,31 @@ pub(crate) fn thread_started(scope: u32) {
     let mut threads = THREADS.lock();
     // Entries of scopes that have ended are free too: a thread that
     // registers after its scope's verdict would otherwise hold one forever.
-    if let Some(slot) = threads
-        .iter_mut()
-        .find(|(s, _, _)| *s == 0 || !is_active(*s))
-    {
-        *slot = (scope, tid, false);
+    let free = |threads: &[(u32, i32, bool)]| {
+        threads
+            .iter()
+            .position(|&(s, _, _)| s == 0 || !is_active(s))
+    };
+    // Full: entries of threads that have exited are free as well (a test
+    // that starts thousands of short-lived threads one after another).
+    let found = free(&threads[..]).or_else(|| {
+        for entry in threads.iter_mut().filter(|(_, t, _)| !thread_alive(*t)) {
+            *entry = (0, 0, false);
+        }
+        free(&threads[..])
+    });
+    match found {
+        Some(i) => threads[i] = (scope, tid, false),
+        None => {
+            let unwaited = &slot(scope).unwaited_threads;
+            let mut cur = unwaited.load(Relaxed);
+            while (cur >> 32) as u32 == scope {
+                match unwaited.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
     }
 }
 
