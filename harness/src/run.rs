@@ -152,15 +152,18 @@ pub fn run_test<R: Send>(
         Ok(done) => done,
         Err(error) => panic!("{error}"),
     };
-    {
+    let failure = {
         let _harness = Untracked::harness();
+        #[cfg(unix)]
+        let _signals = crate::sys::signals::Blocked::asynchronous();
         match write_json(&report, config.report_dir.as_deref()) {
             Ok(path) => report.set_json_path(path),
             Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
         }
-    }
-    if !report.is_clean() {
-        panic!("{report}");
+        (!report.is_clean()).then(|| report.to_string())
+    };
+    if let Some(message) = failure {
+        panic!("{message}");
     }
     result
 }
@@ -206,6 +209,14 @@ fn run<R: Send>(
         Err(error) => panic!("{error}"),
     };
     install_panic_hook();
+    // This thread runs only leakcheck's own code, which allocates through
+    // glibc directly (starting the body's thread, the verdict, the report):
+    // a signal handler that allocates must not land in it (`sys::signals`).
+    // The body gets the caller's mask back.
+    #[cfg(unix)]
+    let signals = crate::sys::signals::Blocked::asynchronous();
+    #[cfg(unix)]
+    let callers_mask = signals.saved();
     #[cfg(target_os = "linux")]
     crate::track::threads::mark_harness(0);
     let visible = hooks::c_allocations_visible();
@@ -215,7 +226,17 @@ fn run<R: Send>(
     let joined = std::thread::scope(|s| {
         std::thread::Builder::new()
             .name(name.clone())
-            .spawn_scoped(s, move || run_body(scope, body))
+            .spawn_scoped(s, move || {
+                #[cfg(unix)]
+                crate::sys::signals::restore(callers_mask);
+                let result = run_body(scope, body);
+                // The body thread is leakcheck's, not the test's: its exit
+                // (thread-local destructors, glibc freeing its caches) must
+                // not be where an allocating signal handler lands.
+                #[cfg(unix)]
+                std::mem::forget(crate::sys::signals::Blocked::asynchronous());
+                result
+            })
             .map(|handle| handle.join())
     });
     scope::wait_for_threads(
@@ -327,6 +348,8 @@ fn run<R: Send>(
         errors,
         warnings,
     });
+    #[cfg(unix)]
+    drop(signals);
     drop(harness);
     scope::next_epoch();
     Ok((result, report))

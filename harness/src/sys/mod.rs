@@ -6,6 +6,8 @@
 
 pub(crate) mod mapvec;
 pub(crate) mod reentry;
+#[cfg(unix)]
+pub(crate) mod signals;
 pub(crate) mod sync;
 #[cfg(target_os = "linux")]
 pub(crate) mod thread;

@@ -161,14 +161,7 @@ pub(crate) fn wipe_dead_stack(stack_low: usize) {
     if stack_low == 0 {
         return;
     }
-    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: fills a set we own, then blocks every signal for this thread,
-    // keeping the old mask to restore.
-    unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-    }
+    let blocked = crate::sys::signals::Blocked::all();
     let sp = stack_pointer() & !7;
     let mut vec = [0u8; 64];
     let mut page = stack_low.next_multiple_of(PAGE);
@@ -193,8 +186,7 @@ pub(crate) fn wipe_dead_stack(stack_low: usize) {
         }
         page = end;
     }
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    drop(blocked);
 }
 
 /// Zeroes `words` words at `at` without calling anything.

@@ -187,6 +187,11 @@ impl Child {
         )
     }
 
+    /// Whether [`run_binary_within`] had to kill it.
+    pub fn timed_out(&self) -> bool {
+        matches!(self.status.code(), Some(124 | 137))
+    }
+
     /// Asserts that the child's one test passed, having printed `printed`,
     /// with nothing from leakcheck on stderr.
     pub fn assert_passed(&self, printed: &str) {
@@ -228,7 +233,11 @@ const LEAKCHECK_VARS: &[&str] = &[
 /// `RUST_BACKTRACE`.
 pub fn run_binary(args: &[&str], role: &str, env: &[(&str, &str)]) -> Child {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
+    run_command(exe.to_str().unwrap(), args, role, env)
+}
+
+fn run_command(program: &str, args: &[&str], role: &str, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(program);
     command
         .args(args)
         .env(CHILD_ENV, role)
@@ -237,12 +246,25 @@ pub fn run_binary(args: &[&str], role: &str, env: &[(&str, &str)]) -> Child {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());
-    let out = command.output().expect("could not run the test binary");
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {program}: {e}"));
     Child {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// [`run_binary`], killed after `seconds` (coreutils' `timeout`): a hang is
+/// a failure of the test that waits for it, never a stuck CI. Check
+/// [`Child::timed_out`].
+pub fn run_binary_within(seconds: u32, args: &[&str], role: &str, env: &[(&str, &str)]) -> Child {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let limit = seconds.to_string();
+    let mut timed = vec!["--kill-after=5", limit.as_str(), exe.to_str().unwrap()];
+    timed.extend_from_slice(args);
+    run_command("timeout", &timed, role, env)
 }
 
 /// Runs the single test `test` of this binary in a child process, alone,
