@@ -54,6 +54,8 @@ const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
 const REACHABLE: u8 = 2;
 const INDIRECT: u8 = 3;
+/// Unreached, and visited by the clique search (`Marker::cliques`).
+const SEEN: u8 = 4;
 
 /// Why a classification could not be done.
 #[derive(Debug)]
@@ -720,25 +722,106 @@ impl<'b> Marker<'b> {
 
     /// memcheck's cliques: each unreached block not reached from another is
     /// definitely lost; what it reaches is indirectly lost.
+    ///
+    /// Precisely: the unreached blocks and the pointers between them form a
+    /// graph; a block is definitely lost when no unreached block outside
+    /// its cycle (strongly connected component) reaches it, and one block
+    /// of such a cycle (the lowest) is the definitely lost one, the rest
+    /// indirectly lost. That does not depend on where the blocks are.
+    /// memcheck floods from each unreached block in address order, and a
+    /// flood stops at blocks an earlier flood took: for A → B ⇄ C with C
+    /// lowest, C's flood takes B, A's stops at B, and C, reachable from A,
+    /// stays definitely lost. So the leaders are taken in reverse
+    /// post-order of a depth-first search instead: a block that reaches
+    /// another's cycle finishes after it, so every flood starts in a cycle
+    /// nothing else reaches (Kosaraju's lemma), and takes all below it.
     fn cliques(&mut self, reader: &mut Reader) {
-        for leader in 0..self.blocks.len() {
-            if self.state[leader] != UNREACHED {
+        let n = self.blocks.len();
+        // The pointers between unreached blocks, once: block i's targets
+        // are `targets[first[i]..first[i + 1]]`.
+        let mut first = MapVec::<u32>::new();
+        let mut targets = MapVec::<u32>::new();
+        if !first.reserve(n + 1) {
+            self.out_of_memory = true;
+            return;
+        }
+        for i in 0..n {
+            first.push(targets.len() as u32);
+            if self.state[i] != UNREACHED {
                 continue;
             }
-            self.push(leader);
-            while let Some(k) = self.stack.pop() {
-                let block = self.blocks[k as usize];
-                reader.scan(block.addr, block.addr + block.size, &mut |words| {
-                    for &w in words {
-                        let Some((j, _)) = self.lookup(w as usize) else {
-                            continue;
-                        };
-                        if j != leader && self.state[j] == UNREACHED {
-                            self.state[j] = INDIRECT;
-                            self.push(j);
+            let block = self.blocks[i];
+            let mut ok = true;
+            reader.scan(block.addr, block.addr + block.size, &mut |words| {
+                for &w in words {
+                    if let Some((j, _)) = self.lookup(w as usize) {
+                        if j != i && self.state[j] == UNREACHED {
+                            ok &= targets.push(j as u32);
                         }
                     }
-                });
+                }
+            });
+            if !ok || targets.len() > u32::MAX as usize {
+                self.out_of_memory = true;
+                return;
+            }
+        }
+        first.push(targets.len() as u32);
+        let targets_of = |k: usize| &targets[first[k] as usize..first[k + 1] as usize];
+
+        // Depth-first, roots in address order: the unreached blocks in the
+        // order they finish.
+        let mut finished = MapVec::<u32>::new();
+        let mut path = MapVec::<(u32, u32)>::new();
+        for root in 0..n {
+            if self.state[root] != UNREACHED {
+                continue;
+            }
+            self.state[root] = SEEN;
+            let mut ok = path.push((root as u32, 0));
+            while let Some(&(k, next)) = path.last() {
+                let out = targets_of(k as usize);
+                match out[next as usize..]
+                    .iter()
+                    .position(|&j| self.state[j as usize] == UNREACHED)
+                {
+                    Some(at) => {
+                        let j = out[next as usize + at];
+                        let top = path.len() - 1;
+                        path[top].1 = next + at as u32 + 1;
+                        self.state[j as usize] = SEEN;
+                        ok &= path.push((j, 0));
+                    }
+                    None => {
+                        path.pop();
+                        ok &= finished.push(k);
+                    }
+                }
+                if !ok {
+                    self.out_of_memory = true;
+                    return;
+                }
+            }
+        }
+
+        // Floods from the last finished down: a block still unclaimed
+        // starts a clique (definitely lost), what it reaches is indirect.
+        for &leader in finished.iter().rev() {
+            if self.state[leader as usize] != SEEN {
+                continue;
+            }
+            self.state[leader as usize] = UNREACHED;
+            self.push(leader as usize);
+            while let Some(k) = self.stack.pop() {
+                for &j in targets_of(k as usize) {
+                    if self.state[j as usize] == SEEN {
+                        self.state[j as usize] = INDIRECT;
+                        self.push(j as usize);
+                    }
+                }
+            }
+            if self.out_of_memory {
+                return;
             }
         }
     }
