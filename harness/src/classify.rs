@@ -33,7 +33,10 @@
 //! one not reached from another unreached block is definitely lost, and what
 //! it reaches is indirectly lost.
 //!
-//! Two interior pointers count as start pointers for Rust blocks, so that
+//! A pointer to a block's start with a tag in the bits below the block's
+//! alignment (crossbeam-epoch's, rayon's) counts as a start pointer
+//! ([`tagged_start`]); memcheck calls it interior. Two more interior
+//! pointers count as start pointers for Rust blocks, so that
 //! common Rust values held in globals are reachable rather than possibly
 //! lost: hashbrown's pointer to its control bytes (every `HashMap` and
 //! `HashSet`; the bytes are checked), and `Arc::into_raw`/`Rc::into_raw`'s
@@ -580,7 +583,7 @@ impl<'b> Marker<'b> {
             if self.next_chunk_of(block.addr, block.size, w) {
                 return;
             }
-            start = self.counts_as_start(&block, w);
+            start = tagged_start(&block, w) || self.counts_as_start(&block, w);
         }
         if start && definite {
             self.state[j] = REACHABLE;
@@ -617,7 +620,8 @@ impl<'b> Marker<'b> {
         header & IS_MMAPPED == 0 && addr - 16 + (header & !7) as usize == w
     }
 
-    /// The interior pointers Rust keeps as its handle to a block.
+    /// The interior pointers Rust keeps as its handle to a block, other than
+    /// tagged ones ([`tagged_start`]).
     fn counts_as_start(&mut self, block: &Block, w: usize) -> bool {
         if !block.allocator().is_rust() {
             return false;
@@ -825,6 +829,27 @@ impl<'b> Marker<'b> {
             }
         }
     }
+}
+
+/// Whether `w`, inside `block`, is a pointer to its start with a tag in its
+/// low bits (crossbeam-epoch marks a list entry by setting bit 0 of the
+/// pointer to it; rayon, crossbeam-deque and most lock-free code do the
+/// like). A pointer to a value is a multiple of the value's alignment, so
+/// the bits below it are free for a tag: `block.addr | tag` with `tag`
+/// below the alignment is the start. The alignment is the one the block's
+/// user can count on for what it keeps there: for a Rust block its
+/// layout's (the type's: crossbeam's tag bits are those below
+/// `align_of::<T>()`), for a C block the one requested from the aligned
+/// family, and at least a word, the alignment of anything that holds a
+/// pointer (C says nothing of the type; `malloc`'s 16 bytes would take a
+/// pointer to the second word for the block's start, which is an interior
+/// pointer to memcheck and here).
+fn tagged_start(block: &Block, w: usize) -> bool {
+    let mut align = 1usize << block.align_log2;
+    if !block.allocator().is_rust() {
+        align = align.max(std::mem::size_of::<usize>());
+    }
+    w - block.addr < align
 }
 
 mod roots {
