@@ -12,8 +12,8 @@
 
 mod common;
 
-use common::is_child;
-use leakcheck::{Kind, Report, Status};
+use common::{is_child, kinds};
+use leakcheck::{Kind, Status};
 use libsqlite3_sys as ffi;
 use std::hint::black_box;
 use std::ptr;
@@ -58,11 +58,6 @@ fn close(db: *mut ffi::sqlite3) {
 fn initialize() {
     // SAFETY: sqlite3_initialize may be called any number of times.
     assert_eq!(unsafe { ffi::sqlite3_initialize() }, ffi::SQLITE_OK);
-}
-
-fn kinds(report: &Report) -> Vec<(Kind, usize, usize)> {
-    let kinds = report.kinds().iter();
-    kinds.map(|(&k, c)| (k, c.blocks, c.bytes)).collect()
 }
 
 #[test]

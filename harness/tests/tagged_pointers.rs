@@ -8,19 +8,13 @@
 
 mod common;
 
-use common::{is_child, read_json, run_child, ScratchDir};
+use common::{is_child, kinds, read_json, run_child, ScratchDir};
 use leakcheck::{leak_checked, Kind, Origin, Report, Status};
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use Kind::{PossiblyLost, StillReachable};
-
-/// The report's kinds, as (kind, blocks, bytes) in `Kind` order.
-fn kinds(report: &Report) -> Vec<(Kind, usize, usize)> {
-    let kinds = report.kinds().iter();
-    kinds.map(|(&k, c)| (k, c.blocks, c.bytes)).collect()
-}
 
 /// Asserts a clean verdict of one still reachable block of `bytes`.
 fn assert_one_still_reachable(report: &Report, bytes: usize, origin: Origin) {
