@@ -25,29 +25,33 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).expect("a valid layout")
 }
 
-/// One zeroed block of `size` bytes (at least a word); its first word is
-/// its pointer to the next node.
-fn node(size: usize) -> *mut usize {
+/// One zeroed block of `size` bytes (at least two words); its first word is
+/// its pointer to the next node, its second `mark`.
+fn node(size: usize, mark: usize) -> *mut usize {
+    assert!(size >= 16, "a node has two words");
     // SAFETY: `layout(size)` has a non-zero size.
     let p = unsafe { alloc_zeroed(layout(size)) }.cast::<usize>();
     assert!(!p.is_null(), "out of memory");
+    // SAFETY: the block has two words.
+    unsafe { p.add(1).write(mark) };
     p
 }
 
-// One allocating function per block, so that each block's stack names it.
+// One allocating function per block, so that each block's stack names it;
+// the marks keep optimised builds from merging the three.
 #[inline(never)]
 fn node_a(size: usize) -> *mut usize {
-    black_box(node(size))
+    black_box(node(size, 0xA))
 }
 
 #[inline(never)]
 fn node_b(size: usize) -> *mut usize {
-    black_box(node(size))
+    black_box(node(size, 0xB))
 }
 
 #[inline(never)]
 fn node_c(size: usize) -> *mut usize {
-    black_box(node(size))
+    black_box(node(size, 0xC))
 }
 
 /// Allocates A, B and C in `order` with `sizes` (indexed by A, B, C), links
@@ -61,7 +65,7 @@ fn leak_shape(order: [usize; 3], sizes: [usize; 3]) -> [usize; 3] {
             _ => node_c(sizes[C]),
         };
     }
-    // SAFETY: each pointer is a live, zeroed block of at least one word.
+    // SAFETY: each pointer is a live block of at least two words.
     unsafe {
         *at[A] = at[B] as usize;
         *at[B] = at[C] as usize;
