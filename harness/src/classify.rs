@@ -30,8 +30,9 @@
 //! makes it reachable; a pointer into its interior, or any pointer from a
 //! possibly-lost block, makes it possibly lost (until a start pointer
 //! upgrades it). Blocks left unreached are then grouped into cliques: each
-//! one not reached from another unreached block is definitely lost, and what
-//! it reaches is indirectly lost.
+//! one (or one of each cycle) not reached from another unreached block
+//! outside its cycle is definitely lost, and what it reaches is indirectly
+//! lost, wherever the blocks are ([`Marker::cliques`]).
 //!
 //! A pointer to a block's start with a tag in the bits below the block's
 //! alignment (crossbeam-epoch's, rayon's) counts as a start pointer
