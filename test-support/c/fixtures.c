@@ -192,6 +192,41 @@ void fixture_ring_free(void *node) {
     fixture_list_free(rest);
 }
 
+/*
+ * Three zeroed nodes, A -> B and B <-> C (a doubly linked pair behind A),
+ * malloc'd in `order` (a permutation of "ABC"), A of a_size bytes and B, C
+ * of node_size. Returns A, the only way in: drop it and A is definitely
+ * lost, B and C indirectly lost, whatever the order. NULL on failure.
+ */
+void *fixture_pair_behind(const char *order, size_t a_size, size_t node_size) {
+    struct fixture_node *node[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        int who = order[i] - 'A';
+        size_t size = who == 0 ? a_size : node_size;
+        node[who] = zeroed(malloc(size), size); /* @pair_behind */
+    }
+    if (node[0] == NULL || node[1] == NULL || node[2] == NULL) {
+        for (int i = 0; i < 3; i++)
+            free(node[i]);
+        return NULL;
+    }
+    node[0]->next = node[1];
+    node[1]->next = node[2];
+    node[2]->next = node[1];
+    return node[0];
+}
+
+/* Frees the three nodes of fixture_pair_behind, given A. */
+void fixture_pair_behind_free(void *a) {
+    struct fixture_node *first = a;
+    if (first == NULL)
+        return;
+    struct fixture_node *b = first->next, *c = b->next;
+    free(c);
+    free(b);
+    free(first);
+}
+
 /* ---- what keeps a block reachable, or does not ---- */
 
 /*

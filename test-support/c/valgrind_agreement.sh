@@ -26,6 +26,9 @@ stale_stack|only copies of the pointer in dead stack (main thread)|definitely lo
 stale_stack_thread|only copies in the dead stack of a joined thread|definitely lost 1 / 48 B
 cycle|two C blocks pointing to each other, unreferenced|definitely lost 1 / 32 B, indirectly lost 1 / 32 B
 ring4|ring of four C blocks, unreferenced|definitely lost 1 / 32 B, indirectly lost 3 / 96 B
+pair_abc|A → B ⇄ C, unreferenced, allocated A, B, C|definitely lost 1 / 48 B, indirectly lost 2 / 64 B
+pair_bca|the same, allocated B, C, A|definitely lost 1 / 48 B, indirectly lost 2 / 64 B
+pair_cba|the same, allocated C, B, A (C lowest)|definitely lost 1 / 48 B, indirectly lost 2 / 64 B
 older_block|block stored in a slots block allocated before (held by a global)|still reachable 1 block / 40 B (the slots block is not the check'"'"'s); clean
 live_thread|block held on the stack of a thread alive at the verdict|still reachable 1 block / 40 B (keeper state and thread TLS are not the check'"'"'s); clean'
 

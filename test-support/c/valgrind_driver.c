@@ -30,6 +30,7 @@ long fixture_table_lookup(size_t i);
 int fixture_interior_global(size_t size);
 void *fixture_list_new(size_t n, size_t node_size);
 void *fixture_ring_new(size_t n, size_t node_size);
+void *fixture_pair_behind(const char *order, size_t a_size, size_t node_size);
 void fixture_stale_stack(size_t size);
 void **fixture_slots_new(size_t n);
 int fixture_store(void **slots, size_t index, size_t size);
@@ -63,6 +64,13 @@ __attribute__((noinline)) static void body_stale_stack(void) { fixture_stale_sta
 __attribute__((noinline)) static void body_cycle(void) { (void)fixture_ring_new(2, NODE_BYTES); }
 
 __attribute__((noinline)) static void body_ring4(void) { (void)fixture_ring_new(4, NODE_BYTES); }
+
+/* A of 48 bytes, B and C of 32 (PAIR_A_BYTES, LIST_NODE_BYTES). */
+__attribute__((noinline)) static void body_pair_abc(void) { (void)fixture_pair_behind("ABC", 48, NODE_BYTES); }
+
+__attribute__((noinline)) static void body_pair_bca(void) { (void)fixture_pair_behind("BCA", 48, NODE_BYTES); }
+
+__attribute__((noinline)) static void body_pair_cba(void) { (void)fixture_pair_behind("CBA", 48, NODE_BYTES); }
 
 __attribute__((noinline)) static void body_older_block(void) { (void)fixture_store(slots, 1, 40); }
 
@@ -101,6 +109,9 @@ static const struct scenario scenarios[] = {
     {"stale_stack_thread", NULL, body_stale_stack, 0, 1},
     {"cycle", NULL, body_cycle, 1, 0},
     {"ring4", NULL, body_ring4, 1, 0},
+    {"pair_abc", NULL, body_pair_abc, 1, 0},
+    {"pair_bca", NULL, body_pair_bca, 1, 0},
+    {"pair_cba", NULL, body_pair_cba, 1, 0},
     {"older_block", setup_older_block, body_older_block, 1, 0},
     {"live_thread", setup_live_thread, body_live_thread, 1, 0},
 };
@@ -123,7 +134,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     static const char usage[] = "usage: driver cache|table|list|interior|stale_stack|"
-                                "stale_stack_thread|cycle|ring4|older_block|live_thread\n";
+                                "stale_stack_thread|cycle|ring4|pair_abc|pair_bca|pair_cba|"
+                                "older_block|live_thread\n";
     (void)!write(2, usage, sizeof usage - 1);
     return 2;
 }

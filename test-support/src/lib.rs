@@ -41,7 +41,7 @@ pub use globals::{
     CACHE_BYTES, INTERIOR_OFFSET, TABLE_BYTES, TABLE_LEN,
 };
 pub use misuse::{c_free, double_free, invalid_free};
-pub use reach::{ring_new, stale_stack, CKeeper, CRing, CSlots};
+pub use reach::{pair_behind, ring_new, stale_stack, CKeeper, CPairBehind, CRing, CSlots};
 pub use rust_heap::{rust_churn, rust_leak, rust_stale_stack};
 pub use sites::*;
 pub use strings::{
@@ -71,6 +71,9 @@ mod tests {
         ring_new(2).free();
         ring_new(1).free();
         ring_new(0).free();
+        for order in ["ABC", "ACB", "BAC", "BCA", "CAB", "CBA"] {
+            pair_behind(order, 48).free();
+        }
         let mut slots = CSlots::new(3);
         slots.store(0, 16);
         slots.store(2, 24);
@@ -103,6 +106,7 @@ mod tests {
         getline_leak(c"a line\n");
         list_new(3).leak();
         ring_new(3).leak();
+        pair_behind("CBA", 48).leak();
         stale_stack(24);
         rust_stale_stack(24);
         thread_leak(2, 24);

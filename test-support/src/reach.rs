@@ -6,13 +6,15 @@
 //! runs).
 
 use crate::c_heap::LIST_NODE_BYTES;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr::NonNull;
 
 extern "C" {
     fn fixture_stale_stack(size: usize);
     fn fixture_ring_new(n: usize, node_size: usize) -> *mut c_void;
     fn fixture_ring_free(node: *mut c_void);
+    fn fixture_pair_behind(order: *const c_char, a_size: usize, node_size: usize) -> *mut c_void;
+    fn fixture_pair_behind_free(a: *mut c_void);
     fn fixture_slots_new(n: usize) -> *mut *mut c_void;
     fn fixture_store(slots: *mut *mut c_void, index: usize, size: usize) -> c_int;
     fn fixture_slots_free(slots: *mut *mut c_void, n: usize);
@@ -66,6 +68,51 @@ pub fn ring_new(n: usize) -> CRing {
         "fixture_ring_new: allocation failed"
     );
     CRing(node)
+}
+
+/// Three malloc'd C nodes, A → B and B ⇄ C (a doubly linked pair behind
+/// A), made by [`pair_behind`]. Dropping it leaks them: A definitely lost,
+/// B and C indirectly lost (memcheck's definition, whatever the order they
+/// were allocated in); [`CPairBehind::free`] frees them.
+#[derive(Debug)]
+pub struct CPairBehind(*mut c_void);
+
+// SAFETY: the nodes are plain malloc blocks that only the owner reaches; any
+// thread may free them.
+unsafe impl Send for CPairBehind {}
+
+impl CPairBehind {
+    /// Frees the three nodes.
+    pub fn free(self) {
+        // SAFETY: A came from `fixture_pair_behind` and `self` owned it, so
+        // this frees each node once.
+        unsafe { fixture_pair_behind_free(self.0) }
+    }
+
+    /// Drops the only pointer to A without freeing anything.
+    pub fn leak(self) {}
+}
+
+/// Mallocs A (`a_size` bytes, at least a pointer) and B and C
+/// ([`LIST_NODE_BYTES`] each) at [`PAIR_BEHIND_FN`](crate::PAIR_BEHIND_FN),
+/// in `order` (a permutation of `"ABC"`), and links A → B ⇄ C.
+pub fn pair_behind(order: &str, a_size: usize) -> CPairBehind {
+    let mut sorted: Vec<u8> = order.bytes().collect();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted, b"ABC",
+        "order {order:?} is not a permutation of ABC"
+    );
+    assert!(
+        a_size >= std::mem::size_of::<*mut c_void>(),
+        "A holds a pointer"
+    );
+    let order = CString::new(order).expect("no NUL in the order");
+    // SAFETY: `order` is a NUL-terminated permutation of "ABC", and both
+    // sizes hold a node's next pointer.
+    let a = unsafe { fixture_pair_behind(order.as_ptr(), a_size, LIST_NODE_BYTES) };
+    assert!(!a.is_null(), "fixture_pair_behind: allocation failed");
+    CPairBehind(a)
 }
 
 /// A C array of pointer slots, each filled by [`CSlots::store`] with a new

@@ -46,6 +46,9 @@ pub const LIST_NEW_FN: &str = "fixture_list_new";
 /// `fixture_ring_new` mallocs every node of a [`CRing`](crate::CRing)
 /// (marker `ring_new`).
 pub const RING_NEW_FN: &str = "fixture_ring_new";
+/// `fixture_pair_behind` mallocs the three nodes of a
+/// [`CPairBehind`](crate::CPairBehind) (marker `pair_behind`).
+pub const PAIR_BEHIND_FN: &str = "fixture_pair_behind";
 /// `fixture_stale_stack` mallocs the block [`stale_stack`](crate::stale_stack)
 /// leaves only dead stack copies of (marker `stale_stack`).
 pub const STALE_STACK_FN: &str = "fixture_stale_stack";
@@ -177,6 +180,7 @@ mod tests {
         ("getline", FIXTURES_C),
         ("list_new", FIXTURES_C),
         ("ring_new", FIXTURES_C),
+        ("pair_behind", FIXTURES_C),
         ("stale_stack", FIXTURES_C),
         ("slots_new", FIXTURES_C),
         ("store", FIXTURES_C),

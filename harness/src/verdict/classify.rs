@@ -30,10 +30,14 @@
 //! makes it reachable; a pointer into its interior, or any pointer from a
 //! possibly-lost block, makes it possibly lost (until a start pointer
 //! upgrades it). Blocks left unreached are then grouped into cliques: each
-//! one not reached from another unreached block is definitely lost, and what
-//! it reaches is indirectly lost.
+//! one (or one of each cycle) not reached from another unreached block
+//! outside its cycle is definitely lost, and what it reaches is indirectly
+//! lost, wherever the blocks are ([`Marker::cliques`]).
 //!
-//! Two interior pointers count as start pointers for Rust blocks, so that
+//! A pointer to a block's start with a tag in the bits below the block's
+//! alignment (crossbeam-epoch's, rayon's) counts as a start pointer
+//! ([`tagged_start`]); memcheck calls it interior. Two more interior
+//! pointers count as start pointers for Rust blocks, so that
 //! common Rust values held in globals are reachable rather than possibly
 //! lost: hashbrown's pointer to its control bytes (every `HashMap` and
 //! `HashSet`; the bytes are checked), and `Arc::into_raw`/`Rc::into_raw`'s
@@ -55,6 +59,8 @@ const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
 const REACHABLE: u8 = 2;
 const INDIRECT: u8 = 3;
+/// Unreached, and visited by the clique search (`Marker::cliques`).
+const SEEN: u8 = 4;
 
 /// Why a classification could not be done.
 #[derive(Debug)]
@@ -579,7 +585,7 @@ impl<'b> Marker<'b> {
             if self.next_chunk_of(block.addr, block.size, w) {
                 return;
             }
-            start = self.counts_as_start(&block, w);
+            start = tagged_start(&block, w) || self.counts_as_start(&block, w);
         }
         if start && definite {
             self.state[j] = REACHABLE;
@@ -616,7 +622,8 @@ impl<'b> Marker<'b> {
         header & IS_MMAPPED == 0 && addr - 16 + (header & !7) as usize == w
     }
 
-    /// The interior pointers Rust keeps as its handle to a block.
+    /// The interior pointers Rust keeps as its handle to a block, other than
+    /// tagged ones ([`tagged_start`]).
     fn counts_as_start(&mut self, block: &Block, w: usize) -> bool {
         if !block.allocator().is_rust() {
             return false;
@@ -721,28 +728,130 @@ impl<'b> Marker<'b> {
 
     /// memcheck's cliques: each unreached block not reached from another is
     /// definitely lost; what it reaches is indirectly lost.
+    ///
+    /// Precisely: the unreached blocks and the pointers between them form a
+    /// graph; a block is definitely lost when no unreached block outside
+    /// its cycle (strongly connected component) reaches it, and one block
+    /// of such a cycle (the lowest) is the definitely lost one, the rest
+    /// indirectly lost. That does not depend on where the blocks are.
+    /// memcheck floods from each unreached block in address order, and a
+    /// flood stops at blocks an earlier flood took: for A → B ⇄ C with C
+    /// lowest, C's flood takes B, A's stops at B, and C, reachable from A,
+    /// stays definitely lost. So the leaders are taken in reverse
+    /// post-order of a depth-first search instead: a block that reaches
+    /// another's cycle finishes after it, so every flood starts in a cycle
+    /// nothing else reaches (Kosaraju's lemma), and takes all below it.
     fn cliques(&mut self, reader: &mut Reader) {
-        for leader in 0..self.blocks.len() {
-            if self.state[leader] != UNREACHED {
+        let n = self.blocks.len();
+        // The pointers between unreached blocks, once: block i's targets
+        // are `targets[first[i]..first[i + 1]]`.
+        let mut first = MapVec::<u32>::new();
+        let mut targets = MapVec::<u32>::new();
+        if !first.reserve(n + 1) {
+            self.out_of_memory = true;
+            return;
+        }
+        for i in 0..n {
+            first.push(targets.len() as u32);
+            if self.state[i] != UNREACHED {
                 continue;
             }
-            self.push(leader);
-            while let Some(k) = self.stack.pop() {
-                let block = self.blocks[k as usize];
-                reader.scan(block.addr, block.addr + block.size, &mut |words| {
-                    for &w in words {
-                        let Some((j, _)) = self.lookup(w as usize) else {
-                            continue;
-                        };
-                        if j != leader && self.state[j] == UNREACHED {
-                            self.state[j] = INDIRECT;
-                            self.push(j);
+            let block = self.blocks[i];
+            let mut ok = true;
+            reader.scan(block.addr, block.addr + block.size, &mut |words| {
+                for &w in words {
+                    if let Some((j, _)) = self.lookup(w as usize) {
+                        if j != i && self.state[j] == UNREACHED {
+                            ok &= targets.push(j as u32);
                         }
                     }
-                });
+                }
+            });
+            if !ok || targets.len() > u32::MAX as usize {
+                self.out_of_memory = true;
+                return;
+            }
+        }
+        first.push(targets.len() as u32);
+        let targets_of = |k: usize| &targets[first[k] as usize..first[k + 1] as usize];
+
+        // Depth-first, roots in address order: the unreached blocks in the
+        // order they finish.
+        let mut finished = MapVec::<u32>::new();
+        let mut path = MapVec::<(u32, u32)>::new();
+        for root in 0..n {
+            if self.state[root] != UNREACHED {
+                continue;
+            }
+            self.state[root] = SEEN;
+            let mut ok = path.push((root as u32, 0));
+            while let Some(&(k, next)) = path.last() {
+                let out = targets_of(k as usize);
+                match out[next as usize..]
+                    .iter()
+                    .position(|&j| self.state[j as usize] == UNREACHED)
+                {
+                    Some(at) => {
+                        let j = out[next as usize + at];
+                        let top = path.len() - 1;
+                        path[top].1 = next + at as u32 + 1;
+                        self.state[j as usize] = SEEN;
+                        ok &= path.push((j, 0));
+                    }
+                    None => {
+                        path.pop();
+                        ok &= finished.push(k);
+                    }
+                }
+                if !ok {
+                    self.out_of_memory = true;
+                    return;
+                }
+            }
+        }
+
+        // Floods from the last finished down: a block still unclaimed
+        // starts a clique (definitely lost), what it reaches is indirect.
+        for &leader in finished.iter().rev() {
+            if self.state[leader as usize] != SEEN {
+                continue;
+            }
+            self.state[leader as usize] = UNREACHED;
+            self.push(leader as usize);
+            while let Some(k) = self.stack.pop() {
+                for &j in targets_of(k as usize) {
+                    if self.state[j as usize] == SEEN {
+                        self.state[j as usize] = INDIRECT;
+                        self.push(j as usize);
+                    }
+                }
+            }
+            if self.out_of_memory {
+                return;
             }
         }
     }
+}
+
+/// Whether `w`, inside `block`, is a pointer to its start with a tag in its
+/// low bits (crossbeam-epoch marks a list entry by setting bit 0 of the
+/// pointer to it; rayon, crossbeam-deque and most lock-free code do the
+/// like). A pointer to a value is a multiple of the value's alignment, so
+/// the bits below it are free for a tag: `block.addr | tag` with `tag`
+/// below the alignment is the start. The alignment is the one the block's
+/// user can count on for what it keeps there: for a Rust block its
+/// layout's (the type's: crossbeam's tag bits are those below
+/// `align_of::<T>()`), for a C block the one requested from the aligned
+/// family, and at least a word, the alignment of anything that holds a
+/// pointer (C says nothing of the type; `malloc`'s 16 bytes would take a
+/// pointer to the second word for the block's start, which is an interior
+/// pointer to memcheck and here).
+fn tagged_start(block: &Block, w: usize) -> bool {
+    let mut align = 1usize << block.align_log2;
+    if !block.allocator().is_rust() {
+        align = align.max(std::mem::size_of::<usize>());
+    }
+    w - block.addr < align
 }
 
 mod roots {

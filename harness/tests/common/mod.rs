@@ -38,6 +38,14 @@ pub fn render(stack: &[Frame]) -> String {
         .collect()
 }
 
+/// The report's kinds, as (kind, blocks, bytes) in `Kind` order.
+pub fn kinds(report: &Report) -> Vec<(Kind, usize, usize)> {
+    let kinds = report.kinds().iter();
+    kinds
+        .map(|(&kind, count)| (kind, count.blocks, count.bytes))
+        .collect()
+}
+
 /// The report's only leak site; fails with the report when there are others.
 pub fn single_leak(report: &Report) -> &Leak {
     assert_eq!(report.leaks().len(), 1, "expected one leak site:\n{report}");
