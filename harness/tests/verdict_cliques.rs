@@ -123,9 +123,24 @@ fn a_to_a_doubly_linked_pair_is_one_definite_two_indirect_in_every_order() {
                 (3, sizes.iter().sum()),
                 "{case}\n{report}"
             );
-            assert_site(&report, DefinitelyLost, "cliques::node_a", sizes[A]);
-            assert_site(&report, IndirectlyLost, "cliques::node_b", sizes[B]);
-            assert_site(&report, IndirectlyLost, "cliques::node_c", sizes[C]);
+            assert_site(
+                &report,
+                DefinitelyLost,
+                concat!(module_path!(), "::node_a"),
+                sizes[A],
+            );
+            assert_site(
+                &report,
+                IndirectlyLost,
+                concat!(module_path!(), "::node_b"),
+                sizes[B],
+            );
+            assert_site(
+                &report,
+                IndirectlyLost,
+                concat!(module_path!(), "::node_c"),
+                sizes[C],
+            );
             assert!(report.errors().is_empty(), "{case}\n{report}");
 
             let low = (0..3).min_by_key(|&who| at[who]).unwrap();

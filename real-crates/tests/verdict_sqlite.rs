@@ -10,6 +10,7 @@
 //! `LEAKCHECK=off valgrind --leak-check=full --show-leak-kinds=all` (see
 //! the README's agreement table).
 
+#[path = "../../harness/tests/common/mod.rs"]
 mod common;
 
 use common::{is_child, kinds};
@@ -87,7 +88,10 @@ fn a_connection_never_closed_is_one_definite_block_and_the_rest_indirect() {
     assert_eq!(definite.len(), 1, "{report}");
     let frames: Vec<&str> = definite[0].stack.iter().map(common::function).collect();
     assert!(frames.contains(&"openDatabase"), "{frames:?}");
-    assert!(frames.contains(&"sqlite::open_and_use"), "{frames:?}");
+    assert!(
+        frames.contains(&concat!(module_path!(), "::open_and_use")),
+        "{frames:?}"
+    );
     // Optimised, sqlite3_open_v2 ends in a jump to openDatabase (a tail
     // call): its frame is gone.
     if cfg!(debug_assertions) {
