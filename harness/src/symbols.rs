@@ -106,28 +106,32 @@ fn std_identity() -> &'static StdIdentity {
     static IDENTITY: std::sync::OnceLock<StdIdentity> = std::sync::OnceLock::new();
     IDENTITY.get_or_init(|| {
         // Non-generic, out-of-line functions: their code is in the
-        // precompiled std, alloc and core, not a copy in this crate.
-        let known: [(usize, &str); 3] = [
-            (
-                std::io::stdout as fn() -> std::io::Stdout as usize,
-                "std/src/io/stdio.rs",
-            ),
+        // precompiled std, alloc and core (v0-mangled there), not a copy in
+        // this crate. A generic one over a type of ours is instantiated
+        // here, with this crate's debug info: the library's path even when
+        // the toolchain's std was shipped without debug info.
+        let known: [(usize, &str); 4] = [
+            (std::io::stdout as fn() -> std::io::Stdout as usize, "std"),
             (
                 std::alloc::handle_alloc_error as fn(std::alloc::Layout) -> ! as usize,
-                "alloc/src/alloc.rs",
+                "alloc",
             ),
             (
                 core::fmt::write
                     as fn(&mut dyn core::fmt::Write, core::fmt::Arguments<'_>) -> core::fmt::Result
                     as usize,
-                "core/src/fmt/mod.rs",
+                "core",
+            ),
+            (
+                Vec::<Owner>::push as fn(&mut Vec<Owner>, Owner) as usize,
+                "alloc",
             ),
         ];
         let mut identity = StdIdentity {
             library: None,
             crate_roots: Vec::new(),
         };
-        for (address, source) in known {
+        for (address, krate) in known {
             // `resolve` takes return addresses and looks one byte back.
             backtrace::resolve((address + 1) as *mut std::ffi::c_void, |symbol| {
                 if let Some(root) = symbol.name().and_then(|n| v0_crate_root(n.as_bytes())) {
@@ -136,9 +140,7 @@ fn std_identity() -> &'static StdIdentity {
                         .push(String::from_utf8_lossy(root).into_owned());
                 }
                 if identity.library.is_none() {
-                    identity.library = symbol
-                        .filename()
-                        .and_then(|file| strip_suffix_path(file, std::path::Path::new(source)));
+                    identity.library = symbol.filename().and_then(|file| library_of(file, krate));
                 }
             });
         }
@@ -146,16 +148,14 @@ fn std_identity() -> &'static StdIdentity {
     })
 }
 
-/// `dir/suffix` → `dir`, comparing whole path components.
-fn strip_suffix_path(
-    path: &std::path::Path,
-    suffix: &std::path::Path,
-) -> Option<std::path::PathBuf> {
-    let mut dir = path;
-    for _ in suffix.components() {
-        dir = dir.parent()?;
-    }
-    (dir.join(suffix) == path).then(|| dir.to_owned())
+/// The directory holding `krate/src/` when `file` is below it:
+/// `/rustc/<commit>/library` for `/rustc/<commit>/library/alloc/src/vec/mod.rs`.
+fn library_of(file: &std::path::Path, krate: &str) -> Option<std::path::PathBuf> {
+    let sources = std::path::Path::new(krate).join("src");
+    file.ancestors()
+        .skip(1)
+        .find(|dir| file.starts_with(dir.join(&sources)))
+        .map(std::path::Path::to_path_buf)
 }
 
 /// The crate root a v0-mangled symbol's path starts from
@@ -307,6 +307,23 @@ fn dladdr_name(_ip: usize) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_library_is_the_directory_above_the_crates_sources() {
+        let library = |file: &str, krate| super::library_of(std::path::Path::new(file), krate);
+        assert_eq!(
+            library("/rustc/5980/library/alloc/src/vec/mod.rs", "alloc"),
+            Some("/rustc/5980/library".into())
+        );
+        assert_eq!(
+            library(
+                "/home/u/.rustup/lib/rustlib/src/rust/library/std/src/io/stdio.rs",
+                "std"
+            ),
+            Some("/home/u/.rustup/lib/rustlib/src/rust/library".into())
+        );
+        assert_eq!(library("/home/u/alloc/tests/alloc.rs", "alloc"), None);
+    }
+
     #[test]
     fn glibc_internal_aliases_are_cleaned() {
         assert_eq!(super::clean_name("__GI___strdup".into()), "strdup");

@@ -133,3 +133,28 @@ fn functions_named_like_std_are_charged() {
     });
     assert_charged(&report, &[(tops.0, 24), (tops.1, 32)]);
 }
+
+/// Leaks 56 bytes from code the compiler must inline into its caller;
+/// returns its path.
+#[inline(always)]
+fn inlined_helper() -> &'static str {
+    black_box(Box::leak(Box::new(black_box([8u8; 56]))));
+    here!()
+}
+
+/// Frames inlined at one address are kept, each: the helper and the
+/// closure share an address. In release builds that address is inside the
+/// harness's `run_body` (the closure is inlined there as well), whose own
+/// frame alone is cut.
+#[test]
+fn inlined_user_frames_stay() {
+    let mut expected = ("", "");
+    let report = leakcheck::check(|| {
+        let helper = inlined_helper();
+        expected = (helper, here!());
+    });
+    let leak = assert_one_site(&report, (1, 56), Origin::Rust, "alloc");
+    assert_eq!(names(leak), [expected.0, expected.1], "{report}");
+    assert_eq!(leak.stack[0].ip, leak.stack[1].ip, "{report}");
+    assert_only_test_frames(leak);
+}
