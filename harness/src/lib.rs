@@ -45,30 +45,30 @@ extern crate self as leakcheck;
 // The data path, one stage a folder, lowest first. A stage names only the
 // stages listed above it: allocation → record → scope → verdict → report.
 
-/// Allocator-free primitives: spin locks, mapped pages, the re-entrancy flag.
+// Allocator-free primitives: spin locks, mapped pages, the re-entrancy flag.
 mod sys;
 
-/// Stack capture on the allocation path, the cached unwinder, symbols.
+// Stack capture on the allocation path, the cached unwinder, symbols.
 mod stacks;
 
-/// The hooks and the global allocator, recording, the block table, scopes.
+// The hooks and the global allocator, recording, the block table, scopes.
 mod track;
 
-/// Classification of what a check left live, and fault-tolerant reads.
+// Classification of what a check left live, and fault-tolerant reads.
 mod verdict;
 
-/// Grouping, suppressions, and the text and JSON forms of a report.
+// Grouping, suppressions, and the text and JSON forms of a report.
 mod report;
 
 // Running a check, on top of the stages.
 
-/// `check`, `#[leak_checked]`'s entry points and the JSON files.
+// `check`, `#[leak_checked]`'s entry points and the JSON files.
 mod run;
 
-/// The environment variables.
+// The environment variables.
 mod config;
 
-/// Errors that say what to fix.
+// Errors that say what to fix.
 mod error;
 
 pub use error::Error;

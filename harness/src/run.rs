@@ -355,14 +355,17 @@ fn run<R: Send>(
     Ok((result, report))
 }
 
-/// The body thread's frame that everything charged to the scope runs above.
+/// The body thread's frame that everything charged to the scope runs above:
+/// the scope's base frame, the last one a stack keeps. The body may be
+/// inlined here (release builds do); a report then cuts only this function's
+/// own frame at that address and keeps the body's inlined frames.
 #[inline(never)]
 fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
     #[cfg(target_os = "linux")]
     crate::track::threads::mark_harness(scope);
     let previous = scope::enter_thread(scope, base);
-    let result = call_body(body);
+    let result = body();
     #[cfg(target_os = "linux")]
     if !hooks::malloc_replaced() {
         crate::track::threads::wipe_dead_stack(scope::stack_low());
@@ -370,13 +373,6 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     scope::leave_thread(previous);
     std::hint::black_box(base);
     result
-}
-
-/// Kept out of line so the body can never be inlined into `run_body`'s frame,
-/// which stack capture treats as the base and does not walk.
-#[inline(never)]
-fn call_body<R>(body: impl FnOnce() -> R) -> R {
-    body()
 }
 
 /// The scope's surviving blocks with their kinds. Collected into mapped

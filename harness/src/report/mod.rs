@@ -6,7 +6,7 @@
 pub(crate) mod suppress;
 
 use crate::stacks;
-use crate::stacks::symbols::{self, Symbol};
+use crate::stacks::symbols::{self, Owner, Symbol};
 use crate::track::table::{Allocator, Block};
 use crate::verdict::{Kind, KindSet};
 use serde::Serialize;
@@ -314,130 +314,70 @@ const RUNTIME_FRAMES: &[&str] = &[
 /// (it moves between releases).
 const RUNTIME_MODULES: &[&str] = &["::stack_overflow::"];
 
-fn is_runtime(symbols: &[Symbol]) -> bool {
+/// Whether the stack passes through one of std's runtime functions above.
+/// Only frames that are std's by identity ([`Owner::Std`]: the source file
+/// or crate the compiler recorded) are compared with std's names, so a
+/// user's `std_io_print` or `my::std::io::stdout` is never the runtime's.
+fn is_runtime(symbols: &[Symbol], owners: &[Owner]) -> bool {
     symbols
         .iter()
-        .filter_map(|s| s.function.as_deref())
+        .zip(owners)
+        .filter(|(_, owner)| **owner == Owner::Std)
+        .filter_map(|(s, _)| s.function.as_deref())
         .any(|f| {
             RUNTIME_FRAMES.iter().any(|prefix| f.starts_with(prefix))
-                || ((f.starts_with("std::") || f.starts_with("<std::"))
-                    && RUNTIME_MODULES.iter().any(|module| f.contains(module)))
+                || RUNTIME_MODULES.iter().any(|module| f.contains(module))
         })
 }
 
-const PLUMBING: &[&str] = &[
-    "alloc::",
-    "<alloc::",
-    "core::",
-    "<core::",
-    "std::alloc::",
-    "<std::alloc::",
-    "__rust",
-    "__rg_",
-    "__rdl_",
-    "leakcheck::",
-    "<leakcheck::",
-    "hashbrown::",
-    "<hashbrown::",
-    "std::collections::",
-    "<std::collections::",
-];
-
-/// Allocator plumbing above the code that asked for memory: the allocator
-/// and collection internals, including trait impls on std's own or builtin
-/// types (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`),
-/// but not a user type's impl of a std trait (`<my::Foo as Clone>::clone` is
-/// the user's code).
-fn is_plumbing(function: &str) -> bool {
-    if let Some((self_type, trait_path)) = split_qualified(function) {
-        let trait_path = trait_path.trim_start_matches('<');
-        let std_trait = PLUMBING.iter().any(|p| trait_path.starts_with(p));
-        let std_type =
-            PLUMBING.iter().any(|p| self_type.starts_with(p)) || is_builtin_type(self_type);
-        return std_trait && std_type
-            || PLUMBING
-                .iter()
-                .any(|p| self_type.starts_with(p) && p.ends_with("::"));
+/// Drops the base frame's own function from a stack whose walk reached the
+/// scope's base (the last return address is in `run::run_body` or the
+/// thread trampoline, by position). Its inlined frames stay: a body inlined
+/// into `run_body` resolves at that address as the body's frames, then
+/// `run_body`'s. Without debug info the address resolves to one symbol and
+/// nothing tells whether the body is inlined in it, so it is kept.
+fn cut_base_frame(symbols: &mut Vec<Symbol>) {
+    if symbols.last().is_some_and(|s| s.file.is_some()) {
+        symbols.pop();
     }
-    PLUMBING.iter().any(|p| function.starts_with(p))
 }
 
-/// `<Self as Trait>::method` → (`Self`, `Trait`).
-fn split_qualified(function: &str) -> Option<(&str, &str)> {
-    let inner = function.strip_prefix('<')?;
-    let mut depth = 0usize;
-    let mut as_at = None;
-    for (i, c) in inner.char_indices() {
-        match c {
-            '<' => depth += 1,
-            '>' if depth == 0 => return as_at.map(|a: usize| (&inner[..a], &inner[a + 4..i])),
-            '>' => depth -= 1,
-            ' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
-                as_at = Some(i)
-            }
-            _ => {}
-        }
-    }
-    None
+/// Frames that are not the code under test's: std's and leakcheck's own.
+fn is_runtime_code(owner: Owner) -> bool {
+    matches!(owner, Owner::Std | Owner::Leakcheck)
 }
 
-/// A builtin type (`u8`, `str`, `&[T]`) or a generic parameter (`T`): what
-/// demangled names show for std's blanket and primitive impls. User types
-/// always appear with their path (`mycrate::Foo`).
-fn is_builtin_type(ty: &str) -> bool {
-    let mut inner = ty.trim();
-    loop {
-        let stripped = ["&mut ", "&", "*const ", "*mut ", "[", "("]
-            .iter()
-            .find_map(|p| inner.strip_prefix(p));
-        match stripped {
-            Some(rest) => inner = rest.trim_start(),
-            None => break,
-        }
-    }
-    !inner.contains("::") || PLUMBING.iter().any(|p| inner.starts_with(p))
-}
-
-/// Harness and std frames below the test function.
-fn is_harness(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "core::",
-        "<core::",
-        "std::",
-        "<std::",
-        "alloc::",
-        "<alloc::",
-        "leakcheck::",
-        "<leakcheck::",
-        "__rust",
-    ];
-    PREFIXES.iter().any(|p| function.starts_with(p))
-}
-
-/// Cuts allocator plumbing from the top and harness frames from the bottom,
-/// unless nothing else would be left.
-fn trim(symbols: &[Symbol]) -> &[Symbol] {
-    fn name(s: &Symbol) -> &str {
-        s.function.as_deref().unwrap_or("")
-    }
-    let start = symbols
+/// Cuts std's and leakcheck's frames from the top (the allocator shim and
+/// std's allocation plumbing above the code that asked for memory) and from
+/// the bottom (std's thread start, `FnOnce::call_once`), unless nothing else
+/// would be left. Frames without debug info are cut at the bottom only
+/// between std frames (compiler helpers such as `__rust_try` in std's thread
+/// start); elsewhere they are a C library's or code built without debug
+/// info and stay.
+fn trim<'s>(symbols: &'s [Symbol], owners: &[Owner]) -> &'s [Symbol] {
+    let start = owners
         .iter()
-        .position(|s| !is_plumbing(name(s)))
+        .position(|&o| !is_runtime_code(o))
         .unwrap_or(0);
-    let rest = &symbols[start..];
-    let end = rest
-        .iter()
-        .rposition(|s| !is_harness(name(s)))
-        .map_or(rest.len(), |i| i + 1);
-    &rest[..end]
-}
-
-/// leakcheck's own frames, between the allocator and the code that called
-/// it (the tracking allocator and its `#[global_allocator]` shims).
-fn is_own(function: &str) -> bool {
-    function.starts_with("leakcheck::")
-        || function.starts_with("<leakcheck::")
-        || function.starts_with("__rg_")
+    // An unknown frame counts as the nearest known frame above it.
+    let mut above_is_user = true;
+    let mut end = start;
+    for (i, &owner) in owners.iter().enumerate().skip(start) {
+        let user = match owner {
+            Owner::Unknown => above_is_user,
+            known => !is_runtime_code(known),
+        };
+        if owner != Owner::Unknown {
+            above_is_user = user;
+        }
+        if user {
+            end = i + 1;
+        }
+    }
+    if end == start {
+        return &symbols[start..];
+    }
+    &symbols[start..end]
 }
 
 /// The C function valgrind would show as a block's first frame: Rust's
@@ -502,19 +442,23 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
     for ((stack, allocator, kind), (count, bytes)) in groups {
-        stacks::frames(stack, &mut ips);
-        let symbols: Vec<Symbol> = ips
+        let at_base = stacks::frames(stack, &mut ips);
+        let mut symbols: Vec<Symbol> = ips
             .iter()
             .flat_map(|&ip| symbols::resolve(ip).to_vec())
             .collect();
-        if is_runtime(&symbols) {
+        if at_base {
+            cut_base_frame(&mut symbols);
+        }
+        let owners: Vec<Owner> = symbols.iter().map(symbols::owner).collect();
+        if is_runtime(&symbols, &owners) {
             continue;
         }
         // What suppressions match: the allocator valgrind would show, then
-        // the whole stack below leakcheck's own frames.
-        let own = symbols
+        // the whole stack below leakcheck's own frames (the allocator shim).
+        let own = owners
             .iter()
-            .take_while(|s| is_own(s.function.as_deref().unwrap_or("")))
+            .take_while(|&&o| o == Owner::Leakcheck)
             .count();
         let full = &symbols[own..];
         let allocator_fn = c_allocator(allocator);
@@ -530,7 +474,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             suppressed_by = Some(label(&suppressions[i]));
             kind = Kind::Suppressed;
         }
-        let trimmed = trim(full);
+        let trimmed = trim(full, &owners[own..]);
         // Plumbing frames were cut from the top.
         let skipped = !std::ptr::eq(trimmed.as_ptr(), full.as_ptr());
         let suppression = suppressed_by.is_none().then(|| {
@@ -784,86 +728,173 @@ impl fmt::Display for Report {
 mod tests {
     use super::*;
 
-    fn sym(function: &str) -> Symbol {
+    fn sym(function: &str, file: Option<&str>) -> Symbol {
         Symbol {
             ip: 1,
             function: Some(function.to_owned()),
             mangled: None,
-            file: None,
+            file: file.map(str::to_owned),
             line: None,
             module: None,
         }
     }
 
-    #[test]
-    fn trim_cuts_plumbing_above_and_harness_below() {
-        let stack = [
-            sym("__rust_alloc"),
-            sym("alloc::raw_vec::RawVec<T,A>::grow_one"),
-            sym("mycrate::build"),
-            sym("mycrate::tests::t::{{closure}}"),
-            sym("core::ops::function::FnOnce::call_once"),
-            sym("leakcheck::run::call_body"),
-        ];
-        let names: Vec<_> = trim(&stack)
+    /// Where the compiler recorded std's sources in this binary.
+    fn std_file(relative: &str) -> String {
+        let here = symbols::resolve(std::io::stdout as fn() -> std::io::Stdout as usize + 1);
+        // The outermost frame at the address: `stdout` itself.
+        let stdio = here.last().and_then(|s| s.file.clone());
+        let stdio = stdio.expect("std has debug info");
+        let library = stdio.strip_suffix("std/src/io/stdio.rs").unwrap();
+        format!("{library}{relative}")
+    }
+
+    fn owners(stack: &[Symbol]) -> Vec<Owner> {
+        stack.iter().map(symbols::owner).collect()
+    }
+
+    fn names(stack: &[Symbol]) -> Vec<&str> {
+        stack
             .iter()
-            .map(|s| s.function.clone().unwrap())
-            .collect();
-        assert_eq!(names, ["mycrate::build", "mycrate::tests::t::{{closure}}"]);
+            .map(|s| s.function.as_deref().unwrap())
+            .collect()
     }
 
     #[test]
-    fn trim_keeps_everything_when_only_plumbing_is_there() {
+    fn trim_cuts_std_and_own_frames_above_and_below_by_source() {
+        let alloc = std_file("alloc/src/raw_vec/mod.rs");
+        let function = std_file("core/src/ops/function.rs");
+        let global = concat!(env!("CARGO_MANIFEST_DIR"), "/src/global.rs");
+        // A test crate named `core`: its frames are its own by file.
         let stack = [
-            sym("alloc::alloc::alloc"),
-            sym("core::ops::function::FnOnce::call_once"),
+            sym("__rustc::__rust_alloc", Some(global)),
+            sym("alloc::raw_vec::RawVec<T,A>::grow_one", Some(&alloc)),
+            sym("core::build", Some("/home/u/core/tests/core.rs")),
+            sym("core::t::{{closure}}", Some("/home/u/core/tests/core.rs")),
+            sym("core::ops::function::FnOnce::call_once", Some(&function)),
         ];
-        assert_eq!(trim(&stack).len(), 2);
+        let owned = owners(&stack);
+        assert_eq!(
+            owned,
+            [
+                Owner::Leakcheck,
+                Owner::Std,
+                Owner::Other,
+                Owner::Other,
+                Owner::Std
+            ]
+        );
+        assert_eq!(
+            names(trim(&stack, &owned)),
+            ["core::build", "core::t::{{closure}}"]
+        );
     }
 
     #[test]
-    fn plumbing_includes_std_trait_impls_on_std_and_builtin_types_only() {
-        for plumbing in [
-            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
-            "<&str as <alloc::ffi::c_str::CString>::new::SpecNewImpl>::spec_new_impl",
-            "<alloc::vec::Vec<T,A> as core::clone::Clone>::clone",
-            "<alloc::string::String as core::convert::From<&str>>::from",
-            "<[u8] as alloc::borrow::ToOwned>::to_owned",
-            "<T as alloc::slice::<impl [T]>::to_vec_in::ConvertVec>::to_vec",
-            "<T as alloc::string::ToString>::to_string",
-            "std::collections::hash::map::HashMap<K,V,S,A>::insert",
-            "alloc::raw_vec::RawVec<T,A>::grow_one",
-            "__rust_alloc",
-        ] {
-            assert!(is_plumbing(plumbing), "{plumbing}");
+    fn frames_without_debug_info_are_cut_only_between_std_frames() {
+        let std_frame = std_file("std/src/panicking.rs");
+        let stack = [
+            sym("sqlite3MemMalloc", None),
+            sym("user::test::{{closure}}", Some("/home/u/src/lib.rs")),
+            sym("std::panicking::catch_unwind::do_call", Some(&std_frame)),
+            sym("__rust_try", None),
+            sym("std::panicking::catch_unwind", Some(&std_frame)),
+        ];
+        let owned = owners(&stack);
+        assert_eq!(
+            names(trim(&stack, &owned)),
+            ["sqlite3MemMalloc", "user::test::{{closure}}"]
+        );
+        // Nothing known: nothing is cut.
+        let unknown = [
+            sym("inflate", None),
+            sym("alloc::raw_vec::finish_grow", None),
+        ];
+        assert_eq!(trim(&unknown, &owners(&unknown)).len(), 2);
+    }
+
+    #[test]
+    fn trim_keeps_everything_when_only_std_is_there() {
+        let stack = [
+            sym("alloc::alloc::alloc", Some(&std_file("alloc/src/alloc.rs"))),
+            sym(
+                "core::ops::function::FnOnce::call_once",
+                Some(&std_file("core/src/ops/function.rs")),
+            ),
+        ];
+        assert_eq!(trim(&stack, &owners(&stack)).len(), 2);
+    }
+
+    #[test]
+    fn v0_symbols_name_their_crate_root() {
+        let root = |m: &str| symbols::v0_crate_root_for_test(m);
+        assert_eq!(
+            root("_RNvNtNtCsjrHSEGnQ3l9_3std2io5stdio6stdout"),
+            Some("sjrHSEGnQ3l9_3std".to_owned())
+        );
+        assert_eq!(
+            root("_RNvMs_NtCslNYArtu3iFV_5alloc7raw_vecNtB4_11RawVecInner15try_allocate_in"),
+            Some("slNYArtu3iFV_5alloc".to_owned())
+        );
+        assert_eq!(
+            root("_RNvCsfLfy6EI15iL_7___rustc12___rust_alloc"),
+            Some("sfLfy6EI15iL_7___rustc".to_owned())
+        );
+        assert_eq!(root("_ZN4core3fmt5write17h0123456789abcdefE"), None);
+        // A std function seen without debug info is std's by its crate.
+        let mut stdout = symbols::resolve(std::io::stdout as fn() -> std::io::Stdout as usize + 1)
+            .last()
+            .cloned()
+            .unwrap();
+        stdout.file = None;
+        let mangled = stdout.mangled.clone().unwrap_or_default();
+        if mangled.starts_with("_R") {
+            assert_eq!(symbols::owner(&stdout), Owner::Std, "{mangled}");
         }
-        for user in [
-            "<mycrate::Foo as core::clone::Clone>::clone",
-            "<mycrate::Foo as alloc::string::ToString>::to_string",
-            "<&mycrate::Foo as core::fmt::Display>::fmt",
-            "mycrate::build",
-            "<mycrate::Foo>::new",
-            "fixture_leak",
-        ] {
-            assert!(!is_plumbing(user), "{user}");
-        }
+        let mut user = stdout;
+        user.mangled = Some("_ZN4core3fmt5write17h0123456789abcdefE".to_owned());
+        assert_eq!(symbols::owner(&user), Owner::Unknown);
     }
 
     #[test]
     fn std_thread_start_bookkeeping_is_the_runtimes() {
-        assert!(is_runtime(&[
-            sym("alloc::collections::btree::map::BTreeMap<K,V,A>::insert"),
-            sym("std::sys::pal::unix::stack_overflow::thread_info::set_current_info"),
-        ]));
-        assert!(!is_runtime(&[sym("mycrate::stack_overflow::f")]));
+        let thread_info = std_file("std/src/sys/pal/unix/stack_overflow.rs");
+        let stack = [
+            sym(
+                "alloc::collections::btree::map::BTreeMap<K,V,A>::insert",
+                Some(&std_file("alloc/src/collections/btree/map.rs")),
+            ),
+            sym(
+                "std::sys::pal::unix::stack_overflow::thread_info::set_current_info",
+                Some(&thread_info),
+            ),
+        ];
+        assert!(is_runtime(&stack, &owners(&stack)));
+        let user = [sym(
+            "std::sys::pal::unix::stack_overflow::thread_info::set_current_info",
+            Some("/home/u/std/src/lib.rs"),
+        )];
+        assert!(!is_runtime(&user, &owners(&user)));
     }
 
     #[test]
-    fn stdio_buffers_are_the_runtimes() {
-        assert!(is_runtime(&[
-            sym("alloc::raw_vec::finish_grow"),
-            sym("std::io::stdio::print_to_buffer_if_capture_used")
-        ]));
-        assert!(!is_runtime(&[sym("mycrate::f")]));
+    fn stdio_buffers_are_the_runtimes_and_a_users_namesakes_are_not() {
+        let stack = [
+            sym(
+                "alloc::raw_vec::finish_grow",
+                Some(&std_file("alloc/src/raw_vec/mod.rs")),
+            ),
+            sym(
+                "std::io::stdio::print_to_buffer_if_capture_used",
+                Some(&std_file("std/src/io/stdio.rs")),
+            ),
+        ];
+        assert!(is_runtime(&stack, &owners(&stack)));
+        // A user crate named `std` with a module `io::stdio`.
+        let user = [sym(
+            "std::io::stdio::_print",
+            Some("/home/u/std/tests/std.rs"),
+        )];
+        assert!(!is_runtime(&user, &owners(&user)));
     }
 }

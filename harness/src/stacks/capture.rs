@@ -33,6 +33,11 @@ pub(crate) fn set_depth(depth: usize) {
 /// tracker's own (skipped), and frames with `sp > base` are the harness,
 /// libtest or std's thread start (not walked).
 ///
+/// When the walk reached the base, the last frame kept is the base frame
+/// itself — harness code: `run::run_body` or the thread trampoline — and the
+/// stack is stored with [`BASE_REACHED`] after it, so the report can tell it
+/// by position rather than by name.
+///
 /// Returns 0 when nothing was captured.
 #[inline(never)]
 pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
@@ -40,12 +45,18 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         depth: DEPTH.load(Relaxed),
         hook_frame,
         base,
-        ips: [0; MAX_DEPTH],
+        ips: [0; MAX_DEPTH + 1],
         len: 0,
+        reached_base: false,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     let fall_back = match super::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp)) {
-        super::unwind::Walk::Done | super::unwind::Walk::FailedInsideUnwinder => false,
+        super::unwind::Walk::Done => {
+            // It stops early only when `keep` asked it to, at the depth.
+            stack.reached_base = stack.len < stack.depth;
+            false
+        }
+        super::unwind::Walk::FailedInsideUnwinder => false,
         super::unwind::Walk::Failed => true,
     };
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
@@ -55,6 +66,7 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     };
     if fall_back {
         stack.len = 0;
+        stack.reached_base = false;
         // SAFETY: `trace_unsynchronized` requires that no other unwinding
         // through backtrace's own non-thread-safe paths runs concurrently.
         // On Linux it uses libgcc's `_Unwind_Backtrace`, which is
@@ -66,16 +78,28 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     if stack.len == 0 {
         return 0;
     }
+    if stack.reached_base {
+        // `len < depth <= MAX_DEPTH`: the array has room for the marker.
+        stack.ips[stack.len] = BASE_REACHED;
+        stack.len += 1;
+    }
     intern(&stack.ips[..stack.len])
 }
+
+/// Stored after the last frame of a stack whose walk reached the scope's
+/// base frame. No return address is 0 (unwinders stop there).
+const BASE_REACHED: usize = 0;
 
 /// The frames one capture keeps.
 struct Collected {
     depth: usize,
     hook_frame: usize,
     base: usize,
-    ips: [usize; MAX_DEPTH],
+    /// One more than kept, for [`BASE_REACHED`].
+    ips: [usize; MAX_DEPTH + 1],
     len: usize,
+    /// The walk went past the base frame, so the last frame kept is it.
+    reached_base: bool,
 }
 
 impl Collected {
@@ -86,6 +110,7 @@ impl Collected {
             return true;
         }
         if self.base != 0 && sp > self.base {
+            self.reached_base = self.len < self.depth;
             return false;
         }
         self.ips[self.len] = ip;
@@ -94,21 +119,22 @@ impl Collected {
     }
 }
 
-/// The frames of an interned stack, innermost first.
-pub(crate) fn frames(id: u32, out: &mut Vec<usize>) {
+/// The frames of an interned stack, innermost first. Returns whether the
+/// last one is the scope's base frame (see [`capture`]).
+pub(crate) fn frames(id: u32, out: &mut Vec<usize>) -> bool {
     out.clear();
     if id == 0 {
-        return;
+        return false;
     }
     // Copy out under the lock, extend after it: growing `out` allocates, and
     // nothing may allocate while the store is locked.
-    let mut buf = [0usize; MAX_DEPTH];
+    let mut buf = [0usize; MAX_DEPTH + 1];
     let len = {
         let _bypass = crate::sys::reentry::Bypass::enter();
         let store = STORE.lock();
         match store.entry(id) {
             Some((start, len)) => {
-                let len = len.min(MAX_DEPTH);
+                let len = len.min(MAX_DEPTH + 1);
                 // SAFETY: `entry` only returns ranges inside the written part
                 // of the frame arena, which is never unmapped or rewritten.
                 let slice = unsafe { std::slice::from_raw_parts(store.frames.add(start), len) };
@@ -118,7 +144,9 @@ pub(crate) fn frames(id: u32, out: &mut Vec<usize>) {
             None => 0,
         }
     };
-    out.extend_from_slice(&buf[..len]);
+    let at_base = len > 0 && buf[len - 1] == BASE_REACHED;
+    out.extend_from_slice(&buf[..len - usize::from(at_base)]);
+    at_base
 }
 
 const INDEX_SLOTS: usize = 1 << 22; // 16 MiB of u32 ids, reserved lazily

@@ -64,6 +64,177 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
     resolved
 }
 
+/// Whose code a frame is, decided by what the compiler recorded for it — the
+/// source file in its debug info, the crate in its mangled symbol — and never
+/// by the function's name, which a user chooses: a test crate named `core`
+/// or a function named `std_io_print` is the user's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The standard library: std, alloc, core and the crates std vendors.
+    Std,
+    /// leakcheck's own code, including the `#[global_allocator]` shim the
+    /// compiler generates at its static.
+    Leakcheck,
+    /// Code with a source file that is neither: the user's and their
+    /// dependencies' (C with `-g` too).
+    Other,
+    /// No debug info and no std crate in its symbol: a C library built
+    /// without `-g`, code built without debug info, a compiler helper.
+    Unknown,
+}
+
+/// Where leakcheck's own sources are, as the compiler records them in debug
+/// info (cargo passes the same directory it sets as `CARGO_MANIFEST_DIR`).
+const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// Where the Rust distribution's build records the sources of std's vendored
+/// dependencies (hashbrown behind `HashMap`, …), next to `/rustc/<commit>/`
+/// for std's own: a path the toolchain's build chose, not the user.
+const STD_VENDORED_SOURCES: &str = "/rust/deps";
+
+/// What std's code looks like in this binary, learned from functions of
+/// std, alloc and core whose addresses we take: the directory the compiler
+/// recorded std's sources under (`/rustc/<commit>/library`, or the real
+/// sysroot with `-Zbuild-std`), and the crate roots (name and disambiguator,
+/// unique per crate build) of std's v0-mangled symbols.
+struct StdIdentity {
+    library: Option<std::path::PathBuf>,
+    crate_roots: Vec<String>,
+}
+
+fn std_identity() -> &'static StdIdentity {
+    static IDENTITY: std::sync::OnceLock<StdIdentity> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        // Non-generic, out-of-line functions: their code is in the
+        // precompiled std, alloc and core (v0-mangled there), not a copy in
+        // this crate. A generic one over a type of ours is instantiated
+        // here, with this crate's debug info: the library's path even when
+        // the toolchain's std was shipped without debug info.
+        let known: [(usize, &str); 4] = [
+            (std::io::stdout as fn() -> std::io::Stdout as usize, "std"),
+            (
+                std::alloc::handle_alloc_error as fn(std::alloc::Layout) -> ! as usize,
+                "alloc",
+            ),
+            (
+                core::fmt::write
+                    as fn(&mut dyn core::fmt::Write, core::fmt::Arguments<'_>) -> core::fmt::Result
+                    as usize,
+                "core",
+            ),
+            (
+                Vec::<Owner>::push as fn(&mut Vec<Owner>, Owner) as usize,
+                "alloc",
+            ),
+        ];
+        let mut identity = StdIdentity {
+            library: None,
+            crate_roots: Vec::new(),
+        };
+        for (address, krate) in known {
+            // `resolve` takes return addresses and looks one byte back.
+            backtrace::resolve((address + 1) as *mut std::ffi::c_void, |symbol| {
+                if let Some(root) = symbol.name().and_then(|n| v0_crate_root(n.as_bytes())) {
+                    identity
+                        .crate_roots
+                        .push(String::from_utf8_lossy(root).into_owned());
+                }
+                if identity.library.is_none() {
+                    identity.library = symbol.filename().and_then(|file| library_of(file, krate));
+                }
+            });
+        }
+        identity
+    })
+}
+
+/// The directory holding `krate/src/` when `file` is below it:
+/// `/rustc/<commit>/library` for `/rustc/<commit>/library/alloc/src/vec/mod.rs`.
+fn library_of(file: &std::path::Path, krate: &str) -> Option<std::path::PathBuf> {
+    let sources = std::path::Path::new(krate).join("src");
+    file.ancestors()
+        .skip(1)
+        .find(|dir| file.starts_with(dir.join(&sources)))
+        .map(std::path::Path::to_path_buf)
+}
+
+/// The crate root a v0-mangled symbol's path starts from
+/// (`s<disambiguator>_<len><name>` after its `C`, e.g. `sgEmfK2I1SDS_4core`), as bytes
+/// of the symbol. The disambiguator is the compiler's hash of the crate, so
+/// a user's crate named `core` has another. `None` for legacy-mangled
+/// symbols (user crates by default) and for paths that start from a type
+/// (`<T as Trait>` items).
+fn v0_crate_root(mangled: &[u8]) -> Option<&[u8]> {
+    let mut rest = mangled.strip_prefix(b"_R")?;
+    let skip_disambiguator = |s: &[u8]| -> Option<usize> {
+        match s.first() {
+            Some(b's') => s.iter().position(|&c| c == b'_').map(|i| i + 1),
+            _ => Some(0),
+        }
+    };
+    loop {
+        match *rest.first()? {
+            // Nested path: namespace tag, then the parent path.
+            b'N' => rest = rest.get(2..)?,
+            // Generic arguments follow the path.
+            b'I' => rest = &rest[1..],
+            // Inherent and trait impls: the path of the module holding them.
+            b'M' | b'X' => {
+                rest = &rest[1..];
+                rest = rest.get(skip_disambiguator(rest)?..)?;
+            }
+            b'C' => {
+                let root = &rest[1..];
+                let mut at = skip_disambiguator(root)?;
+                let digits = root[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let len: usize = std::str::from_utf8(&root[at..at + digits])
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                at += digits;
+                if root.get(at) == Some(&b'_') {
+                    at += 1;
+                }
+                return root.get(..at + len);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// [`v0_crate_root`] as a string, for the report's tests.
+#[cfg(test)]
+pub(crate) fn v0_crate_root_for_test(mangled: &str) -> Option<String> {
+    v0_crate_root(mangled.as_bytes()).map(|r| String::from_utf8_lossy(r).into_owned())
+}
+
+/// Whose code `symbol` is (see [`Owner`]).
+pub(crate) fn owner(symbol: &Symbol) -> Owner {
+    let identity = std_identity();
+    if let Some(file) = symbol.file.as_deref().map(std::path::Path::new) {
+        let in_std = identity
+            .library
+            .as_deref()
+            .is_some_and(|dir| file.starts_with(dir))
+            || file.starts_with(STD_VENDORED_SOURCES);
+        return if in_std {
+            Owner::Std
+        } else if file.starts_with(OWN_SOURCES) {
+            Owner::Leakcheck
+        } else {
+            Owner::Other
+        };
+    }
+    let root = symbol
+        .mangled
+        .as_deref()
+        .and_then(|m| v0_crate_root(m.as_bytes()));
+    match root {
+        Some(root) if identity.crate_roots.iter().any(|r| r.as_bytes() == root) => Owner::Std,
+        _ => Owner::Unknown,
+    }
+}
+
 /// glibc's debug info names its internal aliases (`__GI___strdup`); show
 /// the name callers know.
 fn clean_name(name: String) -> String {
@@ -136,6 +307,23 @@ fn dladdr_name(_ip: usize) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_library_is_the_directory_above_the_crates_sources() {
+        let library = |file: &str, krate| super::library_of(std::path::Path::new(file), krate);
+        assert_eq!(
+            library("/rustc/5980/library/alloc/src/vec/mod.rs", "alloc"),
+            Some("/rustc/5980/library".into())
+        );
+        assert_eq!(
+            library(
+                "/home/u/.rustup/lib/rustlib/src/rust/library/std/src/io/stdio.rs",
+                "std"
+            ),
+            Some("/home/u/.rustup/lib/rustlib/src/rust/library".into())
+        );
+        assert_eq!(library("/home/u/alloc/tests/alloc.rs", "alloc"), None);
+    }
+
     #[test]
     fn glibc_internal_aliases_are_cleaned() {
         assert_eq!(super::clean_name("__GI___strdup".into()), "strdup");
