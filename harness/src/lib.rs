@@ -24,6 +24,13 @@
 //! The same check is available as a function, [`check`], which returns a
 //! [`Report`] instead of failing.
 //!
+//! leakcheck installs a tracking `#[global_allocator]` (the default
+//! `global-allocator` feature). A binary with its own allocator fails to
+//! build with "the `#[global_allocator]` in this crate conflicts with global
+//! allocator in: leakcheck": turn the feature off
+//! (`default-features = false`) and wrap the allocator in [`Tracked`]. Left
+//! unwrapped, every report says that Rust allocations were not seen.
+//!
 //! Known leaks you cannot fix (a C library's one-time initialisation, say)
 //! are suppressed for one test with the attribute's `suppress = "…"`, or for
 //! every test in the binary with [`suppress!`]:

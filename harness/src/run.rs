@@ -316,6 +316,27 @@ fn run<R: Send>(
                 .to_owned(),
         });
     }
+    match crate::track::global::rust_visibility() {
+        crate::track::global::RustVisibility::Tracked => {}
+        crate::track::global::RustVisibility::AsC => warnings.push(ReportError {
+            kind: "rust_allocations_seen_as_c",
+            message: "Rust allocations reach leakcheck only through the C hooks: this binary's \
+                      #[global_allocator] is not wrapped in leakcheck::Tracked, so Rust blocks are \
+                      reported as C malloc blocks. Wrap it (`static A: leakcheck::Tracked<System> = \
+                      leakcheck::Tracked::new(System);`) or turn leakcheck's default \
+                      `global-allocator` feature back on."
+                .to_owned(),
+        }),
+        crate::track::global::RustVisibility::Invisible => errors.push(ReportError {
+            kind: "rust_allocations_invisible",
+            message: "Rust allocations are invisible to leakcheck: this binary's #[global_allocator] \
+                      is not wrapped in leakcheck::Tracked and does not use malloc, so no Rust block \
+                      was checked. Wrap it (`#[global_allocator] static A: \
+                      leakcheck::Tracked<YourAllocator> = leakcheck::Tracked::new(YourAllocator);`) or \
+                      turn leakcheck's default `global-allocator` feature back on."
+                .to_owned(),
+        }),
+    }
     if table::dropped() != dropped_before {
         errors.push(ReportError {
             kind: "untracked_blocks",

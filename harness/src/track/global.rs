@@ -2,7 +2,7 @@
 
 use crate::stacks::frame_marker;
 use crate::sys::reentry::WrappedAllocatorCall;
-#[cfg(leakcheck_interpose)]
+#[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
 use crate::track::hooks;
 use crate::track::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
 use crate::track::table::Allocator;
@@ -145,18 +145,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
 /// glibc's allocator reached directly (`__libc_malloc`, ...), so that Rust
 /// allocations never pass through the C hooks and are recorded exactly once.
-#[cfg(leakcheck_interpose)]
+#[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Glibc;
 
 /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
-#[cfg(leakcheck_interpose)]
+#[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
 const MIN_ALIGN: usize = 16;
 
 // SAFETY: each method returns memory from glibc's allocator that satisfies
 // `layout` (malloc when its guaranteed alignment suffices, memalign
 // otherwise) and releases only memory obtained here.
-#[cfg(leakcheck_interpose)]
+#[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
 unsafe impl GlobalAlloc for Glibc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -225,3 +225,41 @@ static GLOBAL: Tracked<Glibc> = Tracked::bypassing_hooks(Glibc);
 #[global_allocator]
 #[cfg(not(leakcheck_interpose))]
 static GLOBAL: Tracked<std::alloc::System> = Tracked::new(std::alloc::System);
+
+/// How Rust allocations reach leakcheck in this binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RustVisibility {
+    /// Through the tracking allocator (leakcheck's own, or `Tracked<A>`).
+    Tracked,
+    /// Only through the C hooks: the binary's `#[global_allocator]` is not
+    /// wrapped but calls `malloc` (`System`); Rust blocks are reported as C.
+    AsC,
+    /// Not at all: the binary's `#[global_allocator]` is not wrapped and
+    /// does not use `malloc` (mimalloc, jemalloc, a bump allocator).
+    Invisible,
+}
+
+/// Whether a Rust allocation reaches the tracker, probed once per process
+/// with one `std::alloc::alloc` through whatever `#[global_allocator]` the
+/// binary has, then looked up by its address in the block table.
+pub(crate) fn rust_visibility() -> RustVisibility {
+    use std::sync::OnceLock;
+    static SEEN: OnceLock<RustVisibility> = OnceLock::new();
+    *SEEN.get_or_init(|| {
+        const PROBE: usize = 4091;
+        let layout = Layout::from_size_align(PROBE, 8).expect("a valid layout");
+        // SAFETY: a non-zero layout; the block is freed below with it.
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        if ptr.is_null() {
+            return RustVisibility::Tracked; // no memory: nothing to say
+        }
+        let seen = crate::track::table::get(ptr as usize).filter(|b| b.size == PROBE);
+        // SAFETY: `ptr` came from `alloc` with `layout`, freed once.
+        unsafe { std::alloc::dealloc(ptr, layout) };
+        match seen {
+            Some(block) if block.allocator().is_rust() => RustVisibility::Tracked,
+            Some(_) => RustVisibility::AsC,
+            None => RustVisibility::Invisible,
+        }
+    })
+}

@@ -27,7 +27,8 @@ extern "C" {
 }
 
 /// glibc's allocator, bypassing the hooks: for the tracker's own Rust-side
-/// allocator and for the few blocks the hooks need for themselves.
+/// allocator (the `global-allocator` feature).
+#[cfg(feature = "global-allocator")]
 pub(crate) mod real {
     use libc::c_void;
 
