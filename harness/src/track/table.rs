@@ -11,7 +11,12 @@ use std::ptr;
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
-const INITIAL_CAPACITY: usize = 1024;
+const PAGE: usize = 4096;
+/// Slots of a new shard: one page of them.
+const INITIAL_CAPACITY: usize = PAGE / std::mem::size_of::<Slot>();
+/// A shard grows once it would be more than `LOAD_NUM / LOAD_DEN` full.
+const LOAD_NUM: usize = 3;
+const LOAD_DEN: usize = 4;
 
 /// Which function made a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,6 +146,88 @@ impl Default for Block {
     }
 }
 
+/// How a [`Block`] is stored in the table: 24 bytes instead of 32, since
+/// every live block of the process has one (5 million small blocks are
+/// 120 MB here, not 160). A block belongs to a scope or, if to none, carries
+/// its thread's epoch, never both, so the two share `owner`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Slot {
+    /// Start address; 0 marks an empty slot.
+    addr: usize,
+    /// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
+    /// alignment (6 bits), the harness bit and the epoch bit.
+    meta: u64,
+    /// The scope, or the epoch when `meta` has [`EPOCH_BIT`].
+    owner: u32,
+    stack: u32,
+}
+
+const SIZE_BITS: u32 = 48;
+const SIZE_MASK: u64 = (1 << SIZE_BITS) - 1;
+const ALLOCATOR_SHIFT: u32 = SIZE_BITS;
+const ALIGN_SHIFT: u32 = ALLOCATOR_SHIFT + 4;
+const HARNESS_BIT: u64 = 1 << (ALIGN_SHIFT + 6);
+const EPOCH_BIT: u64 = HARNESS_BIT << 1;
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 24);
+const _: () = assert!(Allocator::ALL.len() < 16);
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        addr: 0,
+        meta: 0,
+        owner: 0,
+        stack: 0,
+    };
+
+    fn pack(b: &Block) -> Slot {
+        // No block is 256 TiB; a larger size would be clamped, never wrap.
+        let size = (b.size as u64).min(SIZE_MASK);
+        let (owner, epoch_bit) = if b.scope == 0 && b.epoch != 0 {
+            (b.epoch, EPOCH_BIT)
+        } else {
+            (b.scope, 0)
+        };
+        Slot {
+            addr: b.addr,
+            meta: size
+                | u64::from(b.allocator & 0xf) << ALLOCATOR_SHIFT
+                | u64::from(b.align_log2 & 0x3f) << ALIGN_SHIFT
+                | if b.harness != 0 { HARNESS_BIT } else { 0 }
+                | epoch_bit,
+            owner,
+            stack: b.stack,
+        }
+    }
+
+    fn unpack(&self) -> Block {
+        let epoch = self.meta & EPOCH_BIT != 0;
+        Block {
+            addr: self.addr,
+            size: (self.meta & SIZE_MASK) as usize,
+            scope: if epoch { 0 } else { self.owner },
+            stack: self.stack,
+            allocator: (self.meta >> ALLOCATOR_SHIFT) as u8 & 0xf,
+            align_log2: (self.meta >> ALIGN_SHIFT) as u8 & 0x3f,
+            harness: u8::from(self.meta & HARNESS_BIT != 0),
+            _pad: 0,
+            epoch: if epoch { self.owner } else { 0 },
+        }
+    }
+
+    /// Whether the slot holds a block of `scope` (never true of an empty
+    /// slot: no scope is 0).
+    #[inline]
+    fn of_scope(&self, scope: u32) -> bool {
+        self.owner == scope && self.meta & EPOCH_BIT == 0
+    }
+
+    fn is_harness(&self) -> bool {
+        self.meta & HARNESS_BIT != 0
+    }
+}
+
 /// What [`Shard::insert`] did.
 enum Inserted {
     New,
@@ -150,7 +237,7 @@ enum Inserted {
 }
 
 struct Shard {
-    slots: *mut Block,
+    slots: *mut Slot,
     capacity: usize,
     len: usize,
 }
@@ -168,13 +255,13 @@ impl Shard {
         }
     }
 
-    fn slot(&self, i: usize) -> &Block {
+    fn slot(&self, i: usize) -> &Slot {
         debug_assert!(i < self.capacity);
         // SAFETY: `slots` maps `capacity` blocks and `i < capacity`.
         unsafe { &*self.slots.add(i) }
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Block {
+    fn slot_mut(&mut self, i: usize) -> &mut Slot {
         debug_assert!(i < self.capacity);
         // SAFETY: as in `slot`, and `&mut self` (under the shard lock) makes
         // this the only access.
@@ -185,8 +272,7 @@ impl Shard {
         if self.capacity == 0 {
             return None;
         }
-        let mask = self.capacity - 1;
-        let mut i = home(hash, mask);
+        let mut i = home(hash, self.capacity);
         loop {
             let b = self.slot(i).addr;
             if b == addr {
@@ -195,17 +281,27 @@ impl Shard {
             if b == 0 {
                 return None;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
+        }
+    }
+
+    /// The slot after `i`, wrapping at the end.
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.capacity {
+            0
+        } else {
+            i + 1
         }
     }
 
     /// Inserts or overwrites. Returns false when no memory could be mapped.
     fn insert(&mut self, block: Block, hash: u64) -> Inserted {
-        if (self.len + 1) * 2 > self.capacity && !self.grow() {
+        if (self.len + 1) * LOAD_DEN > self.capacity * LOAD_NUM && !self.grow() {
             return Inserted::NoMemory;
         }
-        let mask = self.capacity - 1;
-        let mut i = home(hash, mask);
+        let block = Slot::pack(&block);
+        let mut i = home(hash, self.capacity);
         loop {
             let slot = self.slot_mut(i);
             if slot.addr == 0 {
@@ -218,25 +314,24 @@ impl Shard {
                 // bypassed, e.g. in a signal handler): the new block
                 // replaces it.
                 let stale = std::mem::replace(slot, block);
-                return Inserted::Replaced(stale);
+                return Inserted::Replaced(stale.unpack());
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
     fn remove(&mut self, addr: usize, hash: u64) -> Option<Block> {
         let mut i = self.find(addr, hash)?;
-        let removed = *self.slot(i);
-        let mask = self.capacity - 1;
+        let removed = self.slot(i).unpack();
         // Backward-shift deletion keeps every probe chain unbroken.
         let mut j = i;
         loop {
-            j = (j + 1) & mask;
+            j = self.next(j);
             let candidate = *self.slot(j);
             if candidate.addr == 0 {
                 break;
             }
-            let h = home(hash_addr(candidate.addr), mask);
+            let h = home(hash_addr(candidate.addr), self.capacity);
             // Move `candidate` into the hole at `i` unless its home lies
             // cyclically in (i, j].
             let stays = if i <= j {
@@ -249,19 +344,22 @@ impl Shard {
                 i = j;
             }
         }
-        *self.slot_mut(i) = Block::EMPTY;
+        *self.slot_mut(i) = Slot::EMPTY;
         self.len -= 1;
         Some(removed)
     }
 
     fn grow(&mut self) -> bool {
+        // Grown by half, to a whole number of pages: the table is between
+        // half and three quarters full, 32 to 48 bytes a block.
+        let per_page = PAGE / std::mem::size_of::<Slot>();
         let new_capacity = if self.capacity == 0 {
             INITIAL_CAPACITY
         } else {
-            self.capacity * 2
+            (self.capacity + self.capacity / 2).next_multiple_of(per_page)
         };
-        let bytes = new_capacity * std::mem::size_of::<Block>();
-        let new_slots = pages::map(bytes, false).cast::<Block>();
+        let bytes = Shard::bytes(new_capacity);
+        let new_slots = pages::map(bytes, false).cast::<Slot>();
         if new_slots.is_null() {
             return false;
         }
@@ -276,20 +374,31 @@ impl Shard {
         for i in 0..old.capacity {
             let b = *old.slot(i);
             if b.addr != 0 {
-                let _ = self.insert(b, hash_addr(b.addr));
+                self.insert_moved(b);
             }
         }
         if !old.slots.is_null() {
             // SAFETY: `old.slots` was mapped with exactly this size by an
             // earlier `grow` and every block has been copied out of it.
-            unsafe {
-                pages::unmap(
-                    old.slots.cast(),
-                    old.capacity * std::mem::size_of::<Block>(),
-                )
-            };
+            unsafe { pages::unmap(old.slots.cast(), Shard::bytes(old.capacity)) };
         }
         true
+    }
+
+    /// Puts a slot moved out of the old array while growing: no address
+    /// repeats and there is room.
+    fn insert_moved(&mut self, slot: Slot) {
+        let mut i = home(hash_addr(slot.addr), self.capacity);
+        while self.slot(i).addr != 0 {
+            i = self.next(i);
+        }
+        *self.slot_mut(i) = slot;
+        self.len += 1;
+    }
+
+    /// The mapping for `capacity` slots: whole pages.
+    fn bytes(capacity: usize) -> usize {
+        (capacity * std::mem::size_of::<Slot>()).next_multiple_of(PAGE)
     }
 }
 
@@ -299,9 +408,12 @@ fn hash_addr(addr: usize) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Where a hash's probe starts in a shard of `capacity` slots: the high
+/// bits of the hash (the low ones chose the shard) scaled to the capacity,
+/// which need not be a power of two.
 #[inline]
-fn home(hash: u64, mask: usize) -> usize {
-    (hash >> SHARD_BITS) as usize & mask
+fn home(hash: u64, capacity: usize) -> usize {
+    ((u128::from(hash << SHARD_BITS) * capacity as u128) >> 64) as usize
 }
 
 #[inline]
@@ -341,7 +453,7 @@ pub(crate) fn get(addr: usize) -> Option<Block> {
     let _bypass = crate::sys::reentry::Bypass::enter();
     let hash = hash_addr(addr);
     let shard = shard_of(hash).lock();
-    shard.find(addr, hash).map(|i| *shard.slot(i))
+    shard.find(addr, hash).map(|i| shard.slot(i).unpack())
 }
 
 static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -370,9 +482,9 @@ pub(crate) fn collect_scope(scope: u32, expected: usize, out: &mut [Block]) -> u
             // Empty slots have scope 0 and no scope is 0, so the scope test
             // alone finds live blocks (and predicts well in a full table).
             let b = shard.slot(i);
-            if b.scope == scope {
+            if b.of_scope(scope) {
                 if let Some(slot) = out.get_mut(matched) {
-                    *slot = *b;
+                    *slot = b.unpack();
                 }
                 matched += 1;
             }
@@ -397,8 +509,8 @@ pub(crate) fn for_each_other(scope: u32, mut f: impl FnMut(&Block)) {
         let shard = shard.lock();
         for i in 0..shard.capacity {
             let b = shard.slot(i);
-            if b.addr != 0 && b.scope != scope && b.harness == 0 {
-                f(b);
+            if b.addr != 0 && !b.of_scope(scope) && !b.is_harness() {
+                f(&b.unpack());
             }
         }
     }
@@ -452,6 +564,64 @@ mod tests {
             );
         }
         assert!(shard.remove(0x42, hash_addr(0x42)).is_none());
+    }
+
+    #[test]
+    fn slots_round_trip_every_field_in_24_bytes() {
+        let mut b = Block::new(
+            0x7f00_1234_5670,
+            (1 << 40) + 3,
+            Allocator::RustRealloc,
+            4096,
+        );
+        b.scope = 0x00ab_cdef;
+        b.stack = 77;
+        b.harness = 1;
+        assert_eq!(Slot::pack(&b).unpack(), b);
+        assert!(Slot::pack(&b).of_scope(0x00ab_cdef));
+        assert!(Slot::pack(&b).is_harness());
+        // A block of no scope keeps its epoch, and is of no scope.
+        let mut c = Block::new(0x10, 24, Allocator::Calloc, 16);
+        c.epoch = 9;
+        assert_eq!(Slot::pack(&c).unpack(), c);
+        assert!(!Slot::pack(&c).of_scope(9));
+        assert!(!Slot::EMPTY.of_scope(0) || Slot::EMPTY.addr == 0);
+        for allocator in Allocator::ALL {
+            let d = Block::new(0x20, 1, allocator, 1);
+            assert_eq!(Slot::pack(&d).unpack().allocator(), allocator);
+        }
+    }
+
+    #[test]
+    fn a_shard_grows_by_half_and_keeps_every_block() {
+        let mut shard = Shard::new();
+        let mut capacities = Vec::new();
+        for i in 1..=20_000usize {
+            let a = 0x5000_0000 + i * 32;
+            assert!(matches!(
+                shard.insert(Block::new(a, i, Allocator::Malloc, 16), hash_addr(a)),
+                Inserted::New
+            ));
+            if capacities.last() != Some(&shard.capacity) {
+                capacities.push(shard.capacity);
+            }
+            assert!(shard.len * LOAD_DEN <= shard.capacity * LOAD_NUM);
+        }
+        // By half, rounded up to whole pages (which doubles the smallest).
+        for pair in capacities.windows(2) {
+            assert!(pair[1] >= pair[0] * 3 / 2, "{capacities:?}");
+            assert!(pair[1] <= pair[0] * 2, "{capacities:?}");
+            if pair[0] > 4000 {
+                assert!(pair[1] * 10 <= pair[0] * 16, "{capacities:?}");
+            }
+        }
+        for i in 1..=20_000usize {
+            let a = 0x5000_0000 + i * 32;
+            let found = shard
+                .find(a, hash_addr(a))
+                .map(|s| shard.slot(s).unpack().size);
+            assert_eq!(found, Some(i));
+        }
     }
 
     #[test]
