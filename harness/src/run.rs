@@ -30,6 +30,10 @@ pub struct Options {
     crate_dir: Option<&'static str>,
     unclassified: bool,
     caller_is_test: bool,
+    /// The body closure's type path (`crate::module::test::{{closure}}`):
+    /// closures written inside the body are named below it, which tells
+    /// this check's work from another's on a thread they share.
+    body: Option<&'static str>,
 }
 
 impl Options {
@@ -42,7 +46,16 @@ impl Options {
             crate_dir: None,
             unclassified: false,
             caller_is_test: false,
+            body: None,
         }
+    }
+
+    /// Names the body's code after `B`'s type, unless it is named already.
+    fn body_of<B>(mut self) -> Self {
+        if self.body.is_none() {
+            self.body = Some(std::any::type_name::<B>());
+        }
+        self
     }
 
     /// Skips classification: every surviving block is definitely lost. Only
@@ -110,7 +123,8 @@ impl Options {
 /// ```
 pub fn check<F: FnOnce() + Send>(f: F) -> Report {
     let name = thread_name().unwrap_or_else(|| "check".to_owned());
-    match run(name, Options::new(), f) {
+    let options = Options::new().body_of::<F>();
+    match run(name, options, f) {
         Ok(((), report)) => report,
         Err(error) => panic!("{error}"),
     }
@@ -120,7 +134,7 @@ pub fn check<F: FnOnce() + Send>(f: F) -> Report {
 #[doc(hidden)]
 pub fn check_with<F: FnOnce() + Send>(options: Options, f: F) -> Report {
     let name = thread_name().unwrap_or_else(|| "check".to_owned());
-    match run(name, options, f) {
+    match run(name, options.body_of::<F>(), f) {
         Ok(((), report)) => report,
         Err(error) => panic!("{error}"),
     }
@@ -129,11 +143,12 @@ pub fn check_with<F: FnOnce() + Send>(options: Options, f: F) -> Report {
 /// Runs a `#[leak_checked]` test body: what the attribute expands to.
 #[doc(hidden)]
 #[track_caller]
-pub fn run_test<R: Send>(
+pub fn run_test<R: Send, B: FnOnce() -> R + Send>(
     fn_name: &'static str,
     options: Options,
-    body: impl FnOnce() -> R + Send,
+    body: B,
 ) -> R {
+    let options = options.body_of::<B>();
     match config::enabled() {
         Ok(true) => {}
         Ok(false) => return body(),
@@ -173,11 +188,12 @@ pub fn run_test<R: Send>(
 /// need not be `Send`, and libtest judges the exit code as it would the value.
 #[doc(hidden)]
 #[track_caller]
-pub fn run_test_report<T: std::process::Termination>(
+pub fn run_test_report<T: std::process::Termination, B: FnOnce() -> T + Send>(
     fn_name: &'static str,
     options: Options,
-    body: impl FnOnce() -> T + Send,
+    body: B,
 ) -> std::process::ExitCode {
+    let options = options.body_of::<B>();
     run_test(fn_name, options, move || body().report())
 }
 
@@ -187,6 +203,31 @@ fn thread_name() -> Option<String> {
         .name()
         .filter(|n| *n != "main")
         .map(str::to_owned)
+}
+
+/// The body paths of every check this process has started: a leak on a
+/// thread a check's scope reached (a pool it started) whose stack runs
+/// through another check's body code is that check's work.
+struct Bodies;
+
+static BODIES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+impl Bodies {
+    fn register(body: Option<&'static str>) -> Bodies {
+        if let Some(body) = body {
+            let mut bodies = BODIES.lock().unwrap_or_else(|e| e.into_inner());
+            if !bodies.contains(&body) {
+                bodies.push(body);
+            }
+        }
+        Bodies
+    }
+
+    /// Every registered body but `own`.
+    fn others(&self, own: Option<&'static str>) -> Vec<&'static str> {
+        let bodies = BODIES.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.iter().copied().filter(|&b| Some(b) != own).collect()
+    }
 }
 
 fn run<R: Send>(
@@ -209,6 +250,7 @@ fn run<R: Send>(
         Err(error) => panic!("{error}"),
     };
     install_panic_hook();
+    let bodies = Bodies::register(options.body);
     // This thread runs only leakcheck's own code, which allocates through
     // glibc directly (starting the body's thread, the verdict, the report):
     // a signal handler that allocates must not land in it (`sys::signals`).
@@ -357,6 +399,8 @@ fn run<R: Send>(
     }));
     let report = report::build(Outcome {
         test: name,
+        body: options.body,
+        others: bodies.others(options.body),
         failing: options.failing(),
         blocks,
         stats: Stats {

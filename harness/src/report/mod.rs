@@ -287,12 +287,44 @@ impl Report {
 /// What the engine hands over at the end of a scope.
 pub(crate) struct Outcome {
     pub(crate) test: String,
+    /// This check's body code: the type path of its body closure.
+    pub(crate) body: Option<&'static str>,
+    /// Other checks' body code (see [`other_checks_work`]).
+    pub(crate) others: Vec<&'static str>,
     pub(crate) failing: KindSet,
     pub(crate) blocks: Vec<(Block, Kind)>,
     pub(crate) stats: Stats,
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
     pub(crate) warnings: Vec<ReportError>,
+}
+
+/// Whether a leak's stack shows it to be another check's work: its
+/// innermost frame that is written inside a check's body closure (a
+/// function or closure whose path lies below the body's type path) belongs
+/// to a body in `others`, not to `own`. A thread inherits the scope of the
+/// check that created it; a pool created by one check and used by another
+/// runs the other's closures, whose paths say whose they are. `None`
+/// (charged as inherited) when no frame lies in any body.
+fn other_checks_work(
+    symbols: &[Symbol],
+    own: Option<&'static str>,
+    others: &[&'static str],
+) -> Option<&'static str> {
+    let within = |function: &str, body: &str| {
+        function
+            .strip_prefix(body)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    };
+    for function in symbols.iter().filter_map(|s| s.function.as_deref()) {
+        if own.is_some_and(|own| within(function, own)) {
+            return None;
+        }
+        if let Some(&other) = others.iter().find(|&&other| within(function, other)) {
+            return Some(other);
+        }
+    }
+    None
 }
 
 /// Frames of std's own machinery that allocate for the runtime, not for the
@@ -424,13 +456,16 @@ fn to_frame(s: &Symbol) -> Frame {
 pub(crate) fn build(outcome: Outcome) -> Report {
     let Outcome {
         test,
+        body,
+        others,
         failing,
         blocks,
         stats,
         suppressions,
         mut errors,
-        warnings,
+        mut warnings,
     } = outcome;
+    let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
     let mut groups: HashMap<(u32, Allocator, Kind), (usize, usize)> = HashMap::new();
@@ -452,6 +487,12 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         }
         let owners: Vec<Owner> = symbols.iter().map(symbols::owner).collect();
         if is_runtime(&symbols, &owners) {
+            continue;
+        }
+        if let Some(other) = other_checks_work(&symbols, body, &others) {
+            let entry = foreign.entry(other).or_default();
+            entry.0 += count;
+            entry.1 += bytes;
             continue;
         }
         // What suppressions match: the allocator valgrind would show, then
@@ -494,6 +535,16 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             stack: trimmed.iter().map(to_frame).collect(),
             suppressed_by,
             suppression,
+        });
+    }
+    for (other, (count, bytes)) in foreign {
+        warnings.push(ReportError {
+            kind: "blocks_of_another_check",
+            message: format!(
+                "{count} {} ({bytes} bytes) left by the work of another check (`{other}`) on a \
+                 thread this test's scope started (a shared pool) are charged to no test",
+                if count == 1 { "block" } else { "blocks" }
+            ),
         });
     }
     // Several stacks can render the same (an inlined frame, a loop): merge.
@@ -737,6 +788,35 @@ mod tests {
             line: None,
             module: None,
         }
+    }
+
+    #[test]
+    fn another_checks_work_is_told_by_the_innermost_body_frame() {
+        let x = Some("t::x::{{closure}}");
+        let others = ["t::y::{{closure}}", "t::x2::{{closure}}"];
+        let stack = |names: &[&str]| names.iter().map(|n| sym(n, None)).collect::<Vec<_>>();
+        let y_on_x_pool = stack(&[
+            "fixture_leak",
+            "t::y::{{closure}}::{{closure}}",
+            "rayon::job",
+        ]);
+        assert_eq!(
+            other_checks_work(&y_on_x_pool, x, &others),
+            Some("t::y::{{closure}}")
+        );
+        // x's own closures, and a name that only starts like x's.
+        let own = stack(&["t::x::{{closure}}::{{closure}}", "t::y::{{closure}}"]);
+        assert_eq!(other_checks_work(&own, x, &others), None);
+        let sibling = stack(&["t::x2::{{closure}}"]);
+        assert_eq!(
+            other_checks_work(&sibling, x, &others),
+            Some("t::x2::{{closure}}")
+        );
+        // No body on the stack (C threads, the pool's own work): inherited.
+        assert_eq!(
+            other_checks_work(&stack(&["worker", "start"]), x, &others),
+            None
+        );
     }
 
     /// Where the compiler recorded std's sources in this binary.
