@@ -3,8 +3,7 @@
 # with every `#[test]` rewritten to `#[leakcheck::leak_checked]`
 # ("leakcheck"), then print one summary line comparing the two.
 #
-#   scripts/real-suites/run.sh CRATE VERSION [--release] [--nextest]
-#                              [--inject] [--keep-build]
+#   scripts/real-suites/run.sh CRATE VERSION [--release] [--nextest] [--inject]
 #
 #   CRATE VERSION   a crate on crates.io, e.g. `rusqlite 0.40.2`, `flate2 1.1.11`.
 #   --release       build and run with `--release` (default: the dev profile).
