@@ -35,3 +35,82 @@ pub(crate) fn stack_bounds() -> (usize, usize) {
         (0, 0)
     }
 }
+
+/// Whether thread `tid` of this process is running or waiting for a CPU
+/// (state `R` in `/proc/self/task/<tid>/stat`), as opposed to sleeping: a
+/// thread that has finished its work and is on its way out is runnable
+/// however long a loaded machine keeps it from a CPU, while a pool's idle
+/// worker sleeps. False when the state cannot be read.
+pub(crate) fn runnable(tid: i32) -> bool {
+    let mut path = [0u8; 48];
+    let mut w = Writer {
+        buf: &mut path,
+        len: 0,
+    };
+    if std::fmt::write(&mut w, format_args!("/proc/self/task/{tid}/stat\0")).is_err() {
+        return false;
+    }
+    let mut stat = [0u8; 512];
+    // SAFETY: `path` is NUL-terminated; the descriptor is read into a
+    // buffer we own and closed once.
+    let read = unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+        libc::close(fd);
+        n
+    };
+    let Ok(read) = usize::try_from(read) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+    let stat = &stat[..read];
+    stat.iter()
+        .rposition(|&b| b == b')')
+        .and_then(|close| stat.get(close + 2))
+        .is_some_and(|&state| state == b'R')
+}
+
+/// A `fmt::Write` into a byte buffer, so a path is built without allocating.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calling_thread_is_runnable_and_a_sleeping_one_is_not() {
+        assert!(runnable(current_tid()));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tid_tx.send(current_tid()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        // Blocked in recv (a futex wait) within a few milliseconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runnable(tid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!runnable(tid));
+        stop_tx.send(()).unwrap();
+        sleeper.join().unwrap();
+        assert!(!runnable(tid), "an exited thread");
+    }
+}

@@ -435,11 +435,16 @@ pub(crate) const THREAD_CAPACITY: usize = 1024;
 use crate::sys::thread::current_tid as gettid;
 
 #[cfg(target_os = "linux")]
-use crate::sys::thread::alive as thread_alive;
+use crate::sys::thread::{alive as thread_alive, runnable as thread_runnable};
 
 // Without the pthread_create hook no thread is ever registered.
 #[cfg(not(target_os = "linux"))]
 fn thread_alive(_tid: i32) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_runnable(_tid: i32) -> bool {
     false
 }
 
@@ -521,7 +526,11 @@ pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: st
             for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
                 if !thread_alive(slot.1) {
                     *slot = (0, 0, false);
-                } else if slot.2 {
+                } else if slot.2 || (started.elapsed() >= grace && thread_runnable(slot.1)) {
+                    // On its way out, or still in its start routine but
+                    // runnable: a scoped thread past its closure that a
+                    // loaded machine has not given a CPU yet. An idle
+                    // worker sleeps, and gets only the grace.
                     exiting = true;
                 } else {
                     running = true;
