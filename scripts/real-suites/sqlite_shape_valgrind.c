@@ -1,7 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
-/* The shape of harness/tests/sqlite_shape.rs under valgrind: three 160-byte
+/* The shape of harness/tests/verdict_sqlite_shape.rs under valgrind: three 160-byte
  * blocks handed out 8 bytes in (SQLite's size header), given their roles by
  * address: argv[1][i] is the role of the i-th lowest block (0 handle, 1 db,
  * 2 btree); handle -> db, db <-> btree; then all forgotten.

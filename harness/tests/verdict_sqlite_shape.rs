@@ -12,11 +12,12 @@
 //! suite, among 134 lost blocks, leakcheck called the `Btree` definitely
 //! lost as well (2 definite, 132 indirect), issue 8's first point.
 //!
-//! It depends on addresses, not on the allocation order:
+//! It depended on addresses, not on the allocation order:
 //! `forgotten_connection_is_one_definite_root_in_every_address_order` gives
-//! the blocks their roles by address and fails, today, exactly when the
-//! `Btree` has the lowest address of the three (2 definitely lost, 1
-//! indirectly). valgrind 3.19 gives the same 2 + 1 in the same two orders
+//! the blocks their roles by address, and failed exactly when the `Btree`
+//! had the lowest address of the three (2 definitely lost, 1 indirectly),
+//! until cliques were formed in reverse finish order (`verdict/classify.rs`).
+//! valgrind 3.19 gives the same 2 + 1 in the same two orders
 //! and 1 + 2 in the other four (`scripts/real-suites/sqlite_shape_valgrind.c`,
 //! the same blocks in C): its clique pass takes the unreached blocks in
 //! address order and has the same dependence. The test asserts the
@@ -132,7 +133,6 @@ fn forget_by_address(order: [usize; 3]) -> usize {
 }
 
 #[test]
-#[ignore = "issue 8 point 1: with the Btree lowest in memory, 2 blocks are called definitely lost"]
 fn forgotten_connection_is_one_definite_root_in_every_address_order() {
     let orders = [
         [0, 1, 2],
