@@ -37,40 +37,55 @@ pub(crate) fn stack_bounds() -> (usize, usize) {
 }
 
 /// Whether thread `tid` of this process is running or waiting for a CPU
-/// (state `R` in `/proc/self/task/<tid>/stat`), as opposed to sleeping: a
-/// thread that has finished its work and is on its way out is runnable
-/// however long a loaded machine keeps it from a CPU, while a pool's idle
-/// worker sleeps. False when the state cannot be read.
+/// (state `R` in `/proc/self/task/<tid>/stat`), as opposed to sleeping.
+/// False when the state cannot be read.
 pub(crate) fn runnable(tid: i32) -> bool {
-    let mut path = [0u8; 48];
+    let mut stat = [0u8; 512];
+    let stat = read_task_file(tid, "stat", &mut stat);
+    // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+    stat.iter()
+        .rposition(|&b| b == b')')
+        .and_then(|close| stat.get(close + 2))
+        .is_some_and(|&state| state == b'R')
+}
+
+/// The CPU time thread `tid` of this process has used, in nanoseconds (the
+/// first field of `/proc/self/task/<tid>/schedstat`); 0 when unknown.
+pub(crate) fn cpu_ns(tid: i32) -> u64 {
+    let mut text = [0u8; 128];
+    let text = read_task_file(tid, "schedstat", &mut text);
+    let digits = text.iter().take_while(|b| b.is_ascii_digit());
+    digits.fold(0u64, |n, &d| {
+        n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+    })
+}
+
+/// Reads `/proc/self/task/<tid>/<file>` into `buf` without allocating;
+/// empty when it cannot be read.
+fn read_task_file<'b>(tid: i32, file: &str, buf: &'b mut [u8]) -> &'b [u8] {
+    let mut path = [0u8; 64];
     let mut w = Writer {
         buf: &mut path,
         len: 0,
     };
-    if std::fmt::write(&mut w, format_args!("/proc/self/task/{tid}/stat\0")).is_err() {
-        return false;
+    if std::fmt::write(&mut w, format_args!("/proc/self/task/{tid}/{file}\0")).is_err() {
+        return &[];
     }
-    let mut stat = [0u8; 512];
     // SAFETY: `path` is NUL-terminated; the descriptor is read into a
     // buffer we own and closed once.
     let read = unsafe {
         let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
         if fd < 0 {
-            return false;
+            return &[];
         }
-        let n = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
         libc::close(fd);
         n
     };
-    let Ok(read) = usize::try_from(read) else {
-        return false;
-    };
-    // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
-    let stat = &stat[..read];
-    stat.iter()
-        .rposition(|&b| b == b')')
-        .and_then(|close| stat.get(close + 2))
-        .is_some_and(|&state| state == b'R')
+    match usize::try_from(read) {
+        Ok(n) => &buf[..n],
+        Err(_) => &[],
+    }
 }
 
 /// A `fmt::Write` into a byte buffer, so a path is built without allocating.
@@ -112,5 +127,17 @@ mod tests {
         stop_tx.send(()).unwrap();
         sleeper.join().unwrap();
         assert!(!runnable(tid), "an exited thread");
+    }
+
+    #[test]
+    fn cpu_time_grows_while_a_thread_works() {
+        let me = current_tid();
+        let before = cpu_ns(me);
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::black_box(0u64.wrapping_add(1));
+        }
+        assert!(cpu_ns(me) > before, "{before}");
+        assert_eq!(cpu_ns(-5), 0);
     }
 }

@@ -435,7 +435,9 @@ pub(crate) const THREAD_CAPACITY: usize = 1024;
 use crate::sys::thread::current_tid as gettid;
 
 #[cfg(target_os = "linux")]
-use crate::sys::thread::{alive as thread_alive, runnable as thread_runnable};
+use crate::sys::thread::{
+    alive as thread_alive, cpu_ns as thread_cpu_ns, runnable as thread_runnable,
+};
 
 // Without the pthread_create hook no thread is ever registered.
 #[cfg(not(target_os = "linux"))]
@@ -446,6 +448,11 @@ fn thread_alive(_tid: i32) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn thread_runnable(_tid: i32) -> bool {
     false
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ns(_tid: i32) -> u64 {
+    0
 }
 
 /// `pthread_atfork` prepare: a child must not inherit the registry locked.
@@ -512,36 +519,46 @@ pub(crate) fn thread_exiting() {
 }
 
 /// Waits until the threads `scope` created have exited, so that their
-/// thread-local destructors have run: up to `grace` for threads still in
-/// their start routine (a scoped thread between its closure and its exit;
-/// a worker that never ends is left running), up to `limit` for threads
-/// already on their way out or not yet started.
+/// thread-local destructors have run: up to `limit` for threads already on
+/// their way out, not yet started, or still in their start routine but
+/// making progress (a scoped thread between its closure and its exit, which
+/// a loaded machine may keep from a CPU, or blocked for a moment on a lock);
+/// a thread in its start routine that has made no progress for `grace` is
+/// an idle worker the test left running, and is not waited for.
 pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: std::time::Duration) {
     let started = std::time::Instant::now();
+    // Threads still in their start routine: when their CPU time last moved.
+    let mut progress = crate::sys::mapvec::MapVec::<Progress>::new();
+    let mut running = crate::sys::mapvec::MapVec::<i32>::new();
     loop {
-        let (mut running, mut exiting) = (false, false);
+        let mut exiting = false;
+        running.clear();
         {
             let _bypass = Bypass::enter();
             let mut threads = THREADS.lock();
             for slot in threads.iter_mut().filter(|(s, _, _)| *s == scope) {
                 if !thread_alive(slot.1) {
                     *slot = (0, 0, false);
-                } else if slot.2 || (started.elapsed() >= grace && thread_runnable(slot.1)) {
-                    // On its way out, or still in its start routine but
-                    // runnable: a scoped thread past its closure that a
-                    // loaded machine has not given a CPU yet. An idle
-                    // worker sleeps, and gets only the grace.
+                } else if slot.2 {
                     exiting = true;
-                } else {
-                    running = true;
+                } else if !running.push(slot.1) {
+                    // No memory to track it: wait as for one on its way out.
+                    exiting = true;
                 }
             }
         }
         // A thread created but not yet started will start, and is no
         // long-lived worker: wait for it as for one on its way out.
         exiting |= pending_threads(scope);
-        let waited = started.elapsed();
-        let done = !(exiting || running) || waited >= limit || (!exiting && waited >= grace);
+        let now = std::time::Instant::now();
+        let waited = now - started;
+        // Outside the registry's lock: reading a thread's state is a file.
+        let busy = waited >= grace
+            && running
+                .iter()
+                .any(|&tid| making_progress(&mut progress, tid, now, grace));
+        let idle_only = !running.is_empty() && waited >= grace && !busy;
+        let done = (!exiting && running.is_empty()) || waited >= limit || (!exiting && idle_only);
         if done {
             let _bypass = Bypass::enter();
             let mut threads = THREADS.lock();
@@ -550,7 +567,46 @@ pub(crate) fn wait_for_threads(scope: u32, grace: std::time::Duration, limit: st
             }
             return;
         }
-        std::thread::sleep(std::time::Duration::from_micros(20));
+        let pause = if waited >= grace { 1000 } else { 20 };
+        std::thread::sleep(std::time::Duration::from_micros(pause));
+    }
+}
+
+/// A thread's CPU time when last seen, and when it last changed.
+#[derive(Clone, Copy)]
+struct Progress {
+    tid: i32,
+    cpu_ns: u64,
+    moved: std::time::Instant,
+}
+
+/// Whether thread `tid` has run, or waited for a CPU, within the last
+/// `window`: its CPU time moved, or it is runnable now. A thread first seen
+/// here counts as progressing for one window.
+fn making_progress(
+    progress: &mut crate::sys::mapvec::MapVec<Progress>,
+    tid: i32,
+    now: std::time::Instant,
+    window: std::time::Duration,
+) -> bool {
+    let cpu_ns = thread_cpu_ns(tid);
+    let runnable = thread_runnable(tid);
+    match progress.iter_mut().find(|p| p.tid == tid) {
+        Some(seen) => {
+            if seen.cpu_ns != cpu_ns || runnable {
+                seen.cpu_ns = cpu_ns;
+                seen.moved = now;
+            }
+            now - seen.moved < window
+        }
+        None => {
+            let _ = progress.push(Progress {
+                tid,
+                cpu_ns,
+                moved: now,
+            });
+            true
+        }
     }
 }
 
