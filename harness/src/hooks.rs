@@ -9,7 +9,9 @@
 //! no allocation through the tracked allocator, no lock a fork could leave
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
-use crate::record::{frame_marker, on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::record::{
+    frame_marker, on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed,
+};
 use crate::scope::{self, Untracked};
 use crate::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
@@ -157,9 +159,10 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    on_free(ptr);
-    // SAFETY: the caller upholds free's contract.
-    unsafe { __libc_free(ptr) }
+    if on_final_free(ptr) {
+        // SAFETY: the caller upholds free's contract.
+        unsafe { __libc_free(ptr) }
+    }
 }
 
 /// Interposed `posix_memalign(3)`.

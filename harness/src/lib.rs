@@ -54,6 +54,8 @@ mod hooks;
 mod hooks;
 mod inline;
 mod memscan;
+#[cfg(leakcheck_interpose)]
+mod quarantine;
 mod record;
 mod report;
 mod run;

@@ -118,6 +118,14 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Whether this thread is in an [`Untracked::harness`] section.
+    #[inline]
+    pub(crate) fn in_harness(&self) -> bool {
+        STATE.with(|s| s.harness.load(Relaxed) != 0)
+    }
+}
+
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
@@ -348,6 +356,15 @@ static SLOTS: [Slot; SLOT_COUNT] = [const {
 
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
+/// How many scopes are running.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any check is running in the process.
+#[inline]
+pub(crate) fn any_active() -> bool {
+    ACTIVE.load(Relaxed) != 0
+}
+
 fn slot(scope: u32) -> &'static Slot {
     &SLOTS[scope as usize & (SLOT_COUNT - 1)]
 }
@@ -484,6 +501,7 @@ pub(crate) fn begin() -> Option<u32> {
                 .compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed)
                 .is_ok()
             {
+                ACTIVE.fetch_add(1, Relaxed);
                 return Some(id);
             }
         }
@@ -497,6 +515,9 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
     let slot = slot(scope);
     let live = slot.live.swap(0, Relaxed);
     slot.pending_threads.store(0, Relaxed);
+    if (live >> 32) as u32 == scope {
+        ACTIVE.fetch_sub(1, Relaxed);
+    }
     debug_assert_eq!((live >> 32) as u32, scope);
     ScopeStats {
         live_blocks: live as u32 as usize,
