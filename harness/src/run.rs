@@ -231,7 +231,7 @@ fn run<R: Send>(
     scope::wait_for_threads(
         scope,
         std::time::Duration::from_millis(100),
-        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(10),
     );
     let elapsed = started.elapsed();
     let counters = scope::end(scope);
