@@ -140,22 +140,33 @@ pub(crate) fn hold(freed: Freed) -> bool {
     }
     let cost = cost_of(freed.size);
     loop {
-        let evicted = {
+        // When full, one entry out and the new one in under one lock (the
+        // steady state); a big block may need more room, freed a lock each.
+        let (evicted, held) = {
             let mut ring = RING.lock();
             if !ring.ready() {
                 return false;
             }
-            if ring.fits(cost) {
+            let evicted = if ring.fits(cost) {
+                None
+            } else {
+                ring.pop_oldest()
+            };
+            let held = ring.fits(cost);
+            if held {
                 ring.push(freed, cost);
-                return true;
+            } else if evicted.is_none() {
+                return false;
             }
-            ring.pop_oldest()
+            (evicted, held)
         };
-        match evicted {
+        if let Some(oldest) = evicted {
             // SAFETY: the entry was a live glibc block when it was held,
             // and leaving the ring makes this its only free.
-            Some(oldest) => unsafe { real::free(oldest.addr as *mut _) },
-            None => return false,
+            unsafe { real::free(oldest.addr as *mut _) };
+        }
+        if held {
+            return true;
         }
     }
 }
