@@ -116,9 +116,7 @@ impl Guard {
             }
         })
     }
-}
 
-impl Guard {
     /// Whether this thread is in an [`Untracked::harness`] section.
     #[inline]
     pub(crate) fn in_harness(&self) -> bool {
