@@ -314,6 +314,103 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     rc
 }
 
+/// The handlers installed through [`sigaction`], by signal number (0: none
+/// of ours), and whether each takes `siginfo` (`SA_SIGINFO`).
+static HANDLERS: [AtomicUsize; 65] = [const { AtomicUsize::new(0) }; 65];
+static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
+
+/// What every handler installed through [`sigaction`] runs as: marks the
+/// thread as in a signal handler (the quarantine then passes its frees to
+/// glibc at once, as without leakcheck), and calls the real handler.
+extern "C" fn signal_trampoline(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    let _in_handler = scope::InSignalHandler::enter();
+    let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < HANDLERS.len()) else {
+        return;
+    };
+    let handler = HANDLERS[slot].load(Ordering::Acquire);
+    if handler == 0 {
+        return;
+    }
+    if TAKES_SIGINFO[slot].load(Ordering::Acquire) {
+        // SAFETY: the handler was installed with SA_SIGINFO, so this is its
+        // signature; the arguments are the kernel's.
+        let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
+            unsafe { std::mem::transmute(handler) };
+        handler(sig, info, context);
+    } else {
+        // SAFETY: installed without SA_SIGINFO: a one-argument handler.
+        let handler: extern "C" fn(c_int) = unsafe { std::mem::transmute(handler) };
+        handler(sig);
+    }
+}
+
+/// Interposed `sigaction(2)`: a handler is installed wrapped in
+/// [`signal_trampoline`], and reported back as the caller installed it.
+///
+/// # Safety
+///
+/// As `sigaction(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let addr = next_definition(&REAL, c"sigaction");
+    if addr == 0 {
+        set_errno(libc::ENOSYS);
+        return -1;
+    }
+    // SAFETY: `addr` is glibc's sigaction, whose signature this is.
+    let real: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int =
+        unsafe { std::mem::transmute(addr) };
+    let slot = usize::try_from(sig)
+        .ok()
+        .filter(|&s| s > 0 && s < HANDLERS.len());
+    let (Some(slot), false) = (slot, act.is_null() && old.is_null()) else {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real(sig, act, old) };
+    };
+    let previous = (
+        HANDLERS[slot].load(Ordering::Acquire),
+        TAKES_SIGINFO[slot].load(Ordering::Acquire),
+    );
+    let mut wrapped;
+    let mut act = act;
+    if !act.is_null() {
+        // SAFETY: the caller passes a valid sigaction to read.
+        wrapped = unsafe { act.read() };
+        let handler = wrapped.sa_sigaction;
+        if handler == libc::SIG_DFL || handler == libc::SIG_IGN || handler == libc::SIG_ERR {
+            HANDLERS[slot].store(0, Ordering::Release);
+        } else {
+            let siginfo = wrapped.sa_flags & libc::SA_SIGINFO != 0;
+            TAKES_SIGINFO[slot].store(siginfo, Ordering::Release);
+            HANDLERS[slot].store(handler, Ordering::Release);
+            wrapped.sa_sigaction = signal_trampoline as *const () as usize;
+            wrapped.sa_flags |= libc::SA_SIGINFO;
+            act = &wrapped;
+        }
+    }
+    // SAFETY: `act` is the caller's or our copy of it; `old` is the caller's.
+    let rc = unsafe { real(sig, act, old) };
+    if rc != 0 {
+        HANDLERS[slot].store(previous.0, Ordering::Release);
+        TAKES_SIGINFO[slot].store(previous.1, Ordering::Release);
+    } else if !old.is_null() {
+        // SAFETY: the caller passes a valid sigaction to write; `real` filled it.
+        let old = unsafe { &mut *old };
+        if old.sa_sigaction == signal_trampoline as *const () as usize {
+            old.sa_sigaction = previous.0;
+            if !previous.1 {
+                old.sa_flags &= !libc::SA_SIGINFO;
+            }
+        }
+    }
+    rc
+}
+
 /// What a new thread needs from its creator.
 struct ThreadStart {
     start: StartRoutine,

@@ -131,7 +131,11 @@ pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
     if block.scope != 0 {
         scope::count_free(block.scope, block.size);
     }
-    let hold = block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness();
+    // Not in a signal handler: one that allocates and frees must get its
+    // freed chunk back from glibc's per-thread cache, or its next malloc
+    // takes the arena lock, which the code it interrupted may hold.
+    let hold = !guard.in_signal_handler()
+        && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
     let held = hold
         && crate::quarantine::hold(crate::quarantine::Freed {
             addr: block.addr,

@@ -42,6 +42,9 @@ struct ThreadState {
     stack_low: AtomicUsize,
     /// `flags` as they were before `pthread_atfork`'s prepare handler.
     flags_before_fork: AtomicU32,
+    /// Nesting depth of signal handlers installed through `sigaction`
+    /// running on this thread (see `hooks::sigaction`).
+    in_signal: AtomicU32,
 }
 
 thread_local! {
@@ -55,6 +58,7 @@ thread_local! {
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
             flags_before_fork: AtomicU32::new(0),
+            in_signal: AtomicU32::new(0),
         }
     };
 }
@@ -121,6 +125,12 @@ impl Guard {
     #[inline]
     pub(crate) fn in_harness(&self) -> bool {
         STATE.with(|s| s.harness.load(Relaxed) != 0)
+    }
+
+    /// Whether this thread is running a signal handler.
+    #[inline]
+    pub(crate) fn in_signal_handler(&self) -> bool {
+        STATE.with(|s| s.in_signal.load(Relaxed) != 0)
     }
 }
 
@@ -195,6 +205,30 @@ pub(crate) struct Bypass(#[expect(dead_code, reason = "held for its Drop")] Flag
 impl Bypass {
     pub(crate) fn enter() -> Bypass {
         Bypass(FlagsSet::enter(GUARD))
+    }
+}
+
+/// Marks a signal handler running on this thread while alive. Only touches
+/// this thread's const-initialised state: async-signal-safe.
+#[cfg(leakcheck_interpose)]
+pub(crate) struct InSignalHandler(());
+
+#[cfg(leakcheck_interpose)]
+impl InSignalHandler {
+    #[inline]
+    pub(crate) fn enter() -> InSignalHandler {
+        let _ = STATE.try_with(|s| s.in_signal.fetch_add(1, Relaxed));
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        InSignalHandler(())
+    }
+}
+
+#[cfg(leakcheck_interpose)]
+impl Drop for InSignalHandler {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        let _ = STATE.try_with(|s| s.in_signal.fetch_sub(1, Relaxed));
     }
 }
 
