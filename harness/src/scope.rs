@@ -44,6 +44,7 @@ struct ThreadState {
     flags_before_fork: AtomicU32,
     /// Nesting depth of signal handlers installed through `sigaction`
     /// running on this thread (see `hooks::sigaction`).
+    #[cfg(leakcheck_interpose)]
     in_signal: AtomicU32,
 }
 
@@ -58,6 +59,7 @@ thread_local! {
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
             flags_before_fork: AtomicU32::new(0),
+            #[cfg(leakcheck_interpose)]
             in_signal: AtomicU32::new(0),
         }
     };
@@ -122,12 +124,14 @@ impl Guard {
     }
 
     /// Whether this thread is in an [`Untracked::harness`] section.
+    #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_harness(&self) -> bool {
         STATE.with(|s| s.harness.load(Relaxed) != 0)
     }
 
     /// Whether this thread is running a signal handler.
+    #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_signal_handler(&self) -> bool {
         STATE.with(|s| s.in_signal.load(Relaxed) != 0)
@@ -268,6 +272,7 @@ pub(crate) struct Untracked {
 impl Untracked {
     /// Starts an untracked section on this thread, for the runtime's
     /// allocations.
+    #[cfg(leakcheck_interpose)]
     pub(crate) fn enter() -> Untracked {
         let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
         Untracked { harness: false }
@@ -392,6 +397,7 @@ static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether any check is running in the process.
+#[cfg(leakcheck_interpose)]
 #[inline]
 pub(crate) fn any_active() -> bool {
     ACTIVE.load(Relaxed) != 0
