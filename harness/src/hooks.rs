@@ -416,6 +416,9 @@ struct ThreadStart {
     start: StartRoutine,
     arg: *mut c_void,
     scope: u32,
+    /// Made by the main thread outside any check: one of libtest's test
+    /// threads (see `pthread_create`).
+    harness: bool,
 }
 
 /// Interposed `pthread_create(3)`: a thread created while a scope is running
@@ -438,6 +441,13 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     };
     let inherited = scope::inheritable();
+    // The main thread runs only libtest's harness (every test runs on a
+    // thread it makes): the threads it makes are the harness's, whose
+    // stacks hold nothing another test's check gave them, only their own
+    // test's stale slots (a blocked `Command::output` frame naming a block
+    // it freed before another test's leak got that address).
+    let harness = inherited.scope == 0
+        && i64::from(crate::threads::current_tid()) == i64::from(std::process::id());
     let _runtime = Untracked::enter();
     // Every thread starts in `thread_start`, which registers its stack as a
     // root for the classifier.
@@ -452,6 +462,7 @@ pub unsafe extern "C" fn pthread_create(
             start,
             arg,
             scope: inherited.scope,
+            harness,
         })
     };
     if inherited.scope != 0 {
@@ -477,10 +488,15 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let base = frame_marker();
     // SAFETY: `boxed` is the ThreadStart written by pthread_create, owned by
     // this thread from here on.
-    let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
+    let ThreadStart {
+        start,
+        arg,
+        scope,
+        harness,
+    } = unsafe { boxed.cast::<ThreadStart>().read() };
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
-    crate::threads::register_current(scope, false);
+    crate::threads::register_current(scope, harness);
     if scope == 0 {
         // SAFETY: the creator's start routine with its own argument.
         return unsafe { start(arg) };
