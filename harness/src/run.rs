@@ -284,7 +284,7 @@ fn run<R: Send>(
     scope::wait_for_threads(
         scope,
         std::time::Duration::from_millis(100),
-        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(10),
     );
     let elapsed = started.elapsed();
     let counters = scope::end(scope);
@@ -487,7 +487,9 @@ fn classified(
 }
 
 /// Keeps what the panic machinery allocates (the message, std's backtrace
-/// caches under `RUST_BACKTRACE`) out of every scope.
+/// caches under `RUST_BACKTRACE`) out of every scope, and out of the roots:
+/// std's symbolisation caches keep stale addresses of what they freed (and
+/// leakcheck's own report panics with `RUST_BACKTRACE` set fill them).
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     if std::thread::panicking() {
@@ -496,7 +498,7 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let _runtime = Untracked::enter();
+            let _runtime = Untracked::harness();
             previous(info);
         }));
     });

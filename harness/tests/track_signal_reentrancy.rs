@@ -106,3 +106,39 @@ fn allocating_signal_handlers_neither_deadlock_nor_disturb_the_verdict() {
         HANDLED.load(Ordering::Relaxed)
     );
 }
+
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn counting_handler(_signal: libc::c_int) {
+    COUNTED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// leakcheck wraps handlers installed through `sigaction` (to know when a
+/// signal handler runs); callers still see, and get back, their own.
+#[test]
+fn sigaction_reports_the_callers_own_handler() {
+    // SAFETY: installs and queries a handler for SIGUSR2, a plain extern "C"
+    // fn, then restores the default.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = counting_handler as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            0
+        );
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut old),
+            0
+        );
+        assert_eq!(old.sa_sigaction, counting_handler as *const () as usize);
+        assert_eq!(old.sa_flags & libc::SA_SIGINFO, 0);
+        assert_eq!(libc::raise(libc::SIGUSR2), 0);
+        assert_eq!(COUNTED.load(Ordering::Relaxed), 1);
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &default, &mut old), 0);
+        assert_eq!(old.sa_sigaction, counting_handler as *const () as usize);
+    }
+}

@@ -633,3 +633,30 @@ fn rust_cycle_of_two_is_one_definite_and_one_indirect() {
     assert_eq!(definite.origin, Origin::Rust);
     assert_top(definite, concat!(module_path!(), "::rust_cycle"));
 }
+
+// ---- the test's own thread holds what a check on a thread it spawned made ----
+
+/// A test that runs its check on a thread it spawns keeps the check's block
+/// in a `Vec` on its own (libtest's) thread: the test's thread is a root for
+/// that check (it started the checking thread), so the block is still
+/// reachable, not lost. Other tests' threads are never roots.
+#[test]
+fn the_tests_own_thread_is_a_root_for_a_check_on_a_thread_it_spawned() {
+    struct Holder(Mutex<Vec<usize>>);
+    let holder = Holder(Mutex::new(Vec::with_capacity(4)));
+    let report = thread::scope(|s| {
+        s.spawn(|| {
+            leakcheck::check(|| {
+                let block = Box::into_raw(Box::new(black_box([7u8; 40])));
+                holder.0.lock().unwrap().push(block as usize);
+            })
+        })
+        .join()
+        .unwrap()
+    });
+    assert_clean_with(&report, &[(StillReachable, 1, 40)]);
+    for block in holder.0.lock().unwrap().drain(..) {
+        // SAFETY: the box leaked in the check above, freed once.
+        drop(unsafe { Box::from_raw(block as *mut [u8; 40]) });
+    }
+}

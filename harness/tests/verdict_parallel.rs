@@ -2,9 +2,14 @@
 //! ones fails exactly the leaking ones, every time, each with its own blocks:
 //! tests running side by side never see each other's allocations.
 //!
-//! The parent test re-runs this binary 5 times with `--test-threads=8` and
-//! [`common::CHILD_ENV`] set, which makes the `leaky_*` tests leak; in a
-//! normal run they return early and the 40 clean tests run checked as usual.
+//! The parent test re-runs this binary 5 times (`LEAKCHECK_STRESS_RUNS` times if
+//! set: `scripts/stress.sh parallel` runs it hundreds of times) with
+//! `--test-threads=8` and [`common::CHILD_ENV`] set, which makes the
+//! `leaky_*` tests leak; in a normal run they return early and the 40 clean
+//! tests run checked as usual. Every leaked block must come out definitely
+//! lost, in every run: a stale copy of its address anywhere (another test's
+//! freed block, the runtime's, leakcheck's symboliser's) must not make it
+//! still reachable or possibly lost.
 
 mod common;
 
@@ -86,12 +91,8 @@ fn leaky_c_thread() {
     }
 }
 
-/// Each leaking test, and the blocks and bytes it leaves: all of them must be
-/// found, with whatever kinds. Under eight busy test threads a block is,
-/// about once in fifty runs of this binary, classified "still reachable" or
-/// "possibly lost" instead of "definitely lost": a stale copy of its
-/// address in memory another test or the runtime still holds (see the
-/// README's Limitations). The verdict stays `leaked` either way.
+/// Each leaking test, and the blocks and bytes it leaves, all definitely
+/// lost (each block is unreferenced).
 const LEAKY: [(&str, usize, usize); 3] = [
     ("leaky_c_malloc", 3, 333),
     ("leaky_rust_box", 1, 222),
@@ -112,7 +113,8 @@ fn parallel_run_fails_exactly_the_leaking_tests() {
         return;
     }
     let leaky: BTreeSet<&str> = LEAKY.iter().map(|(name, _, _)| *name).collect();
-    for run in 1..=5 {
+    let runs: usize = std::env::var("LEAKCHECK_STRESS_RUNS").map_or(5, |n| n.parse().unwrap());
+    for run in 1..=runs {
         let reports = ScratchDir::new(&format!("parallel-{run}"));
         let child = run_binary(
             &[
@@ -151,19 +153,28 @@ fn parallel_run_fails_exactly_the_leaking_tests() {
         }
 
         // One JSON report per test, leaked exactly for the leaking ones,
-        // with every block they left found.
+        // with every block they left found and definitely lost.
         let mut statuses = HashMap::new();
         for entry in std::fs::read_dir(reports.path()).unwrap() {
             let json = read_json(&entry.unwrap().path());
             let test = json["test"].as_str().unwrap().to_owned();
             if let Some(&(_, blocks, bytes)) = LEAKY.iter().find(|(name, _, _)| *name == test) {
-                let kinds = json["summary"]["kinds"].as_object().unwrap();
-                let total = |field: &str| -> u64 {
-                    kinds.values().map(|k| k[field].as_u64().unwrap()).sum()
-                };
+                let summary = &json["summary"];
                 assert_eq!(
-                    (total("blocks"), total("bytes")),
-                    (blocks as u64, bytes as u64),
+                    summary["kinds"],
+                    serde_json::json!({
+                        "definitely_lost": {"blocks": blocks, "bytes": bytes}
+                    }),
+                    "run {run}: {test}: every block definitely lost:\n{json}"
+                );
+                assert_eq!(
+                    (&summary["leaked_blocks"], &summary["leaked_bytes"]),
+                    (&serde_json::json!(blocks), &serde_json::json!(bytes)),
+                    "run {run}: {json}"
+                );
+                let leaks = json["leaks"].as_array().unwrap();
+                assert!(
+                    leaks.iter().all(|l| l["kind"] == "definitely_lost"),
                     "run {run}: {json}"
                 );
             }

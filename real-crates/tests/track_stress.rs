@@ -7,7 +7,7 @@
 //! run must fail that test alone, with that block definitely lost.
 //!
 //! The binary runs as a child `LEAKCHECK_STRESS_RUNS` times in a row (1 by
-//! default, as CI runs it; `scripts/stress.sh` runs it 20 times), each with
+//! default, as CI runs it; `scripts/stress.sh busy` runs it in batches), each with
 //! a time limit.
 
 #[path = "../../harness/tests/common/mod.rs"]

@@ -112,6 +112,16 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(leakcheck_interpose)]
+        if self.inner_bypasses_hooks {
+            // The inner allocator is `Glibc`, whose dealloc is glibc's
+            // `free`: the quarantine may take the block and free it later.
+            if crate::track::record::on_final_free(ptr.cast()) {
+                // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
+                unsafe { self.inner.dealloc(ptr, layout) }
+            }
+            return;
+        }
         on_free(ptr.cast());
         let _inner = self.inner_call();
         // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.

@@ -10,7 +10,7 @@
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
 use crate::stacks::frame_marker;
-use crate::track::record::{on_alloc, on_free, on_realloc, on_realloc_failed};
+use crate::track::record::{on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed};
 use crate::track::scope::{self, Untracked};
 use crate::track::table::{self, Allocator};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
@@ -27,23 +27,25 @@ extern "C" {
 }
 
 /// glibc's allocator, bypassing the hooks: for the tracker's own Rust-side
-/// allocator (the `global-allocator` feature).
-#[cfg(feature = "global-allocator")]
+/// allocator (the `global-allocator` feature) and the quarantine.
 pub(crate) mod real {
     use libc::c_void;
 
+    #[cfg(any(feature = "global-allocator", test))]
     /// # Safety
     /// As `malloc(3)`.
     pub(crate) unsafe fn malloc(size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged; the caller upholds malloc's contract.
         unsafe { super::__libc_malloc(size) }
     }
+    #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `calloc(3)`.
     pub(crate) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged.
         unsafe { super::__libc_calloc(n, size) }
     }
+    #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `realloc(3)`; `ptr` must come from this module's allocators.
     pub(crate) unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
@@ -56,6 +58,7 @@ pub(crate) mod real {
         // SAFETY: forwarded unchanged.
         unsafe { super::__libc_free(ptr) }
     }
+    #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `memalign(3)`: `align` a power of two.
     pub(crate) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
@@ -159,9 +162,10 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    on_free(ptr);
-    // SAFETY: the caller upholds free's contract.
-    unsafe { __libc_free(ptr) }
+    if on_final_free(ptr) {
+        // SAFETY: the caller upholds free's contract.
+        unsafe { __libc_free(ptr) }
+    }
 }
 
 /// Interposed `posix_memalign(3)`.
@@ -313,11 +317,113 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     rc
 }
 
+/// The handlers installed through [`sigaction`], by signal number (0: none
+/// of ours), and whether each takes `siginfo` (`SA_SIGINFO`).
+static HANDLERS: [AtomicUsize; 65] = [const { AtomicUsize::new(0) }; 65];
+static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
+
+/// What every handler installed through [`sigaction`] runs as: marks the
+/// thread as in a signal handler (the quarantine then passes its frees to
+/// glibc at once, as without leakcheck), and calls the real handler.
+extern "C" fn signal_trampoline(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    let _in_handler = scope::InSignalHandler::enter();
+    let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < HANDLERS.len()) else {
+        return;
+    };
+    let handler = HANDLERS[slot].load(Ordering::Acquire);
+    if handler == 0 {
+        return;
+    }
+    if TAKES_SIGINFO[slot].load(Ordering::Acquire) {
+        // SAFETY: the handler was installed with SA_SIGINFO, so this is its
+        // signature; the arguments are the kernel's.
+        let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
+            unsafe { std::mem::transmute(handler) };
+        handler(sig, info, context);
+    } else {
+        // SAFETY: installed without SA_SIGINFO: a one-argument handler.
+        let handler: extern "C" fn(c_int) = unsafe { std::mem::transmute(handler) };
+        handler(sig);
+    }
+}
+
+/// Interposed `sigaction(2)`: a handler is installed wrapped in
+/// [`signal_trampoline`], and reported back as the caller installed it.
+///
+/// # Safety
+///
+/// As `sigaction(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let addr = next_definition(&REAL, c"sigaction");
+    if addr == 0 {
+        set_errno(libc::ENOSYS);
+        return -1;
+    }
+    // SAFETY: `addr` is glibc's sigaction, whose signature this is.
+    let real: unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int =
+        unsafe { std::mem::transmute(addr) };
+    let slot = usize::try_from(sig)
+        .ok()
+        .filter(|&s| s > 0 && s < HANDLERS.len());
+    let (Some(slot), false) = (slot, act.is_null() && old.is_null()) else {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real(sig, act, old) };
+    };
+    let previous = (
+        HANDLERS[slot].load(Ordering::Acquire),
+        TAKES_SIGINFO[slot].load(Ordering::Acquire),
+    );
+    let mut wrapped;
+    let mut act = act;
+    if !act.is_null() {
+        // SAFETY: the caller passes a valid sigaction to read.
+        wrapped = unsafe { act.read() };
+        let handler = wrapped.sa_sigaction;
+        if handler == libc::SIG_DFL || handler == libc::SIG_IGN || handler == libc::SIG_ERR {
+            HANDLERS[slot].store(0, Ordering::Release);
+        } else {
+            let siginfo = wrapped.sa_flags & libc::SA_SIGINFO != 0;
+            TAKES_SIGINFO[slot].store(siginfo, Ordering::Release);
+            HANDLERS[slot].store(handler, Ordering::Release);
+            wrapped.sa_sigaction = signal_trampoline as *const () as usize;
+            wrapped.sa_flags |= libc::SA_SIGINFO;
+            act = &wrapped;
+        }
+    }
+    // SAFETY: `act` is the caller's or our copy of it; `old` is the caller's.
+    let rc = unsafe { real(sig, act, old) };
+    if rc != 0 {
+        HANDLERS[slot].store(previous.0, Ordering::Release);
+        TAKES_SIGINFO[slot].store(previous.1, Ordering::Release);
+    } else if !old.is_null() {
+        // SAFETY: the caller passes a valid sigaction to write; `real` filled it.
+        let old = unsafe { &mut *old };
+        if old.sa_sigaction == signal_trampoline as *const () as usize {
+            old.sa_sigaction = previous.0;
+            if !previous.1 {
+                old.sa_flags &= !libc::SA_SIGINFO;
+            }
+        }
+    }
+    rc
+}
+
 /// What a new thread needs from its creator.
 struct ThreadStart {
     start: StartRoutine,
     arg: *mut c_void,
     scope: u32,
+    /// Made by the main thread outside any check: one of libtest's test
+    /// threads (see `pthread_create`).
+    harness: bool,
+    /// The creating thread's id.
+    parent: i32,
 }
 
 /// Interposed `pthread_create(3)`: a thread created while a scope is running
@@ -340,6 +446,13 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     };
     let inherited = scope::inheritable();
+    // The main thread runs only libtest's harness (every test runs on a
+    // thread it makes): the threads it makes are the harness's, whose
+    // stacks hold nothing another test's check gave them, only their own
+    // test's stale slots (a blocked `Command::output` frame naming a block
+    // it freed before another test's leak got that address).
+    let harness = inherited.scope == 0
+        && i64::from(crate::sys::thread::current_tid()) == i64::from(std::process::id());
     let _runtime = Untracked::enter();
     // Every thread starts in `thread_start`, which registers its stack as a
     // root for the classifier.
@@ -354,6 +467,8 @@ pub unsafe extern "C" fn pthread_create(
             start,
             arg,
             scope: inherited.scope,
+            harness,
+            parent: crate::sys::thread::current_tid(),
         })
     };
     if inherited.scope != 0 {
@@ -379,10 +494,16 @@ unsafe extern "C-unwind" fn thread_start(boxed: *mut c_void) -> *mut c_void {
     let base = frame_marker();
     // SAFETY: `boxed` is the ThreadStart written by pthread_create, owned by
     // this thread from here on.
-    let ThreadStart { start, arg, scope } = unsafe { boxed.cast::<ThreadStart>().read() };
+    let ThreadStart {
+        start,
+        arg,
+        scope,
+        harness,
+        parent,
+    } = unsafe { boxed.cast::<ThreadStart>().read() };
     // SAFETY: allocated with __libc_malloc in pthread_create.
     unsafe { __libc_free(boxed) };
-    crate::track::threads::register_current(scope, false);
+    crate::track::threads::register_current(scope, harness, parent);
     if scope == 0 {
         // SAFETY: the creator's start routine with its own argument.
         return unsafe { start(arg) };
@@ -419,7 +540,7 @@ pub(crate) fn init() {
         crate::track::record::register_fork_handlers();
         // The constructor runs on the main thread, which no pthread_create
         // registers.
-        crate::track::threads::register_current(0, true);
+        crate::track::threads::register_current(0, true, 0);
         #[cfg(target_arch = "x86_64")]
         crate::stacks::unwind::init();
         VISIBLE.store(self_test(), Ordering::Release);

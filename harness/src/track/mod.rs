@@ -13,6 +13,8 @@ pub(crate) mod hooks;
 #[cfg(not(leakcheck_interpose))]
 #[path = "hooks_unsupported.rs"]
 pub(crate) mod hooks;
+#[cfg(leakcheck_interpose)]
+pub(crate) mod quarantine;
 pub(crate) mod record;
 pub(crate) mod scope;
 pub(crate) mod table;

@@ -101,6 +101,43 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
     Some(block)
 }
 
+/// [`on_free`] for a block being freed for good (`free`, `dealloc`), by a
+/// front end whose real free is glibc's: returns whether the caller must
+/// still pass `ptr` to glibc. A block freed while a check runs, by
+/// leakcheck's own code, or that was a check's or leakcheck's, goes to the
+/// quarantine instead, so its address is not handed out again soon (see
+/// `quarantine`); a second free of a held block is swallowed.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
+    if ptr.is_null() {
+        return false;
+    }
+    let Some(guard) = Guard::enter() else {
+        return true;
+    };
+    let Some(block) = table::remove(ptr as usize) else {
+        return !crate::track::quarantine::is_double_free(ptr as usize);
+    };
+    if block.scope != 0 {
+        scope::count_free(block.scope, block.size);
+    }
+    // Not in a signal handler: one that allocates and frees must get its
+    // freed chunk back from glibc's per-thread cache, or its next malloc
+    // takes the arena lock, which the code it interrupted may hold.
+    let hold = !guard.in_signal_handler()
+        && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
+    let held = hold
+        && crate::track::quarantine::hold(crate::track::quarantine::Freed {
+            addr: block.addr,
+            size: block.size,
+            alloc_stack: block.stack,
+            free_stack: 0,
+        });
+    drop(guard);
+    !held
+}
+
 /// Puts back a block whose reallocation failed (the old block is intact).
 pub(crate) fn on_realloc_failed(old: Option<Block>) {
     let Some(old) = old else { return };
@@ -161,12 +198,19 @@ extern "C" fn before_fork() {
     crate::track::threads::lock_for_fork();
     stacks::lock_for_fork();
     table::lock_all_for_fork();
+    #[cfg(leakcheck_interpose)]
+    crate::track::quarantine::lock_for_fork();
 }
 
 #[cfg(unix)]
 extern "C" fn after_fork() {
+    #[cfg(leakcheck_interpose)]
     // SAFETY: pthread_atfork runs this after `before_fork` in the forking
     // thread (parent) or its copy (child), which holds every lock.
+    unsafe {
+        crate::track::quarantine::unlock_after_fork()
+    };
+    // SAFETY: as above.
     unsafe { table::unlock_all_after_fork() };
     // SAFETY: as above.
     unsafe { stacks::unlock_after_fork() };

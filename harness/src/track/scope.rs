@@ -35,6 +35,10 @@ struct ThreadState {
     /// Lowest address of this thread's stack, 0 if unknown: the unwinder
     /// reads the stack only between here and `base`.
     stack_low: AtomicUsize,
+    /// Nesting depth of signal handlers installed through `sigaction`
+    /// running on this thread (see `hooks::sigaction`).
+    #[cfg(leakcheck_interpose)]
+    in_signal: AtomicU32,
 }
 
 thread_local! {
@@ -46,6 +50,8 @@ thread_local! {
             epoch: AtomicU32::new(0),
             base: AtomicUsize::new(0),
             stack_low: AtomicUsize::new(0),
+            #[cfg(leakcheck_interpose)]
+            in_signal: AtomicU32::new(0),
         }
     };
 }
@@ -87,6 +93,20 @@ impl Guard {
             }
         })
     }
+
+    /// Whether this thread is in an [`Untracked::harness`] section.
+    #[cfg(leakcheck_interpose)]
+    #[inline]
+    pub(crate) fn in_harness(&self) -> bool {
+        STATE.with(|s| s.harness.load(Relaxed) != 0)
+    }
+
+    /// Whether this thread is running a signal handler.
+    #[cfg(leakcheck_interpose)]
+    #[inline]
+    pub(crate) fn in_signal_handler(&self) -> bool {
+        STATE.with(|s| s.in_signal.load(Relaxed) != 0)
+    }
 }
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
@@ -118,6 +138,30 @@ pub(crate) fn next_epoch() {
     });
 }
 
+/// Marks a signal handler running on this thread while alive. Only touches
+/// this thread's const-initialised state: async-signal-safe.
+#[cfg(leakcheck_interpose)]
+pub(crate) struct InSignalHandler(());
+
+#[cfg(leakcheck_interpose)]
+impl InSignalHandler {
+    #[inline]
+    pub(crate) fn enter() -> InSignalHandler {
+        let _ = STATE.try_with(|s| s.in_signal.fetch_add(1, Relaxed));
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        InSignalHandler(())
+    }
+}
+
+#[cfg(leakcheck_interpose)]
+impl Drop for InSignalHandler {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        let _ = STATE.try_with(|s| s.in_signal.fetch_sub(1, Relaxed));
+    }
+}
+
 /// While alive, blocks this thread allocates belong to no scope: for the
 /// harness's own work (spawning the body thread, symbolising, writing the
 /// report) and for the runtime's (thread creation, the panic hook).
@@ -128,6 +172,7 @@ pub(crate) struct Untracked {
 impl Untracked {
     /// Starts an untracked section on this thread, for the runtime's
     /// allocations.
+    #[cfg(leakcheck_interpose)]
     pub(crate) fn enter() -> Untracked {
         let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
         Untracked { harness: false }
@@ -251,6 +296,16 @@ static SLOTS: [Slot; SLOT_COUNT] = [const {
 }; SLOT_COUNT];
 
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// How many scopes are running.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any check is running in the process.
+#[cfg(leakcheck_interpose)]
+#[inline]
+pub(crate) fn any_active() -> bool {
+    ACTIVE.load(Relaxed) != 0
+}
 
 fn slot(scope: u32) -> &'static Slot {
     &SLOTS[scope as usize & (SLOT_COUNT - 1)]
@@ -392,6 +447,7 @@ pub(crate) fn begin() -> Option<u32> {
                 .compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed)
                 .is_ok()
             {
+                ACTIVE.fetch_add(1, Relaxed);
                 return Some(id);
             }
         }
@@ -411,6 +467,9 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
     } else {
         0
     };
+    if (live >> 32) as u32 == scope {
+        ACTIVE.fetch_sub(1, Relaxed);
+    }
     debug_assert_eq!((live >> 32) as u32, scope);
     ScopeStats {
         live_blocks: live as u32 as usize,

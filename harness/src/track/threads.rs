@@ -32,6 +32,8 @@ pub(crate) struct Thread {
     /// A thread that runs the harness rather than code under test: the
     /// main thread, a thread that has run a check, a check's body thread.
     pub(crate) harness: bool,
+    /// The thread that created it (0: unknown, or the main thread).
+    pub(crate) parent: i32,
 }
 
 const CAPACITY: usize = 4096;
@@ -44,6 +46,7 @@ static THREADS: SpinLock<[Thread; CAPACITY]> = SpinLock::new(
         stack_high: 0,
         scope: 0,
         harness: false,
+        parent: 0,
     }; CAPACITY],
 );
 
@@ -52,7 +55,7 @@ static UNREGISTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 
 /// Registers the calling thread, created in `scope`. Call once per thread,
 /// at its start.
-pub(crate) fn register_current(scope: u32, harness: bool) {
+pub(crate) fn register_current(scope: u32, harness: bool, parent: i32) {
     let _bypass = Bypass::enter();
     let (stack_low, stack_high) = stack_bounds();
     let me = Thread {
@@ -63,6 +66,7 @@ pub(crate) fn register_current(scope: u32, harness: bool) {
         stack_high,
         scope,
         harness,
+        parent,
     };
     let mut threads = THREADS.lock();
     // A thread id is unique among live threads: an entry with ours is a
@@ -104,7 +108,33 @@ pub(crate) fn mark_harness(scope: u32) {
             return;
         }
     }
-    register_current(scope, true);
+    register_current(scope, true, 0);
+}
+
+/// The threads that created `tid`, its creator's creator and so on (at
+/// most `out.len()`, the main thread not among them): for a check called
+/// on a thread the test started, the test's own thread holds the test's
+/// data although it is libtest's. Returns how many were written.
+pub(crate) fn ancestors(tid: i32, out: &mut [i32]) -> usize {
+    // SAFETY: getpid has no preconditions.
+    let main = unsafe { libc::getpid() };
+    let _bypass = Bypass::enter();
+    let threads = THREADS.lock();
+    let mut len = 0;
+    let mut at = tid;
+    while len < out.len() {
+        let parent = match threads.iter().find(|t| t.tid == at) {
+            Some(t) => t.parent,
+            None => break,
+        };
+        if parent == 0 || parent == main || out[..len].contains(&parent) {
+            break;
+        }
+        out[len] = parent;
+        len += 1;
+        at = parent;
+    }
+    len
 }
 
 /// How many threads found the registry full: their stacks are not roots.

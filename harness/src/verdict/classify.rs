@@ -1046,8 +1046,14 @@ mod roots {
         // test's code never runs there (its body runs on a thread of its
         // own), and what they keep (libtest's state, moved-out values)
         // holds stale addresses.
+        // The threads that started the checking thread (a test's own thread,
+        // when it runs its check on a thread it spawned) hold the test's
+        // data, although libtest made them.
+        let mut ancestors = [0i32; 16];
+        let found = crate::track::threads::ancestors(me, &mut ancestors);
+        let ancestors = &ancestors[..found];
         crate::track::threads::for_each_live(|t| {
-            if t.tid == me || !holds_test_data(t, scope) {
+            if t.tid == me || !(holds_test_data(t, scope) || ancestors.contains(&t.tid)) {
                 return;
             }
             if t.tp != 0 {

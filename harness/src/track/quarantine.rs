@@ -1,0 +1,290 @@
+//! Freed blocks held back from glibc for a while: the quarantine.
+//!
+//! The classifier is conservative: any word equal to a block's address keeps
+//! it reachable. Stale copies of freed addresses are everywhere (a cleared
+//! `Vec`'s spare room, a moved-out value, the symboliser's caches, glibc's
+//! own free lists), and glibc hands a freed chunk out again at once, so a
+//! block a test leaks could get an address that such a stale copy still
+//! names, and be reported still reachable. While a check runs (or
+//! leakcheck's own code frees, or a check's or leakcheck's block is freed),
+//! a freed block is therefore not given back to glibc but kept here, oldest
+//! first, and really freed only when the quarantine is full: a new block
+//! cannot get an address that was freed recently.
+//!
+//! Each entry records what misuse detection needs about a recently freed
+//! block (address, size, its allocation stack, and room for the stack that
+//! freed it), so a double free of a held block is recognised rather than
+//! passed to glibc.
+//!
+//! Bounded in bytes ([`MAX_BYTES`]) and entries ([`CAPACITY`]); the ring's
+//! pages are mapped from the kernel on first use, never heap. One spin lock;
+//! the real `free` of an evicted block runs after it is released.
+
+use crate::sys::sync::{pages, SpinLock};
+use crate::track::hooks::real;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// A freed block held back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct Freed {
+    /// Start address, as the allocator returned it.
+    pub(crate) addr: usize,
+    /// Requested size in bytes.
+    pub(crate) size: usize,
+    /// Interned allocation stack (0 for a block of no check).
+    pub(crate) alloc_stack: u32,
+    /// Interned stack of the `free`, 0 where none was captured (today:
+    /// always; misuse reports will fill it).
+    pub(crate) free_stack: u32,
+}
+
+/// Entries held at most (24 bytes each: 6 MiB of address space, mapped
+/// without reserving, touched as it fills).
+const CAPACITY: usize = 1 << 18;
+/// Bytes held at most, counting glibc's 16-byte chunk overhead.
+pub(crate) const MAX_BYTES: usize = 64 << 20;
+/// Bigger blocks are freed at once: glibc gives them their own mapping,
+/// which `munmap` returns to the kernel, and they would crowd out thousands
+/// of small ones.
+pub(crate) const MAX_BLOCK: usize = 1 << 20;
+/// glibc's per-chunk overhead, counted against [`MAX_BYTES`].
+const CHUNK_OVERHEAD: usize = 16;
+
+struct Ring {
+    slots: *mut Freed,
+    /// Index of the oldest entry.
+    head: usize,
+    len: usize,
+    bytes: usize,
+    /// The kernel refused the ring's pages: hold nothing.
+    failed: bool,
+}
+
+// SAFETY: the ring's pages are owned by the ring and only touched under its
+// lock.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// Maps the slots on first use. False if that failed.
+    fn ready(&mut self) -> bool {
+        if self.slots.is_null() && !self.failed {
+            self.slots = pages::map(CAPACITY * std::mem::size_of::<Freed>(), true).cast();
+            self.failed = self.slots.is_null();
+        }
+        !self.slots.is_null()
+    }
+
+    fn slot(&mut self, i: usize) -> &mut Freed {
+        debug_assert!(i < CAPACITY && !self.slots.is_null());
+        // SAFETY: `slots` maps CAPACITY entries, `i < CAPACITY`, and the
+        // ring's lock (held for `&mut self`) makes this the only access.
+        unsafe { &mut *self.slots.add(i % CAPACITY) }
+    }
+
+    fn fits(&self, cost: usize) -> bool {
+        self.len < CAPACITY && self.bytes + cost <= MAX_BYTES
+    }
+
+    fn push(&mut self, freed: Freed, cost: usize) {
+        let at = (self.head + self.len) % CAPACITY;
+        *self.slot(at) = freed;
+        self.len += 1;
+        self.bytes += cost;
+    }
+
+    fn pop_oldest(&mut self) -> Option<Freed> {
+        if self.len == 0 {
+            return None;
+        }
+        let head = self.head;
+        let oldest = *self.slot(head);
+        self.head = (head + 1) % CAPACITY;
+        self.len -= 1;
+        self.bytes -= cost_of(oldest.size);
+        Some(oldest)
+    }
+
+    fn contains(&mut self, addr: usize) -> bool {
+        (0..self.len).any(|i| {
+            let at = (self.head + i) % CAPACITY;
+            self.slot(at).addr == addr
+        })
+    }
+}
+
+fn cost_of(size: usize) -> usize {
+    size.next_multiple_of(16) + CHUNK_OVERHEAD
+}
+
+static RING: SpinLock<Ring> = SpinLock::new(Ring {
+    slots: std::ptr::null_mut(),
+    head: 0,
+    len: 0,
+    bytes: 0,
+    failed: false,
+});
+
+/// Frees of addresses the quarantine still held: double frees, not passed
+/// to glibc (which could abort, or corrupt its heap, on them).
+static DOUBLE_FREES: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes `freed` (a block already retired from the table, allocated by
+/// glibc's malloc family) instead of freeing it, evicting and really freeing
+/// the oldest entries if there is no room. Returns false if it was not
+/// taken: the caller frees it. Call only under the re-entrancy guard.
+#[inline]
+pub(crate) fn hold(freed: Freed) -> bool {
+    if freed.size > MAX_BLOCK {
+        return false;
+    }
+    let cost = cost_of(freed.size);
+    loop {
+        // When full, one entry out and the new one in under one lock (the
+        // steady state); a big block may need more room, freed a lock each.
+        let (evicted, held) = {
+            let mut ring = RING.lock();
+            if !ring.ready() {
+                return false;
+            }
+            let evicted = if ring.fits(cost) {
+                None
+            } else {
+                ring.pop_oldest()
+            };
+            let held = ring.fits(cost);
+            if held {
+                ring.push(freed, cost);
+            } else if evicted.is_none() {
+                return false;
+            }
+            (evicted, held)
+        };
+        if let Some(oldest) = evicted {
+            // SAFETY: the entry was a live glibc block when it was held,
+            // and leaving the ring makes this its only free.
+            unsafe { real::free(oldest.addr as *mut _) };
+        }
+        if held {
+            return true;
+        }
+    }
+}
+
+/// Whether `addr`, a pointer the table does not know, is a block the
+/// quarantine holds: then it is being freed a second time, which is counted
+/// and must not reach glibc. A linear search, run only for such frees.
+#[cold]
+pub(crate) fn is_double_free(addr: usize) -> bool {
+    let held = {
+        let mut ring = RING.lock();
+        ring.len != 0 && ring.contains(addr)
+    };
+    if held {
+        DOUBLE_FREES.fetch_add(1, Relaxed);
+    }
+    held
+}
+
+/// How many double frees of held blocks were swallowed so far.
+#[cfg(test)]
+pub(crate) fn double_frees() -> usize {
+    DOUBLE_FREES.load(Relaxed)
+}
+
+/// (entries, bytes) held now.
+#[cfg(test)]
+pub(crate) fn held() -> (usize, usize) {
+    let ring = RING.lock();
+    (ring.len, ring.bytes)
+}
+
+/// `pthread_atfork` prepare: the child must not inherit the ring locked.
+pub(crate) fn lock_for_fork() {
+    RING.lock_for_fork();
+}
+
+/// `pthread_atfork` parent and child.
+///
+/// # Safety
+///
+/// Only after [`lock_for_fork`] on the forking thread.
+pub(crate) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller guarantees lock_for_fork holds the ring.
+    unsafe { RING.force_unlock() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_block(size: usize) -> Freed {
+        // SAFETY: a plain glibc allocation, handed to the quarantine.
+        let addr = unsafe { real::malloc(size) } as usize;
+        assert_ne!(addr, 0);
+        Freed {
+            addr,
+            size,
+            ..Freed::default()
+        }
+    }
+
+    #[test]
+    fn a_held_block_is_a_double_free_and_bytes_stay_bounded() {
+        let first = held_block(40);
+        assert!(hold(first));
+        let before = double_frees();
+        assert!(is_double_free(first.addr));
+        assert!(double_frees() > before);
+        // More than the quarantine holds: the oldest are evicted (really
+        // freed) on the way.
+        for _ in 0..(MAX_BYTES / MAX_BLOCK + 8) {
+            assert!(hold(held_block(MAX_BLOCK)));
+            assert!(held().1 <= MAX_BYTES, "{:?}", held());
+        }
+        let huge = held_block(MAX_BLOCK + 1);
+        assert!(!hold(huge), "bigger blocks are freed at once");
+        // SAFETY: not held, so still ours.
+        unsafe { real::free(huge.addr as *mut _) };
+    }
+
+    #[test]
+    fn ring_is_fifo_and_bounded_in_entries_and_bytes() {
+        let mut pages_ring = Ring {
+            slots: std::ptr::null_mut(),
+            head: 0,
+            len: 0,
+            bytes: 0,
+            failed: false,
+        };
+        assert!(pages_ring.ready());
+        let entry = |i: usize| Freed {
+            addr: 0x1000 + i * 16,
+            size: 8,
+            alloc_stack: i as u32,
+            free_stack: 0,
+        };
+        let cost = cost_of(8);
+        for i in 0..CAPACITY {
+            assert!(pages_ring.fits(cost), "entry {i}");
+            pages_ring.push(entry(i), cost);
+        }
+        assert!(!pages_ring.fits(cost), "full in entries");
+        assert!(pages_ring.contains(entry(CAPACITY - 1).addr));
+        assert_eq!(pages_ring.pop_oldest(), Some(entry(0)));
+        assert!(!pages_ring.contains(entry(0).addr));
+        pages_ring.push(entry(CAPACITY), cost);
+        assert_eq!(pages_ring.pop_oldest(), Some(entry(1)));
+        while pages_ring.pop_oldest().is_some() {}
+        assert_eq!((pages_ring.len, pages_ring.bytes), (0, 0));
+        assert!(!pages_ring.fits(MAX_BYTES + 1), "bounded in bytes");
+        assert!(pages_ring.fits(MAX_BYTES));
+        // SAFETY: mapped by `ready` with this size; no entry is used after.
+        unsafe {
+            pages::unmap(
+                pages_ring.slots.cast(),
+                CAPACITY * std::mem::size_of::<Freed>(),
+            )
+        };
+    }
+}
