@@ -16,20 +16,44 @@ pub(crate) struct Config {
     pub(crate) report_dir: Option<PathBuf>,
     /// `LEAKCHECK_SUPPRESSIONS`: one file, or several separated by `:`.
     pub(crate) suppressions: Option<PathBuf>,
+    /// `LEAKCHECK_PPROF`: a pprof profile beside each leaking test's report.
+    pub(crate) pprof: bool,
+}
+
+/// An on/off variable: unset or empty is `default`.
+fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+    expected: &'static str,
+) -> Result<bool, Error> {
+    match get(var).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("on") | Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some("off") | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some(other) => Err(Error::InvalidEnv {
+            var,
+            value: other.to_owned(),
+            expected,
+        }),
+    }
 }
 
 impl Config {
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let enabled = match get("LEAKCHECK").as_deref().map(str::trim) {
-            None | Some("") | Some("on") | Some("1") | Some("true") | Some("yes") => true,
-            Some("off") | Some("0") | Some("false") | Some("no") => false,
-            Some(other) => return Err(Error::InvalidEnv {
-                var: "LEAKCHECK",
-                value: other.to_owned(),
-                expected:
-                    "`off` (or 0/false/no) to disable checking, `on` (or 1/true/yes) to enable it",
-            }),
-        };
+        let enabled = switch(
+            &get,
+            "LEAKCHECK",
+            true,
+            "`off` (or 0/false/no) to disable checking, `on` (or 1/true/yes) to enable it",
+        )?;
+        let pprof = switch(
+            &get,
+            "LEAKCHECK_PPROF",
+            false,
+            "`1` (or on/true/yes) to write a pprof profile beside each leaking test's report, `0` \
+             (or off/false/no) not to",
+        )?;
         let stack_depth = match get("LEAKCHECK_STACK_DEPTH") {
             None => DEFAULT_DEPTH,
             Some(raw) => match raw.trim().parse::<usize>() {
@@ -59,6 +83,7 @@ impl Config {
             stack_depth,
             report_dir: path("LEAKCHECK_REPORT_DIR")?,
             suppressions: path("LEAKCHECK_SUPPRESSIONS")?,
+            pprof,
         })
     }
 }
@@ -101,6 +126,9 @@ mod tests {
     fn accepts_documented_values() {
         assert!(!parse(&[("LEAKCHECK", "off")]).unwrap().enabled);
         assert!(parse(&[("LEAKCHECK", "on")]).unwrap().enabled);
+        assert!(!parse(&[]).unwrap().pprof);
+        assert!(parse(&[("LEAKCHECK_PPROF", "1")]).unwrap().pprof);
+        assert!(!parse(&[("LEAKCHECK_PPROF", "off")]).unwrap().pprof);
         assert_eq!(
             parse(&[("LEAKCHECK_STACK_DEPTH", "64")])
                 .unwrap()
@@ -120,6 +148,8 @@ mod tests {
         let err = parse(&[("LEAKCHECK", "maybe")]).unwrap_err().to_string();
         assert!(err.contains("LEAKCHECK=\"maybe\" is not valid"), "{err}");
         assert!(err.contains("`off`"), "{err}");
+        let err = parse(&[("LEAKCHECK_PPROF", "gz")]).unwrap_err().to_string();
+        assert!(err.contains("LEAKCHECK_PPROF=\"gz\""), "{err}");
         let err = parse(&[("LEAKCHECK_STACK_DEPTH", "0")])
             .unwrap_err()
             .to_string();
