@@ -142,6 +142,14 @@ impl ProfileBuilder {
         self.profile.comment.push(index);
     }
 
+    /// Puts the mapping of `module` (the program's executable) first, where
+    /// pprof looks for the main binary (the `File:` it shows).
+    pub fn main_binary(&mut self, module: &str) {
+        if !self.mappings.contains_key(module) {
+            self.new_mapping(module, None);
+        }
+    }
+
     /// Adds one sample.
     ///
     /// # Panics
@@ -198,8 +206,10 @@ impl ProfileBuilder {
     pub fn build(mut self) -> proto::Profile {
         for &(index, low, high) in self.mappings.values() {
             let mapping = &mut self.profile.mapping[index];
-            mapping.memory_start = low;
-            mapping.memory_limit = high.saturating_add(1);
+            if low <= high {
+                mapping.memory_start = low;
+                mapping.memory_limit = high.saturating_add(1);
+            }
         }
         self.profile
     }
@@ -233,6 +243,11 @@ impl ProfileBuilder {
             *high = (*high).max(ip);
             return self.profile.mapping[*index].id;
         }
+        self.new_mapping(name, Some(ip))
+    }
+
+    /// A mapping for `name`, spanning `ip` (none yet: no addresses).
+    fn new_mapping(&mut self, name: &str, ip: Option<u64>) -> u64 {
         let index = self.profile.mapping.len();
         let filename = self.string(name);
         self.profile.mapping.push(proto::Mapping {
@@ -243,7 +258,8 @@ impl ProfileBuilder {
             has_functions: true,
             ..Default::default()
         });
-        self.mappings.insert(name.to_owned(), (index, ip, ip));
+        let (low, high) = ip.map_or((u64::MAX, 0), |ip| (ip, ip));
+        self.mappings.insert(name.to_owned(), (index, low, high));
         index as u64 + 1
     }
 
@@ -357,6 +373,11 @@ impl HeapProfile {
             builder.time_nanos(i64::try_from(now.as_nanos()).unwrap_or(i64::MAX));
         }
         HeapProfile(builder)
+    }
+
+    /// Names the program's executable (see [`ProfileBuilder::main_binary`]).
+    pub fn main_binary(&mut self, module: &str) {
+        self.0.main_binary(module);
     }
 
     /// The builder, for samples other than leaks (a live heap).
@@ -555,6 +576,28 @@ mod tests {
         }
         let names: Vec<_> = p.mapping.iter().map(|m| string(&p, m.filename)).collect();
         assert_eq!(names, ["/bin/t", "/lib/libc.so.6"]);
+    }
+
+    #[test]
+    fn the_main_binary_is_the_first_mapping() {
+        let frames = [
+            frame("strdup", 1, "/lib/libc.so.6", 0x7000),
+            frame("main", 2, "/bin/t", 0x1000),
+        ];
+        let mut builder = ProfileBuilder::new(&[("space", "bytes")], ("space", "bytes"), 1);
+        builder.main_binary("/bin/t");
+        builder.add(&Sample {
+            frames: &frames,
+            values: &[8],
+            labels: &[],
+        });
+        let p = builder.build();
+        let names: Vec<_> = p.mapping.iter().map(|m| string(&p, m.filename)).collect();
+        assert_eq!(names, ["/bin/t", "/lib/libc.so.6"]);
+        assert_eq!(
+            (p.mapping[0].memory_start, p.mapping[0].memory_limit),
+            (0x1000, 0x1001)
+        );
     }
 
     #[test]

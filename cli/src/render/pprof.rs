@@ -19,6 +19,9 @@ pub fn to_profile_frame(f: &Frame) -> leakcheck_profile::Frame {
 
 pub fn render(summary: &Summary, all: bool) -> Vec<u8> {
     let mut profile = HeapProfile::new();
+    if let Some(first) = summary.reports.first() {
+        profile.main_binary(&first.binary);
+    }
     for report in &summary.reports {
         for leak in selected(report, all) {
             let frames: Vec<_> = leak.stack.iter().map(to_profile_frame).collect();

@@ -102,7 +102,10 @@ pub fn run_fixture(binary: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]
 pub fn suite(tag: &str) -> &'static Suite {
     static SUITE: OnceLock<Suite> = OnceLock::new();
     SUITE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(tag);
+        // Per process: nextest runs each test in a process of its own.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(tag)
+            .join(std::process::id().to_string());
         let _ = std::fs::remove_dir_all(&root);
         let suite = Suite {
             shard1: root.join("shard1"),

@@ -8,6 +8,7 @@ use super::{Origin, Report};
 /// when nothing failed.
 pub(crate) fn to_pprof(report: &Report) -> Option<Vec<u8>> {
     let mut profile = leakcheck_profile::HeapProfile::new();
+    profile.main_binary(&report.binary);
     let mut any = false;
     for leak in report
         .leaks
