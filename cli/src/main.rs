@@ -102,10 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Summary { outputs, paths } => {
             let paths = if paths.is_empty() {
-                match run::default_report_dir() {
-                    Ok(dir) => vec![dir],
-                    Err(e) => return fatal(e),
-                }
+                vec![run::default_report_dir()]
             } else {
                 paths
             };

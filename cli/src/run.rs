@@ -24,11 +24,11 @@ fn cargo() -> OsString {
 /// runtime writes reports. The target directory comes from
 /// `cargo metadata` (which honours `CARGO_TARGET_DIR` and cargo's config),
 /// else `CARGO_TARGET_DIR`, else `target`.
-pub fn default_report_dir() -> Result<PathBuf, Fatal> {
-    if let Some(dir) = std::env::var_os("LEAKCHECK_REPORT_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
+pub fn default_report_dir() -> PathBuf {
+    match std::env::var_os("LEAKCHECK_REPORT_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => target_dir().join("leakcheck"),
     }
-    Ok(target_dir().join("leakcheck"))
 }
 
 fn target_dir() -> PathBuf {
@@ -90,7 +90,7 @@ fn fresh(dir: &Path) -> Result<(), Fatal> {
 pub fn run(runner: Runner, args: RunArgs) -> Result<u8, Fatal> {
     let dir = match args.report_dir {
         Some(dir) => dir,
-        None => target_dir().join("leakcheck"),
+        None => default_report_dir(),
     };
     fresh(&dir)?;
     let dir = dir.canonicalize().unwrap_or(dir);

@@ -354,3 +354,44 @@ fn json_summary_has_its_schema_counts_and_sites() {
         .collect();
     assert_eq!(tests, [("a_leaks_c", 144), ("b_leaks_c", 96)]);
 }
+
+/// Without paths: `$LEAKCHECK_REPORT_DIR`, else `<target dir>/leakcheck`
+/// as `cargo metadata` reports it (here through `CARGO_TARGET_DIR`).
+#[test]
+fn the_default_dir_is_the_report_dir_or_the_target_dirs() {
+    let s = shards();
+    let summary = |env: &[(&str, &std::path::Path)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-leakcheck"));
+        command
+            .args(["leakcheck", "summary"])
+            .current_dir(support::workspace())
+            .env("CARGO", env!("CARGO"))
+            .env_remove("LEAKCHECK_REPORT_DIR")
+            .env_remove("CARGO_TARGET_DIR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        stdout(&command.output().unwrap())
+    };
+    let shard1 = "leakcheck: 4 tests checked: 2 clean, 2 leaked, 0 error (from 4 reports)\n";
+    let text = summary(&[("LEAKCHECK_REPORT_DIR", &s.shard1)]);
+    assert!(text.starts_with(shard1), "{text}");
+    let target = s.scratch.join("target");
+    let reports = target.join("leakcheck");
+    std::fs::create_dir_all(&reports).unwrap();
+    for entry in std::fs::read_dir(&s.shard2).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, reports.join(path.file_name().unwrap())).unwrap();
+    }
+    let text = summary(&[("CARGO_TARGET_DIR", &target)]);
+    assert!(
+        text.starts_with(
+            "leakcheck: 4 tests checked: 2 clean, 2 leaked, 0 error (from 4 reports)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tests: b_leaks_c (fixture_b) [96 B]"),
+        "{text}"
+    );
+}
