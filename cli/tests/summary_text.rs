@@ -395,3 +395,28 @@ fn the_default_dir_is_the_report_dir_or_the_target_dirs() {
         "{text}"
     );
 }
+
+/// `cargo leakcheck summary` runs `cargo-leakcheck leakcheck summary`;
+/// `cargo-leakcheck summary` is the same command.
+#[test]
+fn both_argument_shapes_and_help() {
+    let s = shards();
+    let run = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-leakcheck"))
+            .args(args.iter().map(|a| a.as_ref()))
+            .current_dir(support::workspace())
+            .output()
+            .unwrap()
+    };
+    let direct = run(&[&"summary", &s.shard1]);
+    let as_cargo = run(&[&"leakcheck", &"summary", &s.shard1]);
+    assert_eq!(direct.status.code(), Some(1));
+    assert_eq!(stdout(&direct), stdout(&as_cargo));
+    assert!(stdout(&direct).starts_with("leakcheck: 4 tests checked"));
+    let help = run(&[&"leakcheck", &"--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = stdout(&help);
+    for command in ["summary", "test", "nextest"] {
+        assert!(text.contains(command), "{text}");
+    }
+}
