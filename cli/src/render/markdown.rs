@@ -6,6 +6,10 @@ use crate::reports::Status;
 use crate::summary::Summary;
 use std::fmt::Write;
 
+/// Sites shown: GitHub keeps at most 1 MiB of a step summary, and a suite
+/// with thousands of sites is read in the JSON, JUnit or pprof forms.
+const MAX_SITES: usize = 100;
+
 /// Text inside a table cell: no `|`, no line breaks.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -40,7 +44,7 @@ pub fn render(summary: &Summary) -> String {
             "| bytes | blocks | kind | origin | allocator | allocated at | tests |"
         );
         let _ = writeln!(out, "| ---: | ---: | --- | --- | --- | --- | --- |");
-        for site in &summary.sites {
+        for site in summary.sites.iter().take(MAX_SITES) {
             let top = site.stack.first().map(frame).unwrap_or_default();
             let tests: Vec<String> = site
                 .seen
@@ -63,7 +67,14 @@ pub fn render(summary: &Summary) -> String {
                 cell(&tests.join(", "))
             );
         }
-        for site in &summary.sites {
+        if summary.sites.len() > MAX_SITES {
+            let _ = writeln!(
+                out,
+                "\n{} more sites, smaller; the JSON, JUnit and pprof forms have them all.",
+                summary.sites.len() - MAX_SITES
+            );
+        }
+        for site in summary.sites.iter().take(MAX_SITES) {
             let _ = writeln!(
                 out,
                 "\n<details><summary>{}</summary>\n\n```text",
@@ -102,4 +113,43 @@ pub fn render(summary: &Summary) -> String {
 
 fn html(text: &str) -> String {
     super::junit::escape(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::{Report, Reports};
+
+    fn report(i: usize) -> Report {
+        serde_json::from_value(serde_json::json!({
+            "test": format!("t{i}"),
+            "binary": "/t/deps/b-0123456789abcdef",
+            "status": "leaked",
+            "summary": {"leaked_blocks": 1, "leaked_bytes": 1000 - i},
+            "leaks": [{
+                "kind": "definitely_lost", "origin": "c", "allocator": "malloc",
+                "blocks": 1, "bytes": 1000 - i,
+                "stack": [{"function": format!("f{i}"), "file": null, "line": null,
+                           "module": null, "ip": "0x1"}],
+            }],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn at_most_max_sites_are_shown_and_the_rest_counted() {
+        let reports = Reports {
+            tests: (0..MAX_SITES + 3).map(report).collect(),
+            files: MAX_SITES + 3,
+            superseded: Vec::new(),
+        };
+        let md = render(&Summary::new(reports, false));
+        assert_eq!(md.matches("<details>").count(), MAX_SITES);
+        assert!(md.contains("\n3 more sites, smaller;"), "{md}");
+        assert!(
+            md.contains("`f0 (at 0x1)`") && !md.contains("`f102 "),
+            "{md}"
+        );
+        assert!(md.contains("`t0 (b)`"), "{md}");
+    }
 }
