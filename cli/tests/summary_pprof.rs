@@ -236,6 +236,83 @@ fn go_tool_pprof_shows_the_c_function_and_the_tests() {
     }
 }
 
+/// The profile merges with a heap profile Go wrote (pprof merges only
+/// profiles with the same sample and period types).
+#[test]
+fn it_merges_with_a_go_heap_profile() {
+    let s = shards();
+    let dir = s.scratch.join("go-heap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = dir.join("leaks.pb.gz");
+    cli(&[&"summary", &s.shard1, &s.shard2, &"--pprof", &ours]);
+    let program = dir.join("heap.go");
+    std::fs::write(
+        &program,
+        r#"package main
+
+import (
+	"os"
+	"runtime"
+	"runtime/pprof"
+)
+
+var keep [][]byte
+
+func main() {
+	for i := 0; i < 100; i++ {
+		keep = append(keep, make([]byte, 4096))
+	}
+	runtime.GC()
+	f, _ := os.Create(os.Args[1])
+	pprof.Lookup("heap").WriteTo(f, 0)
+	f.Close()
+}
+"#,
+    )
+    .unwrap();
+    let go_heap = dir.join("go.pb.gz");
+    let go = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        std::process::Command::new("go")
+            .args(args.iter().map(|a| a.as_ref()))
+            .current_dir(&dir)
+            .env("HOME", &dir)
+            .env("GOPATH", dir.join("gopath"))
+            .env("GOCACHE", dir.join("gocache"))
+            .env("GO111MODULE", "off")
+            .env("PPROF_TMPDIR", &dir)
+            .output()
+    };
+    let written = match go(&[&"run", &program, &go_heap]) {
+        Ok(out) => out,
+        Err(e) if std::env::var_os("LEAKCHECK_REQUIRE_GO").is_none() => {
+            eprintln!(
+                "SKIPPED: `go` cannot run here ({e}); install Debian's golang-go (as .ci/run does)"
+            );
+            return;
+        }
+        Err(e) => panic!("LEAKCHECK_REQUIRE_GO is set but go cannot run: {e}"),
+    };
+    assert!(written.status.success(), "{}", stderr(&written));
+    let merged = go(&[
+        &"tool",
+        &"pprof",
+        &"-top",
+        &"-sample_index=inuse_space",
+        &"-unit=B",
+        &"-focus=fixture_leak",
+        &go_heap,
+        &ours,
+    ])
+    .unwrap();
+    let text = stdout(&merged);
+    assert!(merged.status.success(), "{text}{}", stderr(&merged));
+    let line = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(" fixture_leak"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.trim_start().starts_with("240B "), "{line}");
+}
+
 #[test]
 fn flamegraph_is_well_formed_svg_naming_the_c_function_and_tests() {
     use quick_xml::events::Event;
