@@ -54,6 +54,32 @@ fn samples(p: &Profile) -> Vec<Seen> {
         .collect()
 }
 
+/// Runs `go ARGS` in `dir` (its home, caches and pprof's temporary files
+/// there); `None`, said on stderr, where go cannot run and
+/// `LEAKCHECK_REQUIRE_GO` (set by .ci/run, which installs it) is unset.
+fn go(dir: &std::path::Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Option<std::process::Output> {
+    let run = std::process::Command::new("go")
+        .args(args.iter().map(|a| a.as_ref()))
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GO111MODULE", "off")
+        .env("PPROF_TMPDIR", dir)
+        .output();
+    match run {
+        Ok(out) => Some(out),
+        Err(e) if std::env::var_os("LEAKCHECK_REQUIRE_GO").is_none() => {
+            eprintln!(
+                "SKIPPED: `go` cannot run here ({e}); install Debian's golang-go (as .ci/run does) \
+                 to check the profile with go tool pprof"
+            );
+            None
+        }
+        Err(e) => panic!("LEAKCHECK_REQUIRE_GO is set but go cannot run: {e}"),
+    }
+}
+
 fn profile_of(path: &std::path::Path) -> Profile {
     leakcheck_profile::decode(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -192,24 +218,14 @@ fn go_tool_pprof_shows_the_c_function_and_the_tests() {
     let s = shards();
     let path = s.scratch.join("go.pb.gz");
     cli(&[&"summary", &s.shard1, &s.shard2, &"--pprof", &path]);
-    let go = |args: &[&str]| {
-        std::process::Command::new("go")
-            .args(["tool", "pprof"])
-            .args(args)
-            .arg(&path)
-            .env("PPROF_TMPDIR", &s.scratch)
-            .env("HOME", &s.scratch)
-            .output()
+    let pprof = |args: &[&str]| {
+        let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"tool", &"pprof"];
+        all.extend(args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        all.push(&path);
+        go(&s.scratch, &all)
     };
-    let top = match go(&["-top", "-sample_index=inuse_space"]) {
-        Ok(out) => out,
-        Err(e) if std::env::var_os("LEAKCHECK_REQUIRE_GO").is_none() => {
-            eprintln!(
-                "SKIPPED: `go` cannot run here ({e}); install Debian's golang-go (as .ci/run does) to check the profile with go tool pprof"
-            );
-            return;
-        }
-        Err(e) => panic!("LEAKCHECK_REQUIRE_GO is set but go cannot run: {e}"),
+    let Some(top) = pprof(&["-top", "-sample_index=inuse_space"]) else {
+        return;
     };
     let text = stdout(&top);
     assert!(top.status.success(), "{text}{}", stderr(&top));
@@ -220,7 +236,7 @@ fn go_tool_pprof_shows_the_c_function_and_the_tests() {
         .find(|l| l.trim_end().ends_with(" fixture_leak"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.trim_start().starts_with("240B "), "{line}");
-    let traces = go(&["-traces"]).unwrap();
+    let traces = pprof(&["-traces"]).unwrap();
     let text = stdout(&traces);
     assert!(traces.status.success(), "{}", stderr(&traces));
     for (test, bytes) in [("a_leaks_c", "144B"), ("b_leaks_c", "96B")] {
@@ -271,38 +287,23 @@ func main() {
     )
     .unwrap();
     let go_heap = dir.join("go.pb.gz");
-    let go = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
-        std::process::Command::new("go")
-            .args(args.iter().map(|a| a.as_ref()))
-            .current_dir(&dir)
-            .env("HOME", &dir)
-            .env("GOPATH", dir.join("gopath"))
-            .env("GOCACHE", dir.join("gocache"))
-            .env("GO111MODULE", "off")
-            .env("PPROF_TMPDIR", &dir)
-            .output()
-    };
-    let written = match go(&[&"run", &program, &go_heap]) {
-        Ok(out) => out,
-        Err(e) if std::env::var_os("LEAKCHECK_REQUIRE_GO").is_none() => {
-            eprintln!(
-                "SKIPPED: `go` cannot run here ({e}); install Debian's golang-go (as .ci/run does)"
-            );
-            return;
-        }
-        Err(e) => panic!("LEAKCHECK_REQUIRE_GO is set but go cannot run: {e}"),
+    let Some(written) = go(&dir, &[&"run", &program, &go_heap]) else {
+        return;
     };
     assert!(written.status.success(), "{}", stderr(&written));
-    let merged = go(&[
-        &"tool",
-        &"pprof",
-        &"-top",
-        &"-sample_index=inuse_space",
-        &"-unit=B",
-        &"-focus=fixture_leak",
-        &go_heap,
-        &ours,
-    ])
+    let merged = go(
+        &dir,
+        &[
+            &"tool",
+            &"pprof",
+            &"-top",
+            &"-sample_index=inuse_space",
+            &"-unit=B",
+            &"-focus=fixture_leak",
+            &go_heap,
+            &ours,
+        ],
+    )
     .unwrap();
     let text = stdout(&merged);
     assert!(merged.status.success(), "{text}{}", stderr(&merged));
