@@ -16,10 +16,41 @@ pub(crate) struct Config {
     pub(crate) report_dir: Option<PathBuf>,
     /// `LEAKCHECK_SUPPRESSIONS`: one file, or several separated by `:`.
     pub(crate) suppressions: Option<PathBuf>,
+    /// `LEAKCHECK_PPROF`: a pprof profile beside each leaking test's report.
+    pub(crate) pprof: bool,
+}
+
+/// An on/off variable, in any case: unset or empty is `default`.
+fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+    expected: &'static str,
+) -> Result<bool, Error> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(default),
+        "on" | "1" | "true" | "yes" => Ok(true),
+        "off" | "0" | "false" | "no" => Ok(false),
+        _ => Err(Error::InvalidEnv {
+            var,
+            value: raw,
+            expected,
+        }),
+    }
 }
 
 impl Config {
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let pprof = switch(
+            &get,
+            "LEAKCHECK_PPROF",
+            false,
+            "`1` (or on/true/yes) to write a pprof profile beside each leaking test's report, `0` \
+             (or off/false/no) not to",
+        )?;
         let stack_depth = match get("LEAKCHECK_STACK_DEPTH") {
             None => DEFAULT_DEPTH,
             Some(raw) => match raw.trim().parse::<usize>() {
@@ -59,6 +90,7 @@ impl Config {
             stack_depth,
             report_dir: path("LEAKCHECK_REPORT_DIR")?,
             suppressions,
+            pprof,
         })
     }
 }
@@ -66,17 +98,13 @@ impl Config {
 /// `LEAKCHECK`: whether `#[leak_checked]` checks at all, in any case
 /// (`off`, `OFF`, `False`, ...).
 fn parse_enabled(value: Option<&str>) -> Result<bool, Error> {
-    let Some(raw) = value else { return Ok(true) };
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "" | "on" | "1" | "true" | "yes" => Ok(true),
-        "off" | "0" | "false" | "no" => Ok(false),
-        _ => Err(Error::InvalidEnv {
-            var: "LEAKCHECK",
-            value: raw.to_owned(),
-            expected: "`off` (or 0/false/no, in any case) to disable checking, `on` (or \
-                       1/true/yes) to enable it",
-        }),
-    }
+    switch(
+        &|_| value.map(str::to_owned),
+        "LEAKCHECK",
+        true,
+        "`off` (or 0/false/no, in any case) to disable checking, `on` (or 1/true/yes) to \
+         enable it",
+    )
 }
 
 /// Whether `LEAKCHECK` lets `#[leak_checked]` check, read once per process.
@@ -132,6 +160,10 @@ mod tests {
         }
         // Only the attribute reads LEAKCHECK: the other settings parse.
         assert!(parse(&[("LEAKCHECK", "bogus")]).is_ok());
+        assert!(!parse(&[]).unwrap().pprof);
+        assert!(parse(&[("LEAKCHECK_PPROF", "1")]).unwrap().pprof);
+        assert!(parse(&[("LEAKCHECK_PPROF", "ON")]).unwrap().pprof);
+        assert!(!parse(&[("LEAKCHECK_PPROF", "off")]).unwrap().pprof);
         assert_eq!(
             parse(&[("LEAKCHECK_STACK_DEPTH", "64")])
                 .unwrap()
@@ -151,6 +183,8 @@ mod tests {
         let err = parse_enabled(Some("maybe")).unwrap_err().to_string();
         assert!(err.contains("LEAKCHECK=\"maybe\" is not valid"), "{err}");
         assert!(err.contains("`off`"), "{err}");
+        let err = parse(&[("LEAKCHECK_PPROF", "gz")]).unwrap_err().to_string();
+        assert!(err.contains("LEAKCHECK_PPROF=\"gz\""), "{err}");
         let err = parse(&[("LEAKCHECK_STACK_DEPTH", "0")])
             .unwrap_err()
             .to_string();

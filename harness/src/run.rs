@@ -172,7 +172,15 @@ pub fn run_test<R: Send, B: FnOnce() -> R + Send>(
         #[cfg(unix)]
         let _signals = crate::sys::signals::Blocked::asynchronous();
         match write_json(&report, config.report_dir.as_deref()) {
-            Ok(path) => report.set_json_path(path),
+            Ok(path) => {
+                #[cfg(feature = "pprof")]
+                if config.pprof {
+                    if let Err(error) = write_pprof(&report, &path) {
+                        eprintln!("{error} (the verdict below is unaffected)");
+                    }
+                }
+                report.set_json_path(path)
+            }
             Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
         }
         (!report.is_clean()).then(|| report.to_string())
@@ -388,6 +396,16 @@ fn run<R: Send>(
                     .to_owned(),
         });
     }
+    if config.pprof && options.caller_is_test && !cfg!(feature = "pprof") {
+        warnings.push(ReportError {
+            kind: "pprof_unavailable",
+            message: "LEAKCHECK_PPROF is set, but this leakcheck was built without its `pprof` \
+                      feature, so no profile is written: enable it (`leakcheck = { version = \
+                      \"0.1\", features = [\"pprof\"] }`), or run `cargo leakcheck summary \
+                      --pprof FILE` over the JSON reports"
+                .to_owned(),
+        });
+    }
     let (suppressions, malformed) = crate::report::suppress::for_check(
         config.suppressions.as_deref(),
         options.crate_dir,
@@ -568,18 +586,44 @@ fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Err
     }
     std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
     let path = dir.join(report_file_name(report.test()));
-    // Written aside and renamed into place, so a CI step reading reports
-    // never sees half a file (the same test may run in several processes).
-    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
-    std::fs::write(&partial, report.to_json()).map_err(failed(&partial))?;
-    std::fs::rename(&partial, &path).map_err(|source| {
+    write_whole(&path, report.to_json().as_bytes())?;
+    Ok(path)
+}
+
+/// Writes `bytes` aside and renames them into place, so a CI step reading
+/// reports never sees half a file (the same test may run in several
+/// processes).
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let extension = path.extension().unwrap_or_default().to_string_lossy();
+    let partial = path.with_extension(format!("{extension}.{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes).map_err(|source| Error::ReportDir {
+        path: partial.clone(),
+        source,
+    })?;
+    std::fs::rename(&partial, path).map_err(|source| {
         let _ = std::fs::remove_file(&partial);
         Error::ReportDir {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         }
-    })?;
-    Ok(path)
+    })
+}
+
+/// `LEAKCHECK_PPROF=1`: the failing groups as `<report>.pb.gz` beside the
+/// JSON report `json`; a profile left by an earlier leaking run of a test
+/// that no longer leaks is removed.
+#[cfg(feature = "pprof")]
+fn write_pprof(report: &Report, json: &Path) -> Result<(), Error> {
+    let path = json.with_extension("pb.gz");
+    match report::pprof::to_pprof(report) {
+        Some(profile) => write_whole(&path, &profile),
+        None => match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::ReportDir { path, source })
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,18 @@ fn assert_common_fields(json: &Value, report: &Report) {
     let exe = std::env::current_exe().unwrap();
     assert_eq!(json["binary"], exe.display().to_string());
     assert_eq!(json["errors"], Value::Array(vec![]), "{json}");
+    // What fails the check, and when it finished (which of two reports of
+    // a test is the later, for `cargo leakcheck summary`).
+    assert_eq!(
+        json["fail_on"],
+        serde_json::json!(["definitely_lost", "indirectly_lost", "possibly_lost"])
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let finished = json["unix_time_ms"].as_u64().expect("unix_time_ms");
+    assert!(finished > 0 && finished <= now_ms, "{json}");
     let stats = &json["stats"];
     assert_eq!(stats["allocations"], report.stats().allocations);
     assert_eq!(stats["frees"], report.stats().frees);

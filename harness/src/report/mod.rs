@@ -3,6 +3,8 @@
 //! text and JSON forms. Imports go down only: to `verdict`, `track`,
 //! `stacks` and `sys`.
 
+#[cfg(feature = "pprof")]
+pub(crate) mod pprof;
 pub(crate) mod suppress;
 
 use crate::stacks;
@@ -183,10 +185,25 @@ pub struct Report {
     errors: Vec<ReportError>,
     warnings: Vec<ReportError>,
     stats: Stats,
-    #[serde(skip)]
+    /// The kinds that fail this test, so a reader of the JSON (the
+    /// `cargo leakcheck summary`) knows which groups failed.
+    #[serde(rename = "fail_on", serialize_with = "serialize_kinds")]
     failing: KindSet,
+    /// When the check finished, in milliseconds since the Unix epoch: which
+    /// of two reports of one test is the later.
+    unix_time_ms: u64,
     #[serde(skip)]
     json_path: Option<PathBuf>,
+}
+
+fn serialize_kinds<S: serde::Serializer>(set: &KindSet, s: S) -> Result<S::Ok, S::Error> {
+    let kinds = [
+        Kind::DefinitelyLost,
+        Kind::IndirectlyLost,
+        Kind::PossiblyLost,
+        Kind::StillReachable,
+    ];
+    s.collect_seq(kinds.into_iter().filter(|k| set.contains(*k)))
 }
 
 impl Report {
@@ -620,6 +637,9 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         warnings,
         stats,
         failing,
+        unix_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis() as u64),
         json_path: None,
     }
 }

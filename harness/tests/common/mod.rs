@@ -234,6 +234,7 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_REPORT_DIR",
     "LEAKCHECK_STACK_DEPTH",
     "LEAKCHECK_SUPPRESSIONS",
+    "LEAKCHECK_PPROF",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
