@@ -20,7 +20,7 @@ pub(crate) struct Blocked {
 /// Raised by the faulting instruction itself: blocking one of these while
 /// it is raised kills the process (and the verdict's fault-tolerant reads
 /// rely on catching `SIGSEGV` and `SIGBUS`).
-const SYNCHRONOUS: [libc::c_int; 6] = [
+pub(crate) const SYNCHRONOUS: [libc::c_int; 6] = [
     libc::SIGSEGV,
     libc::SIGBUS,
     libc::SIGILL,

@@ -320,6 +320,19 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
 /// The handlers installed through [`sigaction`], by signal number (0: none
 /// of ours), and whether each takes `siginfo` (`SA_SIGINFO`).
 static HANDLERS: [AtomicUsize; 65] = [const { AtomicUsize::new(0) }; 65];
+
+/// Set once the program has installed a handler for an asynchronous signal
+/// (a timer, `kill`, ...) through [`sigaction`], and never cleared.
+static ASYNC_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// Whether a handler for an asynchronous signal may run in this process. The
+/// quarantine then holds nothing: a held block does not go back to glibc's
+/// per-thread cache, so the code it interrupts is far more often inside
+/// glibc's locked paths, and a handler that allocates there waits forever
+/// for the arena lock its own thread holds.
+pub(crate) fn async_handlers_installed() -> bool {
+    ASYNC_HANDLERS.load(Ordering::Relaxed)
+}
 static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 
 /// What every handler installed through [`sigaction`] runs as: marks the
@@ -391,6 +404,9 @@ pub unsafe extern "C" fn sigaction(
             let siginfo = wrapped.sa_flags & libc::SA_SIGINFO != 0;
             TAKES_SIGINFO[slot].store(siginfo, Ordering::Release);
             HANDLERS[slot].store(handler, Ordering::Release);
+            if !crate::sys::signals::SYNCHRONOUS.contains(&sig) {
+                ASYNC_HANDLERS.store(true, Ordering::Release);
+            }
             wrapped.sa_sigaction = signal_trampoline as *const () as usize;
             wrapped.sa_flags |= libc::SA_SIGINFO;
             act = &wrapped;

@@ -126,6 +126,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
     // freed chunk back from glibc's per-thread cache, or its next malloc
     // takes the arena lock, which the code it interrupted may hold.
     let hold = !guard.in_signal_handler()
+        && !crate::track::hooks::async_handlers_installed()
         && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
     let held = hold
         && crate::track::quarantine::hold(crate::track::quarantine::Freed {
