@@ -17,25 +17,35 @@ fn leaking_child() {
     }
 }
 
+/// Runs the leaking child with `LEAKCHECK_REPORT_DIR` set to `dir`, checks
+/// that it still failed, and returns it with leakcheck's warning line, which
+/// must name `dir`.
+fn run_with_report_dir(dir: &std::path::Path) -> (common::Child, String) {
+    let child = run_child(
+        "leaking_child",
+        &[("LEAKCHECK_REPORT_DIR", dir.to_str().unwrap())],
+    );
+    let output = child.output();
+    child.assert_failed("leaking_child");
+    let warning = child
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("leakcheck: cannot write the JSON report to"))
+        .unwrap_or_else(|| panic!("no warning:\n{output}"))
+        .to_owned();
+    assert!(warning.contains(&dir.display().to_string()), "{warning}");
+    (child, warning)
+}
+
 #[test]
 fn unwritable_report_dir_warns_and_keeps_the_verdict() {
     let scratch = ScratchDir::new(module_path!());
     let file = scratch.path().join("a-regular-file");
     std::fs::write(&file, "not a directory").unwrap();
     let dir = file.join("reports");
-    let child = run_child(
-        "leaking_child",
-        &[("LEAKCHECK_REPORT_DIR", dir.to_str().unwrap())],
-    );
+    let (child, warning) = run_with_report_dir(&dir);
     let output = child.output();
-
-    child.assert_failed("leaking_child");
-    let warning = child
-        .stderr
-        .lines()
-        .find(|line| line.starts_with("leakcheck: cannot write the JSON report to"))
-        .unwrap_or_else(|| panic!("no warning:\n{output}"));
-    assert!(warning.contains(&dir.display().to_string()), "{warning}");
+    let warning = warning.as_str();
     assert!(warning.contains("LEAKCHECK_REPORT_DIR"), "{warning}");
     assert!(
         warning.contains("the verdict below is unaffected"),
@@ -56,19 +66,8 @@ fn a_report_dir_that_is_a_file_is_named_as_not_a_directory() {
     let scratch = ScratchDir::new(concat!(module_path!(), "-is-a-file"));
     let file = scratch.path().join("reports-is-a-file");
     std::fs::write(&file, "not a directory").unwrap();
-    let child = run_child(
-        "leaking_child",
-        &[("LEAKCHECK_REPORT_DIR", file.to_str().unwrap())],
-    );
-    let output = child.output();
-
-    child.assert_failed("leaking_child");
-    let warning = child
-        .stderr
-        .lines()
-        .find(|line| line.starts_with("leakcheck: cannot write the JSON report to"))
-        .unwrap_or_else(|| panic!("no warning:\n{output}"));
-    assert!(warning.contains(&file.display().to_string()), "{warning}");
+    let (_child, warning) = run_with_report_dir(&file);
+    let warning = warning.as_str();
     assert!(
         warning.contains("it exists and is not a directory"),
         "{warning}"

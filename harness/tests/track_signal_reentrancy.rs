@@ -6,6 +6,8 @@
 //! (`malloc` in a signal handler is not async-signal-safe in C; programs do
 //! it anyway, and the tracker must not be what turns it into a hang.)
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,18 +28,7 @@ extern "C" fn allocating_handler(_signal: libc::c_int) {
 }
 
 fn install_handler() {
-    // SAFETY: installing a handler for SIGUSR1 with an empty mask; the
-    // handler is a plain extern "C" fn.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = allocating_handler as *const () as usize;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-            0
-        );
-    }
+    common::install_signal_handler(libc::SIGUSR1, allocating_handler);
 }
 
 /// Runs `churn` on this thread while another thread signals it every few

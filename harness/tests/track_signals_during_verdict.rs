@@ -51,18 +51,7 @@ extern "C" fn allocating_handler(_signal: libc::c_int) {
 /// the idle main thread).
 fn start_storm_thread() {
     STORM.call_once(|| {
-        // SAFETY: installs a plain extern "C" handler for SIGALRM in this
-        // child process.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = allocating_handler as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()),
-                0
-            );
-        }
+        common::install_signal_handler(libc::SIGALRM, allocating_handler);
         let storm = std::thread::spawn(|| {
             // SAFETY: getpid and gettid have no preconditions.
             let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };

@@ -32,17 +32,9 @@ extern "C" fn count_tick(_signal: libc::c_int) {
 fn timer() {
     static ARM: Once = Once::new();
     ARM.call_once(|| {
-        // SAFETY: installs an async-signal-safe handler (one atomic add) for
-        // SIGALRM and arms this child's interval timer.
+        common::install_signal_handler(libc::SIGALRM, count_tick);
+        // SAFETY: arms this child's interval timer.
         unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = count_tick as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()),
-                0
-            );
             let every = libc::timeval {
                 tv_sec: 0,
                 tv_usec: 100,

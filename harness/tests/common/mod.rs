@@ -332,3 +332,17 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
 }
+
+/// Installs `handler` for `signal` (`SA_RESTART`, an empty mask), failing
+/// the test if `sigaction` refuses.
+pub fn install_signal_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is valid; the handler is a plain extern "C"
+    // fn taking the signal number, installed without SA_SIGINFO.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+    }
+}
