@@ -584,7 +584,8 @@ mod tests {
         c.epoch = 9;
         assert_eq!(Slot::pack(&c).unpack(), c);
         assert!(!Slot::pack(&c).of_scope(9));
-        assert!(!Slot::EMPTY.of_scope(0) || Slot::EMPTY.addr == 0);
+        assert!(!Slot::pack(&c).is_harness());
+        assert!(!Slot::pack(&b).of_scope(0x00ab_cdee), "another scope");
         for allocator in Allocator::ALL {
             let d = Block::new(0x20, 1, allocator, 1);
             assert_eq!(Slot::pack(&d).unpack().allocator(), allocator);
