@@ -168,7 +168,7 @@ pub use verdict::Kind;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::report::suppress::inline::{is_blank, Suppression};
-    pub use crate::run::{check_with, run_test, run_test_report, Options};
+    pub use crate::run::{check_with, run_test, run_test_report, run_test_should_panic, Options};
     // `suppress!` expands to `inventory::submit!`, named through here so
     // that test crates need no `inventory` dependency of their own.
     pub use inventory;
