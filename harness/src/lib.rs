@@ -174,15 +174,15 @@ pub use error::Error;
 /// too, and is the order for other runtimes. Above `#[rstest]` or
 /// `#[test_case(…)]`, the function each case calls is checked. In a
 /// library whose dev-dependency leakcheck is, keep the `#[test]` and add
-/// the check in test builds only, with no warning in either build:
+/// the check in test builds only, with no warning in either build (the
+/// README's copy of this example is compiled):
 ///
-/// ```
+/// ```ignore
 /// #[cfg_attr(test, leakcheck::leak_checked)]
 /// #[test]
 /// fn roundtrip() {
 ///     assert_eq!("1".parse::<u8>(), Ok(1));
 /// }
-/// # fn main() {}
 /// ```
 pub use leakcheck_macros::leak_checked;
 pub use report::{
