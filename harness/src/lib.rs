@@ -93,7 +93,7 @@ pub use error::Error;
 /// }
 ///
 /// #[leak_checked(strict)] // still-reachable blocks fail too
-/// #[should_panic(expected = "boom")]
+/// #[should_panic(expected = "boom")] // must panic with "boom" and leak nothing
 /// fn panics_as_usual() {
 ///     panic!("boom");
 /// }
@@ -122,6 +122,9 @@ pub use error::Error;
 ///   block in a raw string. May be repeated. For the whole test binary, write
 ///   a [`suppress!`] or a `leakcheck.supp` file next to the crate's
 ///   `Cargo.toml` instead.
+/// - `check_panicking = false`: a body that panics is not checked; its
+///   panic and `#[should_panic]` are left to libtest. By default a test that
+///   panics is checked like any other.
 ///
 /// ```
 /// use leakcheck::leak_checked;
@@ -157,6 +160,30 @@ pub use error::Error;
 /// thread and the threads it created have exited, so thread-locals are not
 /// leaks. `LEAKCHECK=off` runs it unchecked. The failure message and the JSON
 /// report are described in the crate docs and the README.
+///
+/// # Panics, async tests, other attributes
+///
+/// A leak fails the test with the report printed once on stderr, and no
+/// backtrace after it. A body that panics unexpectedly fails with its own
+/// message first, then the report if it leaked. `#[should_panic]` below the
+/// attribute is judged by the check: a body that panicked as expected but
+/// leaked fails.
+///
+/// Above `#[tokio::test(…)]` on an `async fn` (any flavor), the runtime is
+/// built and shut down inside the check; `#[tokio::test]` above it works
+/// too, and is the order for other runtimes. Above `#[rstest]` or
+/// `#[test_case(…)]`, the function each case calls is checked. In a
+/// library whose dev-dependency leakcheck is, keep the `#[test]` and add
+/// the check in test builds only, with no warning in either build (the
+/// README's copy of this example is compiled):
+///
+/// ```ignore
+/// #[cfg_attr(test, leakcheck::leak_checked)]
+/// #[test]
+/// fn roundtrip() {
+///     assert_eq!("1".parse::<u8>(), Ok(1));
+/// }
+/// ```
 pub use leakcheck_macros::leak_checked;
 pub use report::{
     Count, Frame, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
@@ -168,7 +195,7 @@ pub use verdict::Kind;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::report::suppress::inline::{is_blank, Suppression};
-    pub use crate::run::{check_with, run_test, run_test_report, Options};
+    pub use crate::run::{check_with, run_test, run_test_report, run_test_should_panic, Options};
     // `suppress!` expands to `inventory::submit!`, named through here so
     // that test crates need no `inventory` dependency of their own.
     pub use inventory;

@@ -21,6 +21,9 @@ use std::panic;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+// What a test's panics and leaks make of its outcome.
+mod outcome;
+
 /// Options of one check. Built by the attribute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -30,6 +33,9 @@ pub struct Options {
     crate_dir: Option<&'static str>,
     unclassified: bool,
     caller_is_test: bool,
+    /// Whether a body that panics is checked too (`check_panicking = false`
+    /// turns it off for one test).
+    skip_panicking: bool,
     /// The body closure's type path (`crate::module::test::{{closure}}`):
     /// closures written inside the body are named below it, which tells
     /// this check's work from another's on a thread they share.
@@ -46,6 +52,7 @@ impl Options {
             crate_dir: None,
             unclassified: false,
             caller_is_test: false,
+            skip_panicking: false,
             body: None,
         }
     }
@@ -96,6 +103,14 @@ impl Options {
         }
     }
 
+    /// Whether a test body that panics is checked too (the default) or its
+    /// panic is passed on unchecked, as before leakcheck checked panicking
+    /// tests (the attribute's `check_panicking = false`).
+    pub const fn check_panicking(mut self, check: bool) -> Self {
+        self.skip_panicking = !check;
+        self
+    }
+
     /// The test crate's directory, where `leakcheck.supp` is looked for.
     pub const fn crate_dir(mut self, dir: &'static str) -> Self {
         self.crate_dir = Some(dir);
@@ -124,8 +139,9 @@ impl Options {
 pub fn check<F: FnOnce() + Send>(f: F) -> Report {
     let name = thread_name().unwrap_or_else(|| "check".to_owned());
     let options = Options::new().body_of::<F>();
-    match run(name, options, f) {
-        Ok(((), report)) => report,
+    match run(name, options.check_panicking(false), f) {
+        Ok((_, Some(report))) => report,
+        Ok((_, None)) => unreachable!("a check resumes its body's panic"),
         Err(error) => panic!("{error}"),
     }
 }
@@ -134,13 +150,21 @@ pub fn check<F: FnOnce() + Send>(f: F) -> Report {
 #[doc(hidden)]
 pub fn check_with<F: FnOnce() + Send>(options: Options, f: F) -> Report {
     let name = thread_name().unwrap_or_else(|| "check".to_owned());
-    match run(name, options.body_of::<F>(), f) {
-        Ok(((), report)) => report,
+    match run(name, options.body_of::<F>().check_panicking(false), f) {
+        Ok((_, Some(report))) => report,
+        Ok((_, None)) => unreachable!("a check resumes its body's panic"),
         Err(error) => panic!("{error}"),
     }
 }
 
 /// Runs a `#[leak_checked]` test body: what the attribute expands to.
+///
+/// A leak fails the test with the report printed once on stderr and a
+/// panic that runs no panic hook (so no backtrace into the harness follows
+/// it, whatever `RUST_BACKTRACE` says); its payload is the report's text,
+/// for a `#[should_panic(expected = …)]` libtest checks itself. A body that
+/// panics is checked too (unless `check_panicking = false`): its panic is
+/// passed on after the leak report, if it leaked.
 #[doc(hidden)]
 #[track_caller]
 pub fn run_test<R: Send, B: FnOnce() -> R + Send>(
@@ -148,10 +172,53 @@ pub fn run_test<R: Send, B: FnOnce() -> R + Send>(
     options: Options,
     body: B,
 ) -> R {
-    let options = options.body_of::<B>();
+    let (result, failure) = run_checked_test(fn_name, options.body_of::<B>(), body);
+    match (result, failure) {
+        (Ok(value), None) => value,
+        (Ok(_), Some(report)) => outcome::fail(report),
+        (Err(payload), failure) => {
+            if let Some(report) = failure {
+                outcome::print(&report);
+            }
+            panic::resume_unwind(payload)
+        }
+    }
+}
+
+/// Runs a `#[leak_checked]` `#[should_panic]` test body: the attribute
+/// takes `#[should_panic]` over, since a test that panicked as expected but
+/// leaked must fail, and libtest passes every test that panics.
+///
+/// The test passes when the body panics as expected (a string payload
+/// containing `expected`, when given) and leaks nothing, or when the body
+/// returns and the leak report is the expected failure (it contains
+/// `expected`). Anything else fails with libtest's words and the report.
+#[doc(hidden)]
+#[track_caller]
+pub fn run_test_should_panic<B: FnOnce() + Send>(
+    fn_name: &'static str,
+    options: Options,
+    expected: Option<&'static str>,
+    body: B,
+) {
+    let (result, failure) = run_checked_test(fn_name, options.body_of::<B>(), body);
+    if let Some(message) = outcome::should_panic(result, failure, expected) {
+        outcome::fail(message)
+    }
+}
+
+/// Runs a test body under a check, writing its JSON report: what the body
+/// did (its value or its panic, untouched) and the report's text when the
+/// check failed. With `LEAKCHECK=off` the body runs unchecked.
+#[track_caller]
+fn run_checked_test<R: Send, B: FnOnce() -> R + Send>(
+    fn_name: &'static str,
+    options: Options,
+    body: B,
+) -> (std::thread::Result<R>, Option<String>) {
     match config::enabled() {
         Ok(true) => {}
-        Ok(false) => return body(),
+        Ok(false) => return (panic::catch_unwind(panic::AssertUnwindSafe(body)), None),
         Err(error) => panic!("{error}"),
     }
     let config = match config::get() {
@@ -164,31 +231,27 @@ pub fn run_test<R: Send, B: FnOnce() -> R + Send>(
         ..options
     };
     let (result, mut report) = match run(name, options, body) {
-        Ok(done) => done,
+        Ok((result, Some(report))) => (result, report),
+        Ok((result, None)) => return (result, None),
         Err(error) => panic!("{error}"),
     };
-    let failure = {
-        let _harness = Untracked::harness();
-        #[cfg(unix)]
-        let _signals = crate::sys::signals::Blocked::asynchronous();
-        match write_json(&report, config.report_dir.as_deref()) {
-            Ok(path) => {
-                #[cfg(feature = "pprof")]
-                if config.pprof {
-                    if let Err(error) = write_pprof(&report, &path) {
-                        eprintln!("{error} (the verdict below is unaffected)");
-                    }
+    let _harness = Untracked::harness();
+    #[cfg(unix)]
+    let _signals = crate::sys::signals::Blocked::asynchronous();
+    match write_json(&report, config.report_dir.as_deref()) {
+        Ok(path) => {
+            #[cfg(feature = "pprof")]
+            if config.pprof {
+                if let Err(error) = write_pprof(&report, &path) {
+                    eprintln!("{error} (the verdict below is unaffected)");
                 }
-                report.set_json_path(path)
             }
-            Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
+            report.set_json_path(path)
         }
-        (!report.is_clean()).then(|| report.to_string())
-    };
-    if let Some(message) = failure {
-        panic!("{message}");
+        Err(error) => eprintln!("{error} (the verdict below is unaffected)"),
     }
-    result
+    let failure = (!report.is_clean()).then(|| report.to_string());
+    (result, failure)
 }
 
 /// Runs a `#[leak_checked]` test body that returns a value (`Result<(), E>`,
@@ -238,11 +301,15 @@ impl Bodies {
     }
 }
 
+/// Runs `body` under a check. A body that panics is checked too, its panic
+/// returned with the report, unless `options` skip panicking bodies: then
+/// the panic is resumed here, unchecked. A panic whose payload is not a
+/// string is returned without a report (its blocks are the payload's).
 fn run<R: Send>(
     name: String,
     options: Options,
     body: impl FnOnce() -> R + Send,
-) -> Result<(R, Report), Error> {
+) -> Result<(std::thread::Result<R>, Option<Report>), Error> {
     hooks::init();
     // Blocks this thread allocated since its last check are the caller's
     // when the caller is user code (`check`); a `#[leak_checked]` test's
@@ -289,6 +356,23 @@ fn run<R: Send>(
             })
             .map(|handle| handle.join())
     });
+    // The payload of a body's panic was boxed by std on the body's thread,
+    // in the scope: a copy made here (untracked) replaces it, and the
+    // original is freed before the verdict counts what is live.
+    let mut panic_checked = false;
+    let joined = match joined {
+        Ok(Err(payload)) if !options.skip_panicking => match outcome::detach(payload) {
+            Ok(copy) => {
+                panic_checked = true;
+                Ok(Err(copy))
+            }
+            Err(payload) => {
+                eprintln!("{}", outcome::not_checked(&name));
+                Ok(Err(payload))
+            }
+        },
+        joined => joined,
+    };
     scope::wait_for_threads(
         scope,
         std::time::Duration::from_millis(100),
@@ -297,11 +381,13 @@ fn run<R: Send>(
     let elapsed = started.elapsed();
     let counters = scope::end(scope);
     let result = match joined {
-        Ok(Ok(result)) => result,
-        Ok(Err(payload)) => {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(payload)) if panic_checked => Err(payload),
+        Ok(Err(payload)) if options.skip_panicking => {
             drop(harness);
             panic::resume_unwind(payload)
         }
+        Ok(Err(payload)) => return Ok((Err(payload), None)),
         Err(spawn_error) => {
             panic!("leakcheck: could not start a thread for `{name}`: {spawn_error}")
         }
@@ -435,7 +521,7 @@ fn run<R: Send>(
     drop(signals);
     drop(harness);
     scope::next_epoch();
-    Ok((result, report))
+    Ok((result, Some(report)))
 }
 
 /// The body thread's frame that everything charged to the scope runs above:
@@ -448,14 +534,25 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     #[cfg(target_os = "linux")]
     crate::track::threads::mark_harness(scope);
     let previous = scope::enter_thread(scope, base);
+    // Left also when the body panics: the thread's exit is not the test's.
+    let _leave = LeaveThread(previous);
     let result = body();
-    #[cfg(target_os = "linux")]
-    if !hooks::malloc_replaced() {
-        crate::track::threads::wipe_dead_stack(scope::stack_low());
-    }
-    scope::leave_thread(previous);
     std::hint::black_box(base);
     result
+}
+
+/// Takes the body's thread out of its scope when dropped, the body having
+/// returned or unwound, after wiping the dead part of its stack below.
+struct LeaveThread(scope::Current);
+
+impl Drop for LeaveThread {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if !hooks::malloc_replaced() {
+            crate::track::threads::wipe_dead_stack(scope::stack_low());
+        }
+        scope::leave_thread(self.0);
+    }
 }
 
 /// The scope's surviving blocks with their kinds. Collected into mapped

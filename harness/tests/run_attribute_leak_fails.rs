@@ -1,9 +1,11 @@
 //! A `#[leak_checked]` test that leaks fails (the test binary re-runs itself
 //! as a child to watch it fail): exit status, libtest's `FAILED` line, the
-//! panic message's summary line naming the test with blocks, bytes and
-//! sites, the C frame with `fixtures.c:<line>`, no libtest or harness
-//! frames, and a `JSON report:` path in `LEAKCHECK_REPORT_DIR` whose file
-//! parses and agrees.
+//! report printed once on stderr starting with the summary line naming the
+//! test with blocks, bytes and sites, the C frame with `fixtures.c:<line>`,
+//! no libtest or harness frames, and a `JSON report:` path in
+//! `LEAKCHECK_REPORT_DIR` whose file parses and agrees. Nothing follows the
+//! report: no "panicked at" line and, whatever `RUST_BACKTRACE` says, no
+//! backtrace into the harness.
 
 mod common;
 
@@ -32,14 +34,11 @@ fn leaking_leak_checked_test_fails_with_the_report() {
     let output = child.output();
 
     child.assert_failed("leaking_child");
+    // The report alone: its summary line first, printed once.
     let summary = "leakcheck: `leaking_child` leaked 2 blocks (80 bytes) from 1 allocation site";
-    let mut message = child
-        .stderr
-        .lines()
-        .skip_while(|line| !line.starts_with("thread 'leaking_child'"));
-    // libtest's "panicked at" line, then the message: the summary first.
-    assert!(message.next().is_some(), "no panic message:\n{output}");
-    assert_eq!(message.next(), Some(summary), "{output}");
+    assert_eq!(child.stderr.lines().next(), Some(summary), "{output}");
+    assert_eq!(child.stderr.matches(summary).count(), 1, "{output}");
+    assert_report_ends_the_output(&child.stderr, &output);
     assert!(
         child
             .stderr
@@ -88,4 +87,42 @@ fn leaking_leak_checked_test_fails_with_the_report() {
     assert_eq!(json["summary"]["leaked_bytes"], 80);
     assert_eq!(json["leaks"][0]["origin"], "c");
     assert_eq!(json["leaks"][0]["stack"][0]["function"], LEAK_FN);
+}
+
+/// Asserts that the report is the end of what the test printed: its JSON
+/// line is the last line, with no panic line or backtrace around it.
+fn assert_report_ends_the_output(stderr: &str, output: &str) {
+    let last = stderr.lines().rev().find(|line| !line.trim().is_empty());
+    assert!(
+        last.is_some_and(|line| line.starts_with("JSON report: ")),
+        "the report is not the last thing printed:\n{output}"
+    );
+    for noise in [
+        "panicked at",
+        "stack backtrace",
+        "RUST_BACKTRACE",
+        "run_test",
+    ] {
+        assert!(!stderr.contains(noise), "`{noise}` printed:\n{output}");
+    }
+}
+
+#[test]
+fn no_backtrace_follows_the_report_whatever_rust_backtrace_says() {
+    for backtrace in ["0", "1", "full"] {
+        let reports = ScratchDir::new(&format!("{}-{backtrace}", module_path!()));
+        let child = run_child(
+            "leaking_child",
+            &[
+                ("LEAKCHECK_REPORT_DIR", reports.as_str()),
+                ("RUST_BACKTRACE", backtrace),
+            ],
+        );
+        let output = format!("RUST_BACKTRACE={backtrace}\n{}", child.output());
+        child.assert_failed("leaking_child");
+        let summary =
+            "leakcheck: `leaking_child` leaked 2 blocks (80 bytes) from 1 allocation site";
+        assert_eq!(child.stderr.lines().next(), Some(summary), "{output}");
+        assert_report_ends_the_output(&child.stderr, &output);
+    }
 }

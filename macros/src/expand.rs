@@ -27,6 +27,7 @@
 //! }
 //! ```
 
+use crate::stacked::{self, Form};
 use proc_macro2::{Ident, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
@@ -50,9 +51,16 @@ pub(crate) fn leak_checked(args: TokenStream, item: TokenStream) -> syn::Result<
         }
         Err(err) => return Err(errors.with(err)),
     };
-    check_signature(&func.sig, &mut errors);
+    let form = match stacked::form(&func.attrs, &func.sig) {
+        Ok(form) => Some(form),
+        Err(err) => {
+            errors.push(err);
+            None
+        }
+    };
+    check_signature(&func.sig, form.as_ref(), &mut errors);
     errors.finish()?;
-    Ok(expand(&args, func))
+    expand(&args, func, form.unwrap_or(Form::Plain))
 }
 
 /// What `#[leak_checked(...)]` was given.
@@ -64,6 +72,9 @@ struct Args {
     fail_on: Option<LitStr>,
     /// Each `suppress = "…"`, in the order written.
     suppress: Vec<LitStr>,
+    /// `check_panicking = false`: a body that panics is not checked, and
+    /// `#[should_panic]` is left to libtest.
+    unchecked_panics: bool,
 }
 
 /// A key that `#[leak_checked(...)]` accepts.
@@ -72,11 +83,12 @@ enum Key {
     Strict,
     FailOn,
     Suppress,
+    CheckPanicking,
 }
 
 impl Key {
     /// Every key, in the order the "expected one of" message lists them.
-    const ALL: [Key; 3] = [Key::Strict, Key::FailOn, Key::Suppress];
+    const ALL: [Key; 4] = [Key::Strict, Key::FailOn, Key::Suppress, Key::CheckPanicking];
 
     /// How it is written in the attribute.
     fn name(self) -> &'static str {
@@ -84,6 +96,7 @@ impl Key {
             Key::Strict => "strict",
             Key::FailOn => "fail_on",
             Key::Suppress => "suppress",
+            Key::CheckPanicking => "check_panicking",
         }
     }
 
@@ -93,6 +106,7 @@ impl Key {
             Key::Strict => "strict",
             Key::FailOn => "fail_on = \"definite,possible\"",
             Key::Suppress => "suppress = \"leak:function_name\"",
+            Key::CheckPanicking => "check_panicking = false",
         }
     }
 }
@@ -178,6 +192,11 @@ impl Args {
                 check_suppression(&text)?;
                 self.suppress.push(text);
             }
+            Key::CheckPanicking => {
+                let check = bool_value(key, ident, rest)?;
+                once(key, ident, seen)?;
+                self.unchecked_panics = !check;
+            }
         }
         Ok(())
     }
@@ -207,6 +226,9 @@ impl Args {
                 }
             });
             options.extend(quote!(.suppress(&[#(#suppressions),*])));
+        }
+        if self.unchecked_panics {
+            options.extend(quote!(.check_panicking(false)));
         }
         options.extend(quote!(.crate_dir(::core::env!("CARGO_MANIFEST_DIR"))));
         options
@@ -238,7 +260,7 @@ fn once(key: Key, ident: &Ident, seen: &mut Vec<Key>) -> syn::Result<()> {
     let rival = match key {
         Key::Strict => Key::FailOn,
         Key::FailOn => Key::Strict,
-        Key::Suppress => return Ok(()),
+        Key::Suppress | Key::CheckPanicking => return Ok(()),
     };
     if seen.contains(&rival) {
         return Err(syn::Error::new(ident.span(), STRICT_AND_FAIL_ON));
@@ -274,6 +296,38 @@ fn string_value(key: Key, ident: &Ident, rest: &[TokenTree]) -> syn::Result<LitS
             format!("`{name}` takes a string literal; write `{example}`"),
         )
     })
+}
+
+/// The `true` or `false` of `key = true`, or an error saying how to write it.
+fn bool_value(key: Key, ident: &Ident, rest: &[TokenTree]) -> syn::Result<bool> {
+    let (name, example) = (key.name(), key.example());
+    let value = match rest {
+        [TokenTree::Punct(eq), value] if eq.as_char() == '=' && eq.spacing() == Spacing::Alone => {
+            value
+        }
+        [] => {
+            return Err(syn::Error::new(
+                ident.span(),
+                format!(
+                    "leak_checked argument `{name}` takes `true` or `false`; write `{example}`"
+                ),
+            ))
+        }
+        _ => {
+            return Err(syn::Error::new_spanned(
+                tokens_of(rest),
+                format!("expected `= true` or `= false` after `{name}`; write `{example}`"),
+            ))
+        }
+    };
+    match value {
+        TokenTree::Ident(value) if value == "true" => Ok(true),
+        TokenTree::Ident(value) if value == "false" => Ok(false),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` takes `true` or `false`; write `{example}`"),
+        )),
+    }
 }
 
 /// Checks `fail_on`'s words the way the runtime parses them (valgrind's
@@ -364,10 +418,14 @@ fn tokens_of(trees: &[TokenTree]) -> TokenStream {
 }
 
 /// Pushes an error for each part of the signature a test cannot have, spanned
-/// on that part.
-fn check_signature(sig: &Signature, errors: &mut Errors) {
+/// on that part. `form` (when known) allows `async` (a runtime's attribute
+/// below) or arguments (an attribute below makes the tests): an `async fn`
+/// with no form has had its error already.
+fn check_signature(sig: &Signature, form: Option<&Form>, errors: &mut Errors) {
     let arguments = if sig.inputs.is_empty() {
         sig.variadic.as_ref().map(ToTokens::to_token_stream)
+    } else if matches!(form, Some(Form::Generated)) {
+        None
     } else {
         Some(sig.inputs.to_token_stream())
     };
@@ -376,11 +434,6 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
         (
             sig.constness.map(|token| token.to_token_stream()),
             "`#[leak_checked]` tests cannot be `const fn`",
-        ),
-        (
-            sig.asyncness.map(|token| token.to_token_stream()),
-            "async tests are not supported by `#[leak_checked]` yet; use your runtime's test \
-             attribute (such as `#[tokio::test]`) and call `leakcheck::check` inside the test",
         ),
         (
             sig.unsafety.map(|token| token.to_token_stream()),
@@ -397,7 +450,8 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
         ),
         (
             arguments,
-            "`#[leak_checked]` tests take no arguments: a test function is called as `name()`",
+            "`#[leak_checked]` tests take no arguments: a test function is called as `name()` \
+             (for cases, write `#[leak_checked]` above `#[rstest]` or `#[test_case(…)]`)",
         ),
     ];
     for (tokens, message) in rejected {
@@ -408,21 +462,47 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
 }
 
 /// The expansion of a function that passed every check.
-fn expand(args: &Args, func: ItemFn) -> TokenStream {
+fn expand(args: &Args, func: ItemFn, form: Form) -> syn::Result<TokenStream> {
     let ItemFn {
         attrs,
         vis,
-        sig,
+        mut sig,
         block,
     } = func;
-    let (outer, inner): (Vec<Attribute>, Vec<Attribute>) = attrs
+    let (mut outer, inner): (Vec<Attribute>, Vec<Attribute>) = attrs
         .into_iter()
         .partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    // The runtime's attribute goes inside, on the body (its index is before
+    // `#[should_panic]` is taken out).
+    let (block, form) = match form {
+        Form::Runtime(index) => {
+            let runtime = stacked::runtime_main(&outer.remove(index))?;
+            sig.asyncness = None;
+            let ident = &sig.ident;
+            let output = &sig.output;
+            let block = quote! {{
+                #runtime
+                async fn #ident() #output #block
+                #ident()
+            }};
+            (block, Form::Plain)
+        }
+        form => (block.to_token_stream(), form),
+    };
+    // A body that panicked as `#[should_panic]` expects and leaked must
+    // fail, which libtest's `#[should_panic]` cannot do: the check judges
+    // both. (Tests returning a value cannot be `#[should_panic]`: rustc
+    // says so.)
+    let should_panic = match sig.output {
+        ReturnType::Default if !args.unchecked_panics => stacked::take_should_panic(&mut outer),
+        _ => None,
+    };
     // The full path, so a `use tokio::test;` in scope cannot capture it. It
     // goes last, after the attributes still to be expanded, so that a test
     // macro among them sees it and does not register the test a second time
-    // (the convention of tokio, rstest and googletest).
-    let test_attr = if outer.iter().any(is_test_attribute) {
+    // (the convention of tokio, rstest and googletest). Generated tests
+    // call the function: they are the tests.
+    let test_attr = if matches!(form, Form::Generated) || outer.iter().any(is_test_attribute) {
         None
     } else {
         Some(quote!(#[::core::prelude::v1::test]))
@@ -442,27 +522,39 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
     // A test that returns something (`Result<(), Box<dyn Error>>`, ...) has
     // its value turned into an exit code on the body's own thread, since the
     // value need not be `Send`; libtest treats the `ExitCode` exactly as it
-    // would the value.
-    let (runner, sig) = match &sig.output {
-        ReturnType::Default => (quote!(run_test), sig),
-        ReturnType::Type(arrow, ty) => {
+    // would the value. A generated test's function returns its value to the
+    // test that calls it.
+    let (runner, sig) = match (&sig.output, &form) {
+        (ReturnType::Default, _) | (_, Form::Generated) => (quote!(run_test), sig),
+        (ReturnType::Type(arrow, ty), _) => {
             let mut outer_sig = sig.clone();
             outer_sig.output =
                 syn::parse_quote_spanned!(ty.span()=> #arrow ::std::process::ExitCode);
             (quote!(run_test_report), outer_sig)
         }
     };
-    let call = quote_spanned! {output_span(&sig)=>
-        ::leakcheck::__private::#runner(#name, #options, #closure #closure_output #block)
+    let call = match should_panic {
+        Some(expected) => {
+            let expected = match expected {
+                Some(text) => quote!(::core::option::Option::Some(#text)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote_spanned! {output_span(&sig)=>
+                ::leakcheck::__private::run_test_should_panic(#name, #options, #expected, #closure #block)
+            }
+        }
+        None => quote_spanned! {output_span(&sig)=>
+            ::leakcheck::__private::#runner(#name, #options, #closure #closure_output #block)
+        },
     };
-    quote! {
+    Ok(quote! {
         #(#outer)*
         #test_attr
         #vis #sig {
             #(#inner)*
             #call
         }
-    }
+    })
 }
 
 /// The return type's span, or the name's when the test returns `()`.
@@ -557,8 +649,9 @@ mod tests {
         paths.collect()
     }
 
-    const NO_ARGS: &str =
-        "`#[leak_checked]` tests take no arguments: a test function is called as `name()`";
+    const NO_ARGS: &str = "`#[leak_checked]` tests take no arguments: a test function is called \
+                           as `name()` (for cases, write `#[leak_checked]` above `#[rstest]` or \
+                           `#[test_case(…)]`)";
 
     #[test]
     fn bare_attribute_adds_test_and_default_options() {
@@ -622,7 +715,8 @@ mod tests {
         };
         let func = expanded_fn(quote! {}, item);
         let test = ":: core :: prelude :: v1 :: test";
-        assert_eq!(attr_paths(&func), ["doc", "ignore", "should_panic", test]);
+        // `#[should_panic]` is the check's to judge (`run_test_should_panic`).
+        assert_eq!(attr_paths(&func), ["doc", "ignore", test]);
         assert_eq!(func.vis.to_token_stream().to_string(), "pub (crate)");
     }
 
@@ -678,7 +772,7 @@ mod tests {
     fn unknown_key_lists_valid_keys() {
         assert_eq!(
             errors(quote! { foo }, quote! { fn t() {} }),
-            ["unknown leak_checked argument `foo`; expected one of: `strict`, `fail_on`, `suppress`"]
+            ["unknown leak_checked argument `foo`; expected one of: `strict`, `fail_on`, `suppress`, `check_panicking`"]
         );
     }
 
@@ -719,7 +813,7 @@ mod tests {
                 quote! { = strict },
                 quote! { (strict) },
             ],
-            "expected the name of a leak_checked argument, one of: `strict`, `fail_on`, `suppress`",
+            "expected the name of a leak_checked argument, one of: `strict`, `fail_on`, `suppress`, `check_panicking`",
         );
     }
 
@@ -727,7 +821,7 @@ mod tests {
     fn empty_arguments_between_commas() {
         assert_args_fail(
             &[quote! { , }, quote! { , strict }, quote! { strict,, }],
-            "expected a leak_checked argument before this comma; expected one of: `strict`, `fail_on`, `suppress`",
+            "expected a leak_checked argument before this comma; expected one of: `strict`, `fail_on`, `suppress`, `check_panicking`",
         );
     }
 
@@ -752,14 +846,93 @@ mod tests {
     }
 
     #[test]
-    fn async_fn_points_to_check() {
+    fn async_fn_without_a_runtime_shows_the_two_forms() {
         let errs = errors(quote! {}, quote! { async fn t() {} });
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].starts_with("async tests are not supported"),
+            errs[0].starts_with("`#[leak_checked]` on an `async fn` needs a runtime's test"),
             "{errs:?}"
         );
-        assert!(errs[0].contains("leakcheck::check"), "{errs:?}");
+    }
+
+    #[test]
+    fn tokio_test_below_runs_inside_the_check() {
+        let item = quote! {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[should_panic(expected = "x")]
+            async fn t() { body().await }
+        };
+        let expected = quote! {
+            #[::core::prelude::v1::test]
+            fn t() {
+                ::leakcheck::__private::run_test_should_panic(
+                    "t",
+                    ::leakcheck::__private::Options::new()
+                        .crate_dir(::core::env!("CARGO_MANIFEST_DIR")),
+                    ::core::option::Option::Some("x"),
+                    move || {
+                        #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+                        async fn t() { body().await }
+                        t()
+                    }
+                )
+            }
+        };
+        assert_eq!(expansion(quote! {}, item), expected.to_string());
+    }
+
+    #[test]
+    fn generated_cases_are_checked_in_place() {
+        let item = quote! {
+            #[rstest]
+            #[case(1)]
+            fn t(#[case] x: u32) -> u32 { x }
+        };
+        let expected = quote! {
+            #[rstest]
+            #[case(1)]
+            fn t(#[case] x: u32) -> u32 {
+                ::leakcheck::__private::run_test(
+                    "t",
+                    ::leakcheck::__private::Options::new()
+                        .crate_dir(::core::env!("CARGO_MANIFEST_DIR")),
+                    move || -> u32 { x }
+                )
+            }
+        };
+        assert_eq!(expansion(quote! {}, item), expected.to_string());
+    }
+
+    #[test]
+    fn check_panicking_false_leaves_should_panic_to_libtest() {
+        let item = quote! { #[should_panic] fn t() {} };
+        let out = expansion(quote! { check_panicking = false }, item);
+        assert!(out.starts_with("# [should_panic]"), "{out}");
+        assert!(out.contains(". check_panicking (false)"), "{out}");
+        assert!(out.contains(":: run_test ("), "{out}");
+        let out = expansion(quote! {}, quote! { #[should_panic] fn t() {} });
+        assert!(out.contains("run_test_should_panic"), "{out}");
+        assert!(!out.contains("should_panic ]"), "{out}");
+    }
+
+    #[test]
+    fn check_panicking_takes_a_bool() {
+        let expected = "`check_panicking` takes `true` or `false`; write `check_panicking = false`";
+        assert_args_fail(
+            &[
+                quote! { check_panicking = "no" },
+                quote! { check_panicking = 0 },
+            ],
+            expected,
+        );
+        assert_args_fail(
+            &[quote! { check_panicking }],
+            "leak_checked argument `check_panicking` takes `true` or `false`; write `check_panicking = false`",
+        );
+        assert_args_fail(
+            &[quote! { check_panicking = false, check_panicking = true }],
+            "duplicate leak_checked argument `check_panicking`",
+        );
     }
 
     #[test]
@@ -1028,7 +1201,7 @@ mod tests {
         assert!(errs[2].contains("`bar`"));
         assert!(errs[3].starts_with("`strict` is `fail_on"));
         assert!(errs[4].starts_with("`suppress` is empty"));
-        assert!(errs[5].starts_with("async"));
+        assert!(errs[5].contains("needs a runtime's test attribute"));
         assert!(errs[6].contains("generic"));
         assert_eq!(errs[7], NO_ARGS);
     }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod expand;
+mod stacked;
 
 use proc_macro::TokenStream;
 

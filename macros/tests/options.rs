@@ -80,6 +80,22 @@ pub mod __private {
         body()
     }
 
+    /// Stands in for the real one's `#[should_panic]` verdict: the body
+    /// must panic with a message containing `expected`.
+    pub fn run_test_should_panic(
+        name: &'static str,
+        options: Options,
+        expected: Option<&'static str>,
+        body: impl FnOnce() + Send,
+    ) {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_test(name, options, body)
+        }))
+        .expect_err("test did not panic as expected");
+        let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains(expected.unwrap_or_default()), "{message}");
+    }
+
     pub fn run_test_report<T: std::process::Termination>(
         name: &'static str,
         options: Options,
