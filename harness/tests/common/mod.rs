@@ -235,6 +235,8 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_STACK_DEPTH",
     "LEAKCHECK_SUPPRESSIONS",
     "LEAKCHECK_PPROF",
+    "LEAKCHECK_SHOW",
+    "LEAKCHECK_MAX_SECTIONS",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
@@ -318,11 +320,13 @@ impl Drop for ScratchDir {
     }
 }
 
-/// The path after `JSON report: ` in a failure message.
+/// The path after `JSON report: ` in a failure message (its last line:
+/// `JSON report: <path>`, or the count of the sites not shown, which ends
+/// with it).
 pub fn json_report_path(text: &str) -> Option<PathBuf> {
     text.lines()
-        .find_map(|line| line.trim().strip_prefix("JSON report: "))
-        .map(PathBuf::from)
+        .find_map(|line| line.trim().split_once("JSON report: "))
+        .map(|(_, path)| PathBuf::from(path))
 }
 
 /// Reads and parses a JSON report file.
