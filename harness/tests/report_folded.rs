@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{is_child, json_report_path, read_json, run_child, Child, ScratchDir};
+use common::{
+    failure_message, is_child, json_report_path, read_json, run_child, Child, ScratchDir,
+};
 use leakcheck::__private::{check_with, Options, Suppression};
 use leakcheck::{leak_checked, Kind};
 use leakcheck_test_support::{CSlots, SLOTS_NEW_FN, STORE_FN};
@@ -55,25 +57,6 @@ fn forgotten_handle_shown_child() {
     }
 }
 
-/// The failure message: from leakcheck's summary line to the end of the
-/// panic message (libtest's `note:` line, or the end of stderr).
-fn message_of(child: &Child) -> Vec<&str> {
-    let lines: Vec<&str> = child.stderr.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.starts_with("leakcheck: `"))
-        .unwrap_or_else(|| panic!("no failure message:\n{}", child.output()));
-    let end = lines[start..]
-        .iter()
-        .position(|l| l.starts_with("note: run with `RUST_BACKTRACE") || *l == "stack backtrace:")
-        .map_or(lines.len(), |n| start + n);
-    let mut message = lines[start..end].to_vec();
-    while message.last().is_some_and(|l| l.is_empty()) {
-        message.pop();
-    }
-    message
-}
-
 /// The section headers: lines that say what a site's blocks are.
 fn headers<'a>(message: &[&'a str]) -> Vec<&'a str> {
     message
@@ -114,7 +97,7 @@ fn a_forgotten_handle_is_one_section_with_what_hangs_off_it() {
     );
     let output = child.output();
     child.assert_failed("forgotten_handle_child");
-    let message = message_of(&child);
+    let message = failure_message(&child);
     let text = message.join("\n");
     assert!(message.len() <= 60, "{} lines:\n{text}", message.len());
     assert_eq!(
@@ -200,7 +183,7 @@ fn a_forgotten_handle_is_one_section_with_what_hangs_off_it() {
 #[test]
 fn show_lists_the_indirectly_lost_sites_too() {
     let expect_shown = |child: &Child| {
-        let message = message_of(child);
+        let message = failure_message(child);
         let text = message.join("\n");
         assert_eq!(
             headers(&message),
@@ -301,7 +284,7 @@ fn more_roots_than_sections_show_the_largest_then_count_the_rest() {
         &[("LEAKCHECK_REPORT_DIR", reports.as_str())],
     );
     child.assert_failed("eight_sites_child");
-    let message = message_of(&child);
+    let message = failure_message(&child);
     let text = message.join("\n");
     let largest: Vec<String> = [128, 112, 96, 80, 64].map(site_header).into();
     assert_eq!(headers(&message), largest, "{text}");
@@ -330,7 +313,7 @@ fn more_roots_than_sections_show_the_largest_then_count_the_rest() {
         &[("LEAKCHECK_REPORT_DIR", reports.as_str())],
     );
     child.assert_failed("eight_sites_two_sections_child");
-    let message = message_of(&child);
+    let message = failure_message(&child);
     assert_eq!(
         headers(&message),
         [128, 112].map(site_header),
@@ -351,7 +334,7 @@ fn more_roots_than_sections_show_the_largest_then_count_the_rest() {
             ("LEAKCHECK_MAX_SECTIONS", "8"),
         ],
     );
-    let message = message_of(&child);
+    let message = failure_message(&child);
     assert_eq!(headers(&message).len(), 8, "{message:#?}");
     assert!(message.last().unwrap().starts_with("JSON report: "));
 }

@@ -329,6 +329,21 @@ pub fn json_report_path(text: &str) -> Option<PathBuf> {
         .map(|(_, path)| PathBuf::from(path))
 }
 
+/// The failure message in a child's stderr, a line an item: from
+/// leakcheck's summary line to the last line, the one that names the JSON
+/// report. Fails with the output when there is none.
+pub fn failure_message(child: &Child) -> Vec<&str> {
+    let lines: Vec<&str> = child.stderr.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with("leakcheck: `"));
+    let message = start.and_then(|start| {
+        let len = lines[start..]
+            .iter()
+            .position(|l| l.contains("JSON report: "))?;
+        Some(lines[start..=start + len].to_vec())
+    });
+    message.unwrap_or_else(|| panic!("no failure message:\n{}", child.output()))
+}
+
 /// Reads and parses a JSON report file.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text =
