@@ -60,6 +60,30 @@ pub struct Frame {
 }
 
 /// Blocks that leaked from one allocation site.
+///
+/// A definitely lost group counts the indirectly lost blocks that hang off
+/// it; those are groups of their own too:
+///
+/// ```
+/// use leakcheck::Kind;
+///
+/// struct Node {
+///     next: Option<Box<Node>>,
+///     _payload: [u64; 3],
+/// }
+///
+/// let report = leakcheck::check(|| {
+///     let tail = Box::new(Node { next: None, _payload: [0; 3] });
+///     let head = Box::new(Node { next: Some(tail), _payload: [0; 3] });
+///     std::hint::black_box(Box::leak(head));
+/// });
+/// let head = &report.leaks()[0];
+/// assert_eq!((head.kind, head.blocks, head.bytes), (Kind::DefinitelyLost, 1, 32));
+/// assert_eq!((head.indirect_blocks, head.indirect_bytes), (Some(1), Some(32)));
+/// let tail = &report.leaks()[1];
+/// assert_eq!((tail.kind, tail.indirect_blocks), (Kind::IndirectlyLost, None));
+/// assert!(report.to_string().contains("64 (32 direct, 32 indirect) bytes in 1 block"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Leak {
@@ -120,16 +144,6 @@ pub(crate) struct Shown {
     pub(crate) sections: usize,
     /// The test crate's directory, to find the workspace's files.
     pub(crate) workspace_from: Option<&'static str>,
-}
-
-impl Default for Shown {
-    fn default() -> Self {
-        Shown {
-            kinds: None,
-            sections: DEFAULT_SECTIONS,
-            workspace_from: None,
-        }
-    }
 }
 
 /// A surviving block, its kind, and for an indirectly lost block the
@@ -998,7 +1012,9 @@ impl fmt::Display for Report {
             .collect();
         if !suppressed.is_empty() {
             write!(f, "\n\nsuppressed:")?;
-            for leak in suppressed {
+            // As many lines as sections, the largest first.
+            let listed = suppressed.len().min(self.sections.max(1));
+            for leak in &suppressed[..listed] {
                 write!(
                     f,
                     "\n    {} in {} at {}, by {}",
@@ -1009,6 +1025,15 @@ impl fmt::Display for Report {
                         .find_map(|s| s.function.as_deref())
                         .unwrap_or("<no stack captured>"),
                     leak.suppressed_by.as_deref().unwrap_or("?"),
+                )?;
+            }
+            if listed < suppressed.len() {
+                let more = suppressed.len() - listed;
+                write!(
+                    f,
+                    "\n    and {} more suppressed {}, in the JSON report",
+                    thousands(more),
+                    if more == 1 { "site" } else { "sites" }
                 )?;
             }
             write!(
