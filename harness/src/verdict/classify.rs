@@ -826,6 +826,9 @@ impl<'b> Marker<'b> {
 
         // Floods from the last finished down: a block still unclaimed
         // starts a clique (definitely lost), what it reaches is indirect.
+        // Which leader took each block is for the report only: without
+        // memory for it the kinds stand, and the report folds nothing.
+        let mut record_roots = true;
         for &leader in finished.iter().rev() {
             if self.state[leader as usize] != SEEN {
                 continue;
@@ -836,8 +839,8 @@ impl<'b> Marker<'b> {
                 for &j in targets_of(k as usize) {
                     if self.state[j as usize] == SEEN {
                         self.state[j as usize] = INDIRECT;
-                        if self.root.is_empty() && !self.root.resize(n, NO_ROOT) {
-                            self.out_of_memory = true;
+                        if record_roots && self.root.is_empty() {
+                            record_roots = self.root.resize(n, NO_ROOT);
                         }
                         if let Some(root) = self.root.get_mut(j as usize) {
                             *root = leader;
