@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::stacks::{DEFAULT_DEPTH, MAX_DEPTH};
+use crate::verdict::KindSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -18,6 +19,10 @@ pub(crate) struct Config {
     pub(crate) suppressions: Option<PathBuf>,
     /// `LEAKCHECK_PPROF`: a pprof profile beside each leaking test's report.
     pub(crate) pprof: bool,
+    /// `LEAKCHECK_SHOW`: the kinds the text report gives sections of.
+    pub(crate) show: Option<KindSet>,
+    /// `LEAKCHECK_MAX_SECTIONS`: at most this many sections in the text.
+    pub(crate) max_sections: Option<usize>,
 }
 
 /// An on/off variable, in any case: unset or empty is `default`.
@@ -64,6 +69,25 @@ impl Config {
                 }
             },
         };
+        let show = match get("LEAKCHECK_SHOW") {
+            None => None,
+            Some(raw) => Some(KindSet::parse(&raw).map_err(|_| Error::InvalidEnv {
+                var: "LEAKCHECK_SHOW",
+                value: raw,
+                expected: "leak kinds in valgrind's words (its --show-leak-kinds): `definite`, \
+                           `indirect`, `possible`, `reachable` separated by commas, or `all`, or \
+                           `none`",
+            })?),
+        };
+        let max_sections = match get("LEAKCHECK_MAX_SECTIONS") {
+            None => None,
+            Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| Error::InvalidEnv {
+                var: "LEAKCHECK_MAX_SECTIONS",
+                value: raw,
+                expected: "a whole number: at most that many leak sections in a failure message \
+                           (0 for none; the JSON report always has every one)",
+            })?),
+        };
         let path = |var: &'static str| -> Result<Option<PathBuf>, Error> {
             match get(var) {
                 None => Ok(None),
@@ -91,6 +115,8 @@ impl Config {
             report_dir: path("LEAKCHECK_REPORT_DIR")?,
             suppressions,
             pprof,
+            show,
+            max_sections,
         })
     }
 }
@@ -148,6 +174,36 @@ mod tests {
         assert!(parse_enabled(None).unwrap());
         assert_eq!(c.stack_depth, DEFAULT_DEPTH);
         assert_eq!(c.report_dir, None);
+        assert_eq!((c.show, c.max_sections), (None, None));
+    }
+
+    #[test]
+    fn show_and_max_sections() {
+        let c = parse(&[
+            ("LEAKCHECK_SHOW", "definite,indirect"),
+            ("LEAKCHECK_MAX_SECTIONS", " 12 "),
+        ])
+        .unwrap();
+        let show = c.show.unwrap();
+        assert!(show.contains(crate::Kind::IndirectlyLost));
+        assert!(!show.contains(crate::Kind::StillReachable));
+        assert_eq!(c.max_sections, Some(12));
+        assert_eq!(
+            parse(&[("LEAKCHECK_SHOW", "all")]).unwrap().show,
+            Some(KindSet::ALL)
+        );
+        let err = parse(&[("LEAKCHECK_SHOW", "definite,lost")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LEAKCHECK_SHOW=\"definite,lost\""), "{err}");
+        assert!(err.contains("`indirect`"), "{err}");
+        for bad in ["", "-1", "five", "2.5"] {
+            let err = parse(&[("LEAKCHECK_MAX_SECTIONS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("LEAKCHECK_MAX_SECTIONS"), "{err}");
+            assert!(err.contains("a whole number"), "{err}");
+        }
     }
 
     #[test]

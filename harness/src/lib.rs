@@ -122,6 +122,14 @@ pub use error::Error;
 ///   block in a raw string. May be repeated. For the whole test binary, write
 ///   a [`suppress!`] or a `leakcheck.supp` file next to the crate's
 ///   `Cargo.toml` instead.
+/// - `show = "…"`: which kinds get a section of their own in the failure
+///   message (valgrind's `--show-leak-kinds`), in the same words. The
+///   default is `"definite,possible"`, with `reachable` when it fails the
+///   test: indirectly lost blocks are counted in the header of the
+///   definitely lost block they hang off. `LEAKCHECK_SHOW` overrides it.
+/// - `max_sections = N`: at most N sections in the failure message, the
+///   largest first (default 5); a last line counts the rest and names the
+///   JSON report, which has every one. `LEAKCHECK_MAX_SECTIONS` overrides it.
 /// - `check_panicking = false`: a body that panics is not checked; its
 ///   panic and `#[should_panic]` are left to libtest. By default a test that
 ///   panics is checked like any other.
@@ -136,6 +144,9 @@ pub use error::Error;
 /// fn report_only() {
 ///     std::hint::black_box(Box::leak(Box::new(1u32)));
 /// }
+///
+/// #[leak_checked(show = "all", max_sections = 20)] // every kind, 20 sections
+/// fn verbose_report() {}
 ///
 /// #[leak_checked(
 ///     strict,

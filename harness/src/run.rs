@@ -31,6 +31,8 @@ pub struct Options {
     fail_on: Option<&'static str>,
     suppressions: &'static [Suppression],
     crate_dir: Option<&'static str>,
+    show: Option<&'static str>,
+    max_sections: Option<usize>,
     unclassified: bool,
     caller_is_test: bool,
     /// Whether a body that panics is checked too (`check_panicking = false`
@@ -50,6 +52,8 @@ impl Options {
             fail_on: None,
             suppressions: &[],
             crate_dir: None,
+            show: None,
+            max_sections: None,
             unclassified: false,
             caller_is_test: false,
             skip_panicking: false,
@@ -115,6 +119,41 @@ impl Options {
     pub const fn crate_dir(mut self, dir: &'static str) -> Self {
         self.crate_dir = Some(dir);
         self
+    }
+
+    /// The kinds the text report gives sections of, in valgrind's words
+    /// (its `--show-leak-kinds`; the attribute's `show = …`).
+    pub const fn show(mut self, kinds: &'static str) -> Self {
+        self.show = Some(kinds);
+        self
+    }
+
+    /// At most this many sections in the text report (the attribute's
+    /// `max_sections = …`).
+    pub const fn max_sections(mut self, sections: usize) -> Self {
+        self.max_sections = Some(sections);
+        self
+    }
+
+    /// What the text report shows: `LEAKCHECK_SHOW` and
+    /// `LEAKCHECK_MAX_SECTIONS` when set (the reader's choice at run time),
+    /// else the attribute's, else the defaults. A `show` the attribute did
+    /// not validate fails loudly, as `fail_on` does.
+    fn shown(&self, config: &config::Config) -> report::Shown {
+        let kinds = config.show.or_else(|| {
+            self.show.map(|words| {
+                KindSet::parse(words)
+                    .unwrap_or_else(|e| panic!("leakcheck: `show = \"{words}\"`: {e}"))
+            })
+        });
+        report::Shown {
+            kinds,
+            sections: config
+                .max_sections
+                .or(self.max_sections)
+                .unwrap_or(report::DEFAULT_SECTIONS),
+            workspace_from: self.crate_dir,
+        }
     }
 }
 
@@ -506,6 +545,7 @@ fn run<R: Send>(
         body: options.body,
         others: bodies.others(options.body),
         failing: options.failing(),
+        shown: options.shown(config),
         blocks,
         stats: Stats {
             allocations: counters.allocations,
@@ -555,16 +595,17 @@ impl Drop for LeaveThread {
     }
 }
 
-/// The scope's surviving blocks with their kinds. Collected into mapped
-/// pages, not a heap block: live heap blocks are roots, and this one would
-/// hold the address of every block looked for.
+/// The scope's surviving blocks with their kinds, and for an indirectly
+/// lost block the address of the definitely lost one it hangs off.
+/// Collected into mapped pages, not a heap block: live heap blocks are
+/// roots, and this one would hold the address of every block looked for.
 fn classified(
     scope: u32,
     expected: usize,
     options: Options,
     caller_epoch: u32,
     errors: &mut Vec<ReportError>,
-) -> Vec<(Block, Kind)> {
+) -> Vec<report::Survivor> {
     let mut blocks = MapVec::<Block>::new();
     let mut room = expected + 64;
     loop {
@@ -587,7 +628,14 @@ fn classified(
     #[cfg(target_os = "linux")]
     if !options.unclassified {
         match crate::verdict::classify::classify(scope, &mut blocks, caller_epoch) {
-            Ok(kinds) => return blocks.iter().copied().zip(kinds.iter().copied()).collect(),
+            Ok(kinds) => {
+                let root = |i: u32| blocks.get(i as usize).map(|b| b.addr);
+                return blocks
+                    .iter()
+                    .zip(kinds.iter())
+                    .map(|(&b, &(kind, i))| (b, kind, root(i)))
+                    .collect();
+            }
             Err(failed) => errors.push(ReportError {
                 kind: "classification_failed",
                 message: format!(
@@ -598,7 +646,10 @@ fn classified(
         }
     }
     let _ = options;
-    blocks.iter().map(|&b| (b, Kind::DefinitelyLost)).collect()
+    blocks
+        .iter()
+        .map(|&b| (b, Kind::DefinitelyLost, None))
+        .collect()
 }
 
 /// Keeps what the panic machinery allocates (the message, std's backtrace

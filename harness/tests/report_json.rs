@@ -1,10 +1,12 @@
 //! `Report::to_json` is the documented `leakcheck/v1` JSON: it parses, and
 //! its schema, status, summary, kinds, leaks (origin, allocator, blocks,
 //! bytes, stack frames with function, file, line, module, ip), errors and
-//! stats match the report, for a C leak, a Rust leak and a clean check.
+//! stats match the report, for a C leak, a Rust leak and a clean check; a
+//! definitely lost group counts the indirectly lost blocks it holds
+//! (`indirect_blocks`, `indirect_bytes`).
 
 use leakcheck::{Report, SCHEMA};
-use leakcheck_test_support::{churn, file_of, leak, line_of, LEAK_FN};
+use leakcheck_test_support::{churn, file_of, leak, line_of, list_new, LEAK_FN, LIST_NEW_FN};
 use serde_json::Value;
 use std::hint::black_box;
 
@@ -65,6 +67,9 @@ fn c_leak_json() {
     assert_eq!(leak["allocator"], "malloc");
     assert_eq!(leak["blocks"], 3);
     assert_eq!(leak["bytes"], 144);
+    // Nothing hangs off these blocks.
+    assert_eq!(leak["indirect_blocks"], 0);
+    assert_eq!(leak["indirect_bytes"], 0);
     let stack = leak["stack"].as_array().expect("stack is an array");
     assert_eq!(stack.len(), report.leaks()[0].stack.len());
     let top = &stack[0];
@@ -124,6 +129,46 @@ fn clean_json() {
             .as_u64()
             .is_some_and(|n| n >= 10),
         "{json}"
+    );
+}
+
+#[test]
+fn a_definitely_lost_group_counts_the_indirectly_lost_blocks_it_holds() {
+    // A C list of five 32-byte nodes whose head nothing points to: the
+    // head definitely lost, the four behind it indirectly lost.
+    let report = leakcheck::check(|| {
+        list_new(black_box(5)).leak();
+        black_box(());
+    });
+    let json = parse(&report);
+    assert_common_fields(&json, &report);
+    assert_eq!(json["summary"]["leaked_blocks"], 5, "{json}");
+    assert_eq!(
+        json["summary"]["kinds"]["indirectly_lost"]["blocks"], 4,
+        "{json}"
+    );
+    let leaks = json["leaks"].as_array().expect("leaks is an array");
+    assert_eq!(leaks.len(), 2, "{json}");
+    // The root first: it is the larger with what it holds.
+    let (root, rest) = (&leaks[0], &leaks[1]);
+    assert_eq!(root["kind"], "definitely_lost", "{json}");
+    assert_eq!((&root["blocks"], &root["bytes"]), (&1.into(), &32.into()));
+    assert_eq!(root["indirect_blocks"], 4, "{json}");
+    assert_eq!(root["indirect_bytes"], 128, "{json}");
+    // The indirectly lost group stays in `leaks`, without the fields.
+    assert_eq!(rest["kind"], "indirectly_lost", "{json}");
+    assert_eq!((&rest["blocks"], &rest["bytes"]), (&4.into(), &128.into()));
+    assert!(rest.get("indirect_blocks").is_none(), "{json}");
+    assert!(rest.get("indirect_bytes").is_none(), "{json}");
+    for group in leaks {
+        assert_eq!(group["stack"][0]["function"], LIST_NEW_FN, "{json}");
+    }
+    let text = report.to_string();
+    assert!(
+        text.contains(
+            "160 (32 direct, 128 indirect) bytes in 1 block are definitely lost, C malloc"
+        ),
+        "{text}"
     );
 }
 

@@ -68,6 +68,9 @@ mod expansion {
     #[leak_checked(fail_on = "all")]
     fn fail_on_all() {}
 
+    #[leak_checked(show = "all", max_sections = 1)]
+    fn show_and_max_sections() {}
+
     #[leak_checked(fail_on = "none")]
     fn fail_on_none_lets_a_leak_pass() {
         std::hint::black_box(Box::leak(Box::new([0u8; 16])));

@@ -178,7 +178,7 @@ fn strict_fails_on_a_still_reachable_cache() {
     );
     let output = child.output();
     child.assert_failed("strict_cache_child");
-    let section = format!("{CACHE_BYTES} bytes in 1 block is still reachable, C malloc");
+    let section = format!("{CACHE_BYTES} bytes in 1 block are still reachable, C malloc");
     assert!(child.stderr.contains(&section), "{output}");
 
     let path =

@@ -142,6 +142,15 @@ fn a_to_a_doubly_linked_pair_is_one_definite_two_indirect_in_every_order() {
                 sizes[C],
             );
             assert!(report.errors().is_empty(), "{case}\n{report}");
+            // A's flood takes B and C, whatever the addresses: its site
+            // holds them.
+            let root = &report.leaks()[0];
+            assert_eq!(root.kind, DefinitelyLost, "{case}\n{report}");
+            assert_eq!(
+                (root.indirect_blocks, root.indirect_bytes),
+                (Some(2), Some(sizes[B] + sizes[C])),
+                "{case}\n{report}"
+            );
 
             let low = (0..3).min_by_key(|&who| at[who]).unwrap();
             lowest[low] += 1;

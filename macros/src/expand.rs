@@ -32,7 +32,7 @@ use proc_macro2::{Ident, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Attribute, Item, ItemFn, LitStr, ReturnType, Signature};
+use syn::{AttrStyle, Attribute, Item, ItemFn, LitInt, LitStr, ReturnType, Signature};
 
 /// Expands `#[leak_checked(args)] item`, or says everything wrong with it.
 ///
@@ -75,6 +75,10 @@ struct Args {
     /// `check_panicking = false`: a body that panics is not checked, and
     /// `#[should_panic]` is left to libtest.
     unchecked_panics: bool,
+    /// `show = "…"`: the kinds the failure message gives sections of.
+    show: Option<LitStr>,
+    /// `max_sections = N`: at most N sections in the failure message.
+    max_sections: Option<LitInt>,
 }
 
 /// A key that `#[leak_checked(...)]` accepts.
@@ -84,11 +88,20 @@ enum Key {
     FailOn,
     Suppress,
     CheckPanicking,
+    Show,
+    MaxSections,
 }
 
 impl Key {
     /// Every key, in the order the "expected one of" message lists them.
-    const ALL: [Key; 4] = [Key::Strict, Key::FailOn, Key::Suppress, Key::CheckPanicking];
+    const ALL: [Key; 6] = [
+        Key::Strict,
+        Key::FailOn,
+        Key::Suppress,
+        Key::Show,
+        Key::MaxSections,
+        Key::CheckPanicking,
+    ];
 
     /// How it is written in the attribute.
     fn name(self) -> &'static str {
@@ -97,6 +110,8 @@ impl Key {
             Key::FailOn => "fail_on",
             Key::Suppress => "suppress",
             Key::CheckPanicking => "check_panicking",
+            Key::Show => "show",
+            Key::MaxSections => "max_sections",
         }
     }
 
@@ -107,6 +122,8 @@ impl Key {
             Key::FailOn => "fail_on = \"definite,possible\"",
             Key::Suppress => "suppress = \"leak:function_name\"",
             Key::CheckPanicking => "check_panicking = false",
+            Key::Show => "show = \"definite,indirect\"",
+            Key::MaxSections => "max_sections = 10",
         }
     }
 }
@@ -184,8 +201,19 @@ impl Args {
             Key::FailOn => {
                 let kinds = string_value(key, ident, rest)?;
                 once(key, ident, seen)?;
-                check_kinds(&kinds)?;
+                check_kinds(&kinds, key.name())?;
                 self.fail_on = Some(kinds);
+            }
+            Key::Show => {
+                let kinds = string_value(key, ident, rest)?;
+                once(key, ident, seen)?;
+                check_kinds(&kinds, key.name())?;
+                self.show = Some(kinds);
+            }
+            Key::MaxSections => {
+                let n = int_value(key, ident, rest)?;
+                once(key, ident, seen)?;
+                self.max_sections = Some(n);
             }
             Key::Suppress => {
                 let text = string_value(key, ident, rest)?;
@@ -210,6 +238,12 @@ impl Args {
         }
         if let Some(kinds) = &self.fail_on {
             options.extend(quote!(.fail_on(#kinds)));
+        }
+        if let Some(kinds) = &self.show {
+            options.extend(quote!(.show(#kinds)));
+        }
+        if let Some(n) = &self.max_sections {
+            options.extend(quote!(.max_sections(#n)));
         }
         if !self.suppress.is_empty() {
             let suppressions = self.suppress.iter().map(|text| {
@@ -260,7 +294,7 @@ fn once(key: Key, ident: &Ident, seen: &mut Vec<Key>) -> syn::Result<()> {
     let rival = match key {
         Key::Strict => Key::FailOn,
         Key::FailOn => Key::Strict,
-        Key::Suppress | Key::CheckPanicking => return Ok(()),
+        Key::Suppress | Key::Show | Key::MaxSections | Key::CheckPanicking => return Ok(()),
     };
     if seen.contains(&rival) {
         return Err(syn::Error::new(ident.span(), STRICT_AND_FAIL_ON));
@@ -330,14 +364,40 @@ fn bool_value(key: Key, ident: &Ident, rest: &[TokenTree]) -> syn::Result<bool> 
     }
 }
 
-/// Checks `fail_on`'s words the way the runtime parses them (valgrind's
-/// `--errors-for-leak-kinds` syntax), so a typo fails the build, not the test.
-fn check_kinds(lit: &LitStr) -> syn::Result<()> {
+/// `key = N`: a whole number, or an error saying how to write it.
+fn int_value(key: Key, ident: &Ident, rest: &[TokenTree]) -> syn::Result<LitInt> {
+    let (name, example) = (key.name(), key.example());
+    let wrong = |tokens: TokenStream| {
+        syn::Error::new_spanned(
+            tokens,
+            format!("`{name}` takes a whole number; write `{example}`"),
+        )
+    };
+    match rest {
+        [TokenTree::Punct(eq), value @ ..]
+            if eq.as_char() == '=' && eq.spacing() == Spacing::Alone =>
+        {
+            let lit =
+                syn::parse2::<LitInt>(tokens_of(value)).map_err(|_| wrong(tokens_of(rest)))?;
+            match lit.base10_parse::<usize>() {
+                Ok(_) if lit.suffix().is_empty() => Ok(lit),
+                _ => Err(wrong(lit.to_token_stream())),
+            }
+        }
+        [] => Err(wrong(ident.to_token_stream())),
+        _ => Err(wrong(tokens_of(rest))),
+    }
+}
+
+/// Checks `fail_on`'s (or `show`'s) words the way the runtime parses them
+/// (valgrind's `--errors-for-leak-kinds` syntax), so a typo fails the
+/// build, not the test.
+fn check_kinds(lit: &LitStr, key: &str) -> syn::Result<()> {
     let text = lit.value();
     let text = text.trim();
     let message = match text {
         "all" | "none" => return Ok(()),
-        "" => format!("`fail_on` is empty; {EXPECTED_KINDS}"),
+        "" => format!("`{key}` is empty; {EXPECTED_KINDS}"),
         _ => {
             let Some(word) = text
                 .split(',')
@@ -347,11 +407,11 @@ fn check_kinds(lit: &LitStr) -> syn::Result<()> {
                 return Ok(());
             };
             match word {
-                "" => format!("empty leak kind in `fail_on` (a comma too many?); {EXPECTED_KINDS}"),
+                "" => format!("empty leak kind in `{key}` (a comma too many?); {EXPECTED_KINDS}"),
                 "all" | "none" => format!(
-                    "`{word}` cannot be combined with other leak kinds; write `fail_on = \"{word}\"`"
+                    "`{word}` cannot be combined with other leak kinds; write `{key} = \"{word}\"`"
                 ),
-                _ => format!("unknown leak kind `{word}` in `fail_on`; {EXPECTED_KINDS}"),
+                _ => format!("unknown leak kind `{word}` in `{key}`; {EXPECTED_KINDS}"),
             }
         }
     };
@@ -772,7 +832,7 @@ mod tests {
     fn unknown_key_lists_valid_keys() {
         assert_eq!(
             errors(quote! { foo }, quote! { fn t() {} }),
-            ["unknown leak_checked argument `foo`; expected one of: `strict`, `fail_on`, `suppress`, `check_panicking`"]
+            ["unknown leak_checked argument `foo`; expected one of: `strict`, `fail_on`, `suppress`, `show`, `max_sections`, `check_panicking`"]
         );
     }
 
@@ -813,7 +873,7 @@ mod tests {
                 quote! { = strict },
                 quote! { (strict) },
             ],
-            "expected the name of a leak_checked argument, one of: `strict`, `fail_on`, `suppress`, `check_panicking`",
+            "expected the name of a leak_checked argument, one of: `strict`, `fail_on`, `suppress`, `show`, `max_sections`, `check_panicking`",
         );
     }
 
@@ -821,7 +881,7 @@ mod tests {
     fn empty_arguments_between_commas() {
         assert_args_fail(
             &[quote! { , }, quote! { , strict }, quote! { strict,, }],
-            "expected a leak_checked argument before this comma; expected one of: `strict`, `fail_on`, `suppress`, `check_panicking`",
+            "expected a leak_checked argument before this comma; expected one of: `strict`, `fail_on`, `suppress`, `show`, `max_sections`, `check_panicking`",
         );
     }
 
@@ -1204,5 +1264,53 @@ mod tests {
         assert!(errs[5].contains("needs a runtime's test attribute"));
         assert!(errs[6].contains("generic"));
         assert_eq!(errs[7], NO_ARGS);
+    }
+
+    #[test]
+    fn show_and_max_sections_are_passed_as_written() {
+        assert_eq!(
+            options_of(quote! { show = "definite,indirect", max_sections = 12 }),
+            format!(
+                "Options :: new () . show (\"definite,indirect\") . max_sections (12) {CRATE_DIR}"
+            ),
+        );
+        assert_eq!(
+            options_of(quote! { max_sections = 0, strict }),
+            format!("Options :: new () . strict () . max_sections (0) {CRATE_DIR}"),
+        );
+    }
+
+    #[test]
+    fn show_and_max_sections_reject_bad_values() {
+        let expected = "expected `definite`, `indirect`, `possible`, `reachable` separated by \
+                        commas, or `all`, or `none`";
+        assert_args_fail(
+            &[quote! { show = "definite,lost" }],
+            &format!("unknown leak kind `lost` in `show`; {expected}"),
+        );
+        assert_args_fail(
+            &[quote! { show = "" }],
+            &format!("`show` is empty; {expected}"),
+        );
+        assert_args_fail(
+            &[quote! { show = "all", show = "all" }],
+            "duplicate leak_checked argument `show`",
+        );
+        assert_args_fail(
+            &[
+                quote! { max_sections },
+                quote! { max_sections = },
+                quote! { max_sections = "5" },
+                quote! { max_sections = -1 },
+                quote! { max_sections = 2.5 },
+                quote! { max_sections = 5u8 },
+                quote! { max_sections(5) },
+            ],
+            "`max_sections` takes a whole number; write `max_sections = 10`",
+        );
+        assert_args_fail(
+            &[quote! { max_sections = 1, max_sections = 2 }],
+            "duplicate leak_checked argument `max_sections`",
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! text and JSON forms. Imports go down only: to `verdict`, `track`,
 //! `stacks` and `sys`.
 
+mod paths;
 #[cfg(feature = "pprof")]
 pub(crate) mod pprof;
 pub(crate) mod suppress;
@@ -12,7 +13,7 @@ use crate::stacks::symbols::{self, Owner, Symbol};
 use crate::track::table::{Allocator, Block};
 use crate::verdict::{Kind, KindSet};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +60,30 @@ pub struct Frame {
 }
 
 /// Blocks that leaked from one allocation site.
+///
+/// A definitely lost group counts the indirectly lost blocks that hang off
+/// it; those are groups of their own too:
+///
+/// ```
+/// use leakcheck::Kind;
+///
+/// struct Node {
+///     next: Option<Box<Node>>,
+///     _payload: [u64; 3],
+/// }
+///
+/// let report = leakcheck::check(|| {
+///     let tail = Box::new(Node { next: None, _payload: [0; 3] });
+///     let head = Box::new(Node { next: Some(tail), _payload: [0; 3] });
+///     std::hint::black_box(Box::leak(head));
+/// });
+/// let head = &report.leaks()[0];
+/// assert_eq!((head.kind, head.blocks, head.bytes), (Kind::DefinitelyLost, 1, 32));
+/// assert_eq!((head.indirect_blocks, head.indirect_bytes), (Some(1), Some(32)));
+/// let tail = &report.leaks()[1];
+/// assert_eq!((tail.kind, tail.indirect_blocks), (Kind::IndirectlyLost, None));
+/// assert!(report.to_string().contains("64 (32 direct, 32 indirect) bytes in 1 block"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Leak {
@@ -73,6 +98,14 @@ pub struct Leak {
     pub blocks: usize,
     /// Their total size.
     pub bytes: usize,
+    /// For a definitely or possibly lost group: the indirectly lost blocks
+    /// that hang off its blocks (reached only through them; valgrind's
+    /// "indirect" part of the group's record). `None` for the other kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indirect_blocks: Option<usize>,
+    /// The bytes of [`indirect_blocks`](Leak::indirect_blocks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indirect_bytes: Option<usize>,
     /// The allocation stack, the allocating call first, ending at the test.
     pub stack: Vec<Frame>,
     /// For a suppressed group: the suppression that matched, as
@@ -83,7 +116,39 @@ pub struct Leak {
     /// ready to paste into a suppressions file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
+    /// For an indirectly lost group: how many of its blocks hang off no
+    /// definitely lost group of this report (their root was suppressed, or
+    /// is the runtime's), so that the text shows the group on its own.
+    #[serde(skip)]
+    unheld: usize,
 }
+
+impl Leak {
+    /// Its bytes and what hangs off it.
+    fn total_bytes(&self) -> usize {
+        self.bytes + self.indirect_bytes.unwrap_or(0)
+    }
+}
+
+/// How many leak sections a failure message shows by default.
+pub(crate) const DEFAULT_SECTIONS: usize = 5;
+
+/// What the text form shows (the JSON has everything), from the attribute
+/// and the environment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shown {
+    /// The kinds given sections; `None`: definitely and possibly lost, and
+    /// still reachable when it fails the test.
+    pub(crate) kinds: Option<KindSet>,
+    /// At most this many sections.
+    pub(crate) sections: usize,
+    /// The test crate's directory, to find the workspace's files.
+    pub(crate) workspace_from: Option<&'static str>,
+}
+
+/// A surviving block, its kind, and for an indirectly lost block the
+/// address of the definitely lost block it hangs off.
+pub(crate) type Survivor = (Block, Kind, Option<usize>);
 
 /// How much one suppression matched in a check.
 ///
@@ -194,6 +259,14 @@ pub struct Report {
     unix_time_ms: u64,
     #[serde(skip)]
     json_path: Option<PathBuf>,
+    /// The kinds the text gives sections of.
+    #[serde(skip)]
+    shown: KindSet,
+    /// At most this many sections in the text.
+    #[serde(skip)]
+    sections: usize,
+    #[serde(skip)]
+    places: paths::Places,
 }
 
 fn serialize_kinds<S: serde::Serializer>(set: &KindSet, s: S) -> Result<S::Ok, S::Error> {
@@ -250,7 +323,8 @@ impl Report {
         &self.summary.kinds
     }
 
-    /// One entry per allocation site and kind, largest first.
+    /// One entry per allocation site and kind: what fails first, largest
+    /// (with the indirectly lost blocks that hang off it) first.
     pub fn leaks(&self) -> &[Leak] {
         &self.leaks
     }
@@ -309,7 +383,8 @@ pub(crate) struct Outcome {
     /// Other checks' body code (see [`other_checks_work`]).
     pub(crate) others: Vec<&'static str>,
     pub(crate) failing: KindSet,
-    pub(crate) blocks: Vec<(Block, Kind)>,
+    pub(crate) shown: Shown,
+    pub(crate) blocks: Vec<Survivor>,
     pub(crate) stats: Stats,
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
@@ -450,11 +525,11 @@ fn match_frame(s: &Symbol) -> suppress::MatchFrame<'_> {
     }
 }
 
-fn label(entry: &suppress::Entry) -> String {
+fn label(entry: &suppress::Entry, places: &paths::Places) -> String {
     format!(
         "{} ({}:{})",
         entry.name(),
-        display_path(&entry.path),
+        display_path(places, &entry.path),
         entry.line
     )
 }
@@ -476,24 +551,29 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         body,
         others,
         failing,
+        shown,
         blocks,
         stats,
         suppressions,
         mut errors,
         mut warnings,
     } = outcome;
+    let places = paths::Places::find(shown.workspace_from);
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
-    let mut groups: HashMap<(u32, Allocator, Kind), (usize, usize)> = HashMap::new();
-    for (b, kind) in &blocks {
-        let entry = groups.entry((b.stack, b.allocator(), *kind)).or_default();
+    let mut groups: HashMap<GroupKey, (usize, usize)> = HashMap::new();
+    for (b, kind, _) in &blocks {
+        let entry = groups.entry(group_key(b, *kind)).or_default();
         entry.0 += 1;
         entry.1 += b.size;
     }
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
-    for ((stack, allocator, kind), (count, bytes)) in groups {
+    // The group each leak in `leaks` was made from.
+    let mut made_from = Vec::new();
+    for (key, (count, bytes)) in groups {
+        let (stack, allocator, kind) = key;
         let at_base = stacks::frames(stack, &mut ips);
         let mut symbols: Vec<Symbol> = ips
             .iter()
@@ -529,7 +609,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         {
             used[i].0 += count;
             used[i].1 += bytes;
-            suppressed_by = Some(label(&suppressions[i]));
+            suppressed_by = Some(label(&suppressions[i], &places));
             kind = Kind::Suppressed;
         }
         let trimmed = trim(full, &owners[own..]);
@@ -549,11 +629,16 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             allocator: allocator.name(),
             blocks: count,
             bytes,
+            indirect_blocks: None,
+            indirect_bytes: None,
             stack: trimmed.iter().map(to_frame).collect(),
             suppressed_by,
             suppression,
+            unheld: 0,
         });
+        made_from.push(key);
     }
+    fold_indirect(&blocks, &mut leaks, &made_from);
     for (other, (count, bytes)) in foreign {
         warnings.push(ReportError {
             kind: "blocks_of_another_check",
@@ -576,11 +661,15 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         if same {
             first.blocks += later.blocks;
             first.bytes += later.bytes;
+            let add = |a: Option<usize>, b: Option<usize>| a.zip(b).map(|(a, b)| a + b);
+            first.indirect_blocks = add(first.indirect_blocks, later.indirect_blocks);
+            first.indirect_bytes = add(first.indirect_bytes, later.indirect_bytes);
+            first.unheld += later.unheld;
         }
         same
     });
     // What fails first, then what does not, then the suppressed; each
-    // largest first.
+    // largest first, counting what hangs off a group.
     let rank = |l: &Leak| match l.kind {
         Kind::Suppressed => 2,
         k if failing.contains(k) => 0,
@@ -589,7 +678,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     leaks.sort_by(|a, b| {
         rank(a)
             .cmp(&rank(b))
-            .then(b.bytes.cmp(&a.bytes))
+            .then(b.total_bytes().cmp(&a.total_bytes()))
             .then(b.blocks.cmp(&a.blocks))
             .then(a.kind.cmp(&b.kind))
     });
@@ -641,15 +730,85 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.as_millis() as u64),
         json_path: None,
+        shown: shown
+            .kinds
+            .unwrap_or(if failing.contains(Kind::StillReachable) {
+                KindSet::DEFAULT_SHOWN.with(Kind::StillReachable)
+            } else {
+                KindSet::DEFAULT_SHOWN
+            }),
+        sections: shown.sections,
+        places,
     }
 }
 
-fn write_frame(f: &mut fmt::Formatter<'_>, frame: &Frame) -> fmt::Result {
+/// What blocks are grouped by: their stack, allocator and kind.
+type GroupKey = (u32, Allocator, Kind);
+
+fn group_key(b: &Block, kind: Kind) -> GroupKey {
+    (b.stack, b.allocator(), kind)
+}
+
+/// Counts each indirectly lost block in the group of the definitely lost
+/// block it hangs off (valgrind's "N (D direct, I indirect) bytes"), when
+/// both groups are reported (not suppressed, not the runtime's); the other
+/// indirectly lost blocks are `unheld` in their own group. `made_from[i]`
+/// is the group `leaks[i]` was made from.
+fn fold_indirect(blocks: &[Survivor], leaks: &mut [Leak], made_from: &[GroupKey]) {
+    let reported = |kind: Kind| -> HashSet<GroupKey> {
+        leaks
+            .iter()
+            .zip(made_from)
+            .filter(|(leak, _)| leak.kind == kind)
+            .map(|(_, &key)| key)
+            .collect()
+    };
+    let (holding, indirect) = (
+        reported(Kind::DefinitelyLost),
+        reported(Kind::IndirectlyLost),
+    );
+    let roots: HashSet<usize> = blocks.iter().filter_map(|&(_, _, root)| root).collect();
+    let group_of_root: HashMap<usize, GroupKey> = blocks
+        .iter()
+        .filter(|(b, _, _)| roots.contains(&b.addr))
+        .map(|(b, kind, _)| (b.addr, group_key(b, *kind)))
+        .collect();
+    let mut held: HashMap<GroupKey, (usize, usize)> = HashMap::new();
+    let mut unheld: HashMap<GroupKey, usize> = HashMap::new();
+    for (b, kind, root) in blocks {
+        let own = group_key(b, *kind);
+        if !indirect.contains(&own) {
+            continue;
+        }
+        let root = root.and_then(|r| group_of_root.get(&r));
+        match root.filter(|key| holding.contains(key)) {
+            Some(key) => {
+                let entry = held.entry(*key).or_default();
+                entry.0 += 1;
+                entry.1 += b.size;
+            }
+            None => *unheld.entry(own).or_default() += 1,
+        }
+    }
+    for (leak, key) in leaks.iter_mut().zip(made_from) {
+        match leak.kind {
+            Kind::DefinitelyLost | Kind::PossiblyLost => {
+                let (n, bytes) = held.get(key).copied().unwrap_or_default();
+                leak.indirect_blocks = Some(n);
+                leak.indirect_bytes = Some(bytes);
+            }
+            Kind::IndirectlyLost => leak.unheld = unheld.get(key).copied().unwrap_or(0),
+            _ => {}
+        }
+    }
+}
+
+fn write_frame(f: &mut fmt::Formatter<'_>, frame: &Frame, places: &paths::Places) -> fmt::Result {
     let function = frame.function.as_deref().unwrap_or("???");
     write!(f, "\n    at {function}")?;
     match (&frame.file, frame.line) {
-        (Some(file), Some(line)) => write!(f, " ({}:{line})", display_path(file)),
-        (Some(file), None) => write!(f, " ({})", display_path(file)),
+        (Some(file), Some(line)) => write!(f, " ({}:{line})", display_path(places, file)),
+        (Some(file), None) => write!(f, " ({})", display_path(places, file)),
         _ => match &frame.module {
             Some(module) => write!(f, " (in {module})"),
             None => Ok(()),
@@ -658,17 +817,127 @@ fn write_frame(f: &mut fmt::Formatter<'_>, frame: &Frame) -> fmt::Result {
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
-/// Shows a path relative to the working directory when it is below it.
-fn display_path(file: &str) -> String {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = Path::new(file).strip_prefix(&cwd) {
-            return rel.display().to_string();
+/// `75960` as valgrind writes it: `75,960`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && i % 3 == digits.len() % 3 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Shows a path as a person recognises it (see [`paths`]): a registry
+/// crate's file from its `crate-version/` directory, a git checkout's as
+/// `name@rev/`, std's from `library/`, the workspace's own files relative
+/// to the workspace root, else relative to the working directory.
+fn display_path(places: &paths::Places, file: &str) -> String {
+    places.show(file)
+}
+
+impl Report {
+    /// Whether `leak` gets a section of its own in the text: its kind is
+    /// shown, or it is an indirectly lost group that fails and whose blocks
+    /// hang off no section (its root was suppressed).
+    fn has_section(&self, leak: &Leak) -> bool {
+        leak.kind != Kind::Suppressed
+            && (self.shown.contains(leak.kind)
+                || (leak.kind == Kind::IndirectlyLost
+                    && leak.unheld > 0
+                    && self.failing.contains(leak.kind)))
+    }
+
+    /// One site's section: its header (valgrind's `N (D direct, I
+    /// indirect) bytes in B blocks are definitely lost` when blocks hang off
+    /// it), its stack, and a suppression for it when it fails.
+    fn write_section(&self, f: &mut fmt::Formatter<'_>, leak: &Leak) -> fmt::Result {
+        let origin = match leak.origin {
+            Origin::C => "C",
+            Origin::Rust => "Rust",
+        };
+        let fails = self.failing.contains(leak.kind);
+        let total = leak.total_bytes();
+        let bytes = match leak.indirect_bytes {
+            Some(indirect) if indirect > 0 => format!(
+                "{} ({} direct, {} indirect) bytes",
+                thousands(total),
+                thousands(leak.bytes),
+                thousands(indirect)
+            ),
+            _ => plural(leak.bytes, "byte", "bytes"),
+        };
+        write!(
+            f,
+            "\n\n{bytes} in {} {} {}, {} {}",
+            plural(leak.blocks, "block", "blocks"),
+            if total == 1 { "is" } else { "are" },
+            leak.kind.describe(),
+            origin,
+            leak.allocator,
+        )?;
+        if !fails {
+            write!(f, " (does not fail the test)")?;
+        }
+        if leak.stack.is_empty() {
+            write!(f, "\n    at <no stack captured>")?;
+        }
+        for frame in &leak.stack {
+            write_frame(f, frame, &self.places)?;
+        }
+        if let (true, Some(suppression)) = (fails, &leak.suppression) {
+            write!(f, "\n  suppress it with:")?;
+            for line in suppression.lines() {
+                write!(f, "\n  {line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The message's last line when sites were left out: how many, of
+    /// which kinds, how to list them, and where every one is (the JSON).
+    fn write_more(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        by_kind: &BTreeMap<Kind, usize>,
+        beyond: usize,
+    ) -> fmt::Result {
+        let mut parts: Vec<String> = by_kind
+            .iter()
+            .map(|(kind, n)| format!("{n} {}", kind.describe()))
+            .collect();
+        if !by_kind.is_empty() {
+            let last = parts.len() - 1;
+            parts[last].push_str(" (LEAKCHECK_SHOW=all lists them)");
+        }
+        if beyond > 0 {
+            parts.push(format!(
+                "{beyond} past the first {} (LEAKCHECK_MAX_SECTIONS)",
+                plural(self.sections, "section", "sections")
+            ));
+        }
+        let more = by_kind.values().sum::<usize>() + beyond;
+        write!(
+            f,
+            "\n\n{} more {} not shown: {}; ",
+            thousands(more),
+            if more == 1 {
+                "allocation site"
+            } else {
+                "allocation sites"
+            },
+            parts.join(", ")
+        )?;
+        match &self.json_path {
+            Some(path) => write!(f, "all are in the JSON report: {}", path.display()),
+            None => write!(f, "all are in the report's JSON (`Report::to_json`)"),
         }
     }
-    file.to_owned()
 }
 
 impl fmt::Display for Report {
@@ -721,38 +990,21 @@ impl fmt::Display for Report {
                 )?;
             }
         }
+        // The sections, in the order of `leaks`: what fails first, largest
+        // (with what hangs off it) first; at most `sections` of them.
+        let mut not_shown: BTreeMap<Kind, usize> = BTreeMap::new();
+        let (mut written, mut beyond) = (0, 0);
         for leak in self.leaks.iter().filter(|l| l.kind != Kind::Suppressed) {
-            let origin = match leak.origin {
-                Origin::C => "C",
-                Origin::Rust => "Rust",
-            };
-            let fails = self.failing.contains(leak.kind);
-            write!(
-                f,
-                "\n\n{} in {} {} {}, {} {}",
-                plural(leak.bytes, "byte", "bytes"),
-                plural(leak.blocks, "block", "blocks"),
-                if leak.blocks == 1 { "is" } else { "are" },
-                leak.kind.describe(),
-                origin,
-                leak.allocator,
-            )?;
-            if !fails {
-                write!(f, " (does not fail the test)")?;
-            }
-            if leak.stack.is_empty() {
-                write!(f, "\n    at <no stack captured>")?;
-            }
-            for frame in &leak.stack {
-                write_frame(f, frame)?;
-            }
-            if let (true, Some(suppression)) = (fails, &leak.suppression) {
-                write!(f, "\n  suppress it with:")?;
-                for line in suppression.lines() {
-                    write!(f, "\n  {line}")?;
-                }
+            if !self.has_section(leak) {
+                *not_shown.entry(leak.kind).or_default() += 1;
+            } else if written == self.sections {
+                beyond += 1;
+            } else {
+                written += 1;
+                self.write_section(f, leak)?;
             }
         }
+
         let suppressed: Vec<_> = self
             .leaks
             .iter()
@@ -760,7 +1012,9 @@ impl fmt::Display for Report {
             .collect();
         if !suppressed.is_empty() {
             write!(f, "\n\nsuppressed:")?;
-            for leak in suppressed {
+            // As many lines as sections, the largest first.
+            let listed = suppressed.len().min(self.sections.max(1));
+            for leak in &suppressed[..listed] {
                 write!(
                     f,
                     "\n    {} in {} at {}, by {}",
@@ -771,6 +1025,15 @@ impl fmt::Display for Report {
                         .find_map(|s| s.function.as_deref())
                         .unwrap_or("<no stack captured>"),
                     leak.suppressed_by.as_deref().unwrap_or("?"),
+                )?;
+            }
+            if listed < suppressed.len() {
+                let more = suppressed.len() - listed;
+                write!(
+                    f,
+                    "\n    and {} more suppressed {}, in the JSON report",
+                    thousands(more),
+                    if more == 1 { "site" } else { "sites" }
                 )?;
             }
             write!(
@@ -784,11 +1047,15 @@ impl fmt::Display for Report {
                     used.blocks,
                     used.bytes,
                     used.name,
-                    display_path(&used.location)
+                    display_path(&self.places, &used.location)
                 )?;
             }
         }
-        if let Some(path) = &self.json_path {
+        // The last line says where the JSON report is; when sites were
+        // left out, it is the line that counts them.
+        if !not_shown.is_empty() || beyond > 0 {
+            self.write_more(f, &not_shown, beyond)?;
+        } else if let Some(path) = &self.json_path {
             write!(f, "\n\nJSON report: {}", path.display())?;
         }
         Ok(())
@@ -808,6 +1075,24 @@ mod tests {
             line: None,
             module: None,
         }
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands_as_valgrind_does() {
+        let cases = [
+            (0, "0"),
+            (7, "7"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (75_960, "75,960"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(thousands(n), text);
+        }
+        assert_eq!(plural(1, "block", "blocks"), "1 block");
+        assert_eq!(plural(4_096, "byte", "bytes"), "4,096 bytes");
     }
 
     #[test]

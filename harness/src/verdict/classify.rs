@@ -66,13 +66,18 @@ const SEEN: u8 = 4;
 #[derive(Debug)]
 pub(crate) struct Failed(pub(crate) &'static str);
 
+/// No root: the block is not indirectly lost.
+pub(crate) const NO_ROOT: u32 = u32::MAX;
+
 /// Classifies `blocks` (the scope's, in any order; sorted by address on
-/// return) and returns one kind per block, in that order.
+/// return) and returns one kind per block, in that order, with the index of
+/// the definitely lost block whose flood took it for an indirectly lost
+/// block (what it hangs off, for the report), [`NO_ROOT`] for the others.
 pub(crate) fn classify(
     scope: u32,
     blocks: &mut [Block],
     caller_epoch: u32,
-) -> Result<MapVec<Kind>, Failed> {
+) -> Result<MapVec<(Kind, u32)>, Failed> {
     blocks.sort_unstable_by_key(|b| b.addr);
     let mut reader = Reader::new().ok_or(Failed("no memory for the scan buffer"))?;
     // The Reader serialises classifications, so the pooled buffers are
@@ -104,7 +109,7 @@ fn run_classification(
     reader: &mut Reader,
     marker: &mut Marker<'_>,
     caller_epoch: u32,
-) -> Result<MapVec<Kind>, Failed> {
+) -> Result<MapVec<(Kind, u32)>, Failed> {
     let blocks = marker.blocks;
     let callers = |b: &Block| b.scope == 0 && b.epoch == caller_epoch && caller_epoch != 0;
     // First without following other blocks: the direct roots, the caller's
@@ -175,13 +180,18 @@ fn run_classification(
     if !kinds.reserve(blocks.len()) {
         return Err(Failed("no memory for the result"));
     }
-    for &state in marker.state.iter() {
-        kinds.push(match state {
+    for (i, &state) in marker.state.iter().enumerate() {
+        let kind = match state {
             REACHABLE => Kind::StillReachable,
             POSSIBLE => Kind::PossiblyLost,
             INDIRECT => Kind::IndirectlyLost,
             _ => Kind::DefinitelyLost,
-        });
+        };
+        let root = match state {
+            INDIRECT => marker.root.get(i).copied().unwrap_or(NO_ROOT),
+            _ => NO_ROOT,
+        };
+        kinds.push((kind, root));
     }
     Ok(kinds)
 }
@@ -435,6 +445,9 @@ struct Marker<'b> {
     others_high: usize,
     pages: PageIndex,
     stack: MapVec<u32>,
+    /// For each indirectly lost block, the clique leader whose flood took
+    /// it (filled by [`Marker::cliques`]; empty until a flood takes one).
+    root: MapVec<u32>,
     reachable: usize,
     out_of_memory: bool,
     peek: crate::verdict::memscan::Peek,
@@ -484,6 +497,7 @@ impl<'b> Marker<'b> {
                 mask: 0,
             },
             stack: MapVec::new(),
+            root: MapVec::new(),
             reachable: 0,
             out_of_memory: false,
             peek: crate::verdict::memscan::Peek::new(),
@@ -812,6 +826,9 @@ impl<'b> Marker<'b> {
 
         // Floods from the last finished down: a block still unclaimed
         // starts a clique (definitely lost), what it reaches is indirect.
+        // Which leader took each block is for the report only: without
+        // memory for it the kinds stand, and the report folds nothing.
+        let mut record_roots = true;
         for &leader in finished.iter().rev() {
             if self.state[leader as usize] != SEEN {
                 continue;
@@ -822,6 +839,12 @@ impl<'b> Marker<'b> {
                 for &j in targets_of(k as usize) {
                     if self.state[j as usize] == SEEN {
                         self.state[j as usize] = INDIRECT;
+                        if record_roots && self.root.is_empty() {
+                            record_roots = self.root.resize(n, NO_ROOT);
+                        }
+                        if let Some(root) = self.root.get_mut(j as usize) {
+                            *root = leader;
+                        }
                         self.push(j as usize);
                     }
                 }

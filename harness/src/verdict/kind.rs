@@ -70,6 +70,14 @@ impl KindSet {
     pub(crate) const DEFAULT_FAILING: KindSet = KindSet(0b0111);
     /// Every kind valgrind knows.
     pub(crate) const ALL: KindSet = KindSet(0b1111);
+    /// What the text report gives sections of by default (valgrind's
+    /// `--show-leak-kinds` default): definitely and possibly lost.
+    pub(crate) const DEFAULT_SHOWN: KindSet = KindSet(0b0101);
+
+    /// This set and `kind`.
+    pub(crate) fn with(self, kind: Kind) -> KindSet {
+        KindSet(self.0 | kind.bit())
+    }
 
     pub(crate) fn contains(self, kind: Kind) -> bool {
         self.0 & kind.bit() != 0

@@ -235,6 +235,8 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_STACK_DEPTH",
     "LEAKCHECK_SUPPRESSIONS",
     "LEAKCHECK_PPROF",
+    "LEAKCHECK_SHOW",
+    "LEAKCHECK_MAX_SECTIONS",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
@@ -318,11 +320,28 @@ impl Drop for ScratchDir {
     }
 }
 
-/// The path after `JSON report: ` in a failure message.
+/// The path after `JSON report: ` in a failure message (its last line:
+/// `JSON report: <path>`, or the count of the sites not shown, which ends
+/// with it).
 pub fn json_report_path(text: &str) -> Option<PathBuf> {
     text.lines()
-        .find_map(|line| line.trim().strip_prefix("JSON report: "))
-        .map(PathBuf::from)
+        .find_map(|line| line.trim().split_once("JSON report: "))
+        .map(|(_, path)| PathBuf::from(path))
+}
+
+/// The failure message in a child's stderr, a line an item: from
+/// leakcheck's summary line to the last line, the one that names the JSON
+/// report. Fails with the output when there is none.
+pub fn failure_message(child: &Child) -> Vec<&str> {
+    let lines: Vec<&str> = child.stderr.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with("leakcheck: `"));
+    let message = start.and_then(|start| {
+        let len = lines[start..]
+            .iter()
+            .position(|l| l.contains("JSON report: "))?;
+        Some(lines[start..=start + len].to_vec())
+    });
+    message.unwrap_or_else(|| panic!("no failure message:\n{}", child.output()))
 }
 
 /// Reads and parses a JSON report file.

@@ -1,0 +1,6 @@
+use leakcheck::leak_checked;
+
+#[leak_checked(max_sections = "5")]
+fn t() {}
+
+fn main() {}
