@@ -16,7 +16,7 @@ use crate::sys::mapvec::MapVec;
 use crate::track::hooks;
 use crate::track::scope::{self, Untracked};
 use crate::track::table::{self, Block};
-use crate::verdict::{Kind, KindSet};
+use crate::verdict::{Kind, KindSet, Survivors};
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -309,7 +309,7 @@ fn run<R: Send>(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let blocks = if counters.live_blocks == 0 {
-        Vec::new()
+        Survivors::default()
     } else {
         classified(
             scope,
@@ -467,7 +467,7 @@ fn classified(
     options: Options,
     caller_epoch: u32,
     errors: &mut Vec<ReportError>,
-) -> Vec<(Block, Kind)> {
+) -> Survivors {
     let mut blocks = MapVec::<Block>::new();
     let mut room = expected + 64;
     loop {
@@ -476,7 +476,7 @@ fn classified(
                 kind: "classification_failed",
                 message: "no memory to collect the surviving blocks".to_owned(),
             });
-            return Vec::new();
+            return Survivors::default();
         }
         let spare = blocks.spare();
         let found = table::collect_scope(scope, expected, spare);
@@ -490,7 +490,7 @@ fn classified(
     #[cfg(target_os = "linux")]
     if !options.unclassified {
         match crate::verdict::classify::classify(scope, &mut blocks, caller_epoch) {
-            Ok(kinds) => return blocks.iter().copied().zip(kinds.iter().copied()).collect(),
+            Ok(kinds) => return Survivors::new(blocks, kinds),
             Err(failed) => errors.push(ReportError {
                 kind: "classification_failed",
                 message: format!(
@@ -501,7 +501,13 @@ fn classified(
         }
     }
     let _ = options;
-    blocks.iter().map(|&b| (b, Kind::DefinitelyLost)).collect()
+    Survivors::all(blocks, Kind::DefinitelyLost).unwrap_or_else(|| {
+        errors.push(ReportError {
+            kind: "classification_failed",
+            message: "no memory for the kinds of the surviving blocks".to_owned(),
+        });
+        Survivors::default()
+    })
 }
 
 /// Keeps what the panic machinery allocates (the message, std's backtrace

@@ -9,10 +9,10 @@ pub(crate) mod suppress;
 
 use crate::stacks;
 use crate::stacks::symbols::{self, Owner, Symbol};
-use crate::track::table::{Allocator, Block};
-use crate::verdict::{Kind, KindSet};
+use crate::track::table::Allocator;
+use crate::verdict::{Kind, KindSet, Survivors};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -309,7 +309,7 @@ pub(crate) struct Outcome {
     /// Other checks' body code (see [`other_checks_work`]).
     pub(crate) others: Vec<&'static str>,
     pub(crate) failing: KindSet,
-    pub(crate) blocks: Vec<(Block, Kind)>,
+    pub(crate) blocks: Survivors,
     pub(crate) stats: Stats,
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
@@ -485,12 +485,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
-    let mut groups: HashMap<(u32, Allocator, Kind), (usize, usize)> = HashMap::new();
-    for (b, kind) in &blocks {
-        let entry = groups.entry((b.stack, b.allocator(), *kind)).or_default();
-        entry.0 += 1;
-        entry.1 += b.size;
-    }
+    let groups = blocks.tally(|b, kind| (b.stack, b.allocator(), kind));
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
     for ((stack, allocator, kind), (count, bytes)) in groups {
