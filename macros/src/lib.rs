@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod expand;
+mod suppression;
 
 use proc_macro::TokenStream;
 
