@@ -384,18 +384,7 @@ impl PageIndex {
         span: impl Fn(&T) -> (usize, usize),
     ) -> bool {
         self.shift = shift;
-        // Distinct pages: the items are sorted, so a page shared by
-        // neighbours (every page, for small blocks) is counted once.
-        let (mut pages, mut next_uncounted) = (0, 0);
-        for item in items {
-            let (addr, end) = span(item);
-            let first = (addr >> shift).max(next_uncounted);
-            let last = (end.max(addr + 1) - 1) >> shift;
-            if last >= first {
-                pages += last - first + 1;
-                next_uncounted = last + 1;
-            }
-        }
+        let pages = granules(items, shift, &span);
         let capacity = (pages * 2).next_power_of_two().max(64);
         self.keys.clear();
         self.values.clear();
@@ -459,6 +448,23 @@ impl PageIndex {
             }
         }
     }
+}
+
+/// The distinct granules of `1 << shift` bytes that `items` (sorted by
+/// address) cover: a granule shared by neighbours (every page, for small
+/// blocks) counts once.
+fn granules<T>(items: &[T], shift: u32, span: impl Fn(&T) -> (usize, usize)) -> usize {
+    let (mut count, mut next_uncounted) = (0, 0);
+    for item in items {
+        let (addr, end) = span(item);
+        let first = (addr >> shift).max(next_uncounted);
+        let last = (end.max(addr + 1) - 1) >> shift;
+        if last >= first {
+            count += last - first + 1;
+            next_uncounted = last + 1;
+        }
+    }
+    count
 }
 
 /// The index granule for `count` blocks spread over `[low, high)`: a page,
@@ -530,9 +536,15 @@ impl<'b> Marker<'b> {
             mask: 0,
             shift: PAGE_SHIFT,
         };
-        if !block_pages.build_over(blocks, dense_shift(low, high, blocks.len()), |b| {
-            (b.addr, b.addr + b.size)
-        }) {
+        // Indexed only while the index stays the size of the blocks: a huge
+        // block (a reserved calloc of gigabytes) would need an entry a
+        // granule. Without it, look-ups search the sorted blocks.
+        block_pages.keys.clear();
+        let shift = dense_shift(low, high, blocks.len());
+        let span = |b: &Block| (b.addr, b.addr + b.size);
+        if granules(blocks, shift, span) <= 2 * blocks.len() + 4096
+            && !block_pages.build_over(blocks, shift, span)
+        {
             return Err(Failed("no memory for the index of the blocks"));
         }
         Ok(Marker {
@@ -603,7 +615,13 @@ impl<'b> Marker<'b> {
         if w < self.low || w >= self.high {
             return None;
         }
-        let i = self.block_pages.find(self.blocks, w, |b| b.addr)?;
+        let i = if self.block_pages.keys.is_empty() {
+            self.blocks
+                .partition_point(|b| b.addr <= w)
+                .checked_sub(1)?
+        } else {
+            self.block_pages.find(self.blocks, w, |b| b.addr)?
+        };
         let b = &self.blocks[i];
         if w == b.addr {
             Some((i, true))
