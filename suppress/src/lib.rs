@@ -23,10 +23,11 @@
 //! ```
 //!
 //! The formats, each in a file of its own with its parser and its tests:
-//! [`valgrind`] blocks and [`lsan`] (LeakSanitizer) lines. Both parse into
-//! an [`Entry`]; [`matcher`] decides whether an entry suppresses a leak,
-//! [`generate`](mod@generate) writes the block that suppresses a leak. Name
-//! patterns are [`glob`]s.
+//! `valgrind.rs` blocks and `lsan.rs` (LeakSanitizer) lines. Both parse
+//! into an [`Entry`]; `matcher.rs` decides whether an entry suppresses a
+//! leak ([`Entry::matches`]), `generate.rs` writes the block that
+//! suppresses a leak ([`generate()`]). Name patterns are globs
+//! (`glob.rs`).
 
 mod generate;
 mod glob;
