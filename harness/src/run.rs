@@ -16,7 +16,7 @@ use crate::sys::mapvec::MapVec;
 use crate::track::hooks;
 use crate::track::scope::{self, Untracked};
 use crate::track::table::{self, Block};
-use crate::verdict::{Kind, KindSet};
+use crate::verdict::{Kind, KindSet, Survivors};
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -434,7 +434,7 @@ fn run<R: Send>(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let blocks = if counters.live_blocks == 0 {
-        Vec::new()
+        Survivors::default()
     } else {
         classified(
             scope,
@@ -605,7 +605,7 @@ fn classified(
     options: Options,
     caller_epoch: u32,
     errors: &mut Vec<ReportError>,
-) -> Vec<report::Survivor> {
+) -> Survivors {
     let mut blocks = MapVec::<Block>::new();
     let mut room = expected + 64;
     loop {
@@ -614,7 +614,7 @@ fn classified(
                 kind: "classification_failed",
                 message: "no memory to collect the surviving blocks".to_owned(),
             });
-            return Vec::new();
+            return Survivors::default();
         }
         let spare = blocks.spare();
         let found = table::collect_scope(scope, expected, spare);
@@ -628,14 +628,7 @@ fn classified(
     #[cfg(target_os = "linux")]
     if !options.unclassified {
         match crate::verdict::classify::classify(scope, &mut blocks, caller_epoch) {
-            Ok(kinds) => {
-                let root = |i: u32| blocks.get(i as usize).map(|b| b.addr);
-                return blocks
-                    .iter()
-                    .zip(kinds.iter())
-                    .map(|(&b, &(kind, i))| (b, kind, root(i)))
-                    .collect();
-            }
+            Ok((kinds, roots)) => return Survivors::new(blocks, kinds, roots),
             Err(failed) => errors.push(ReportError {
                 kind: "classification_failed",
                 message: format!(
@@ -646,10 +639,13 @@ fn classified(
         }
     }
     let _ = options;
-    blocks
-        .iter()
-        .map(|&b| (b, Kind::DefinitelyLost, None))
-        .collect()
+    Survivors::all(blocks, Kind::DefinitelyLost).unwrap_or_else(|| {
+        errors.push(ReportError {
+            kind: "classification_failed",
+            message: "no memory for the kinds of the surviving blocks".to_owned(),
+        });
+        Survivors::default()
+    })
 }
 
 /// Keeps what the panic machinery allocates (the message, std's backtrace

@@ -367,6 +367,29 @@ fn block_held_through_an_interior_pointer_is_possibly_lost() {
     assert_fixture_frame(&leak.stack[0], INTERIOR_GLOBAL_FN, "interior_global");
 }
 
+/// A block far larger than the check's others (64 MiB, alone): an index of
+/// the check's blocks would need an entry for every page of it, so the
+/// classifier searches the sorted blocks instead; an interior pointer from a
+/// global still finds it.
+#[test]
+fn huge_block_held_through_an_interior_pointer_is_possibly_lost() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    static HELD: AtomicUsize = AtomicUsize::new(0);
+    const BYTES: usize = 64 << 20;
+    const OFFSET: usize = 3 * 4096 + 8;
+    let _serial = shared();
+    let report = leakcheck::check(|| {
+        let block: &'static mut [u8] = vec![0u8; BYTES].leak();
+        HELD.store(block.as_mut_ptr() as usize + OFFSET, SeqCst);
+    });
+    let start = (HELD.swap(0, SeqCst) - OFFSET) as *mut u8;
+    // SAFETY: the leaked Vec's buffer, BYTES long, freed once.
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(start, BYTES)) });
+
+    let leak = assert_one_lost(&report, PossiblyLost, BYTES);
+    assert_eq!(leak.origin, Origin::Rust);
+}
+
 /// A zeroed Rust block held only through a pointer where a hashbrown table
 /// keeps its control bytes (160 bytes, 16 buckets of 8 bytes, pointer at
 /// +128): all-zero bytes look like a full table, which hashbrown never

@@ -218,6 +218,7 @@ impl Args {
             Key::Suppress => {
                 let text = string_value(key, ident, rest)?;
                 check_suppression(&text)?;
+                crate::suppression::check(&text)?;
                 self.suppress.push(text);
             }
             Key::CheckPanicking => {

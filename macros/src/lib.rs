@@ -3,6 +3,7 @@
 
 mod expand;
 mod stacked;
+mod suppression;
 
 use proc_macro::TokenStream;
 

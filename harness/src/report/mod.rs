@@ -10,10 +10,11 @@ pub(crate) mod suppress;
 
 use crate::stacks;
 use crate::stacks::symbols::{self, Owner, Symbol};
+use crate::sys::fasthash::FastMap;
 use crate::track::table::{Allocator, Block};
-use crate::verdict::{Kind, KindSet};
+use crate::verdict::{Kind, KindSet, Survivors};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,10 +146,6 @@ pub(crate) struct Shown {
     /// The test crate's directory, to find the workspace's files.
     pub(crate) workspace_from: Option<&'static str>,
 }
-
-/// A surviving block, its kind, and for an indirectly lost block the
-/// address of the definitely lost block it hangs off.
-pub(crate) type Survivor = (Block, Kind, Option<usize>);
 
 /// How much one suppression matched in a check.
 ///
@@ -384,7 +381,7 @@ pub(crate) struct Outcome {
     pub(crate) others: Vec<&'static str>,
     pub(crate) failing: KindSet,
     pub(crate) shown: Shown,
-    pub(crate) blocks: Vec<Survivor>,
+    pub(crate) blocks: Survivors,
     pub(crate) stats: Stats,
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
@@ -562,12 +559,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
-    let mut groups: HashMap<GroupKey, (usize, usize)> = HashMap::new();
-    for (b, kind, _) in &blocks {
-        let entry = groups.entry(group_key(b, *kind)).or_default();
-        entry.0 += 1;
-        entry.1 += b.size;
-    }
+    let groups = blocks.tally(|b, kind| group_key(b, kind));
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
     // The group each leak in `leaks` was made from.
@@ -754,34 +746,37 @@ fn group_key(b: &Block, kind: Kind) -> GroupKey {
 /// both groups are reported (not suppressed, not the runtime's); the other
 /// indirectly lost blocks are `unheld` in their own group. `made_from[i]`
 /// is the group `leaks[i]` was made from.
-fn fold_indirect(blocks: &[Survivor], leaks: &mut [Leak], made_from: &[GroupKey]) {
-    let reported = |kind: Kind| -> HashSet<GroupKey> {
+fn fold_indirect(blocks: &Survivors, leaks: &mut [Leak], made_from: &[GroupKey]) {
+    let reported = |kind: Kind| -> FastMap<GroupKey, ()> {
         leaks
             .iter()
             .zip(made_from)
             .filter(|(leak, _)| leak.kind == kind)
-            .map(|(_, &key)| key)
+            .map(|(_, &key)| (key, ()))
             .collect()
     };
     let (holding, indirect) = (
         reported(Kind::DefinitelyLost),
         reported(Kind::IndirectlyLost),
     );
-    let roots: HashSet<usize> = blocks.iter().filter_map(|&(_, _, root)| root).collect();
-    let group_of_root: HashMap<usize, GroupKey> = blocks
-        .iter()
-        .filter(|(b, _, _)| roots.contains(&b.addr))
-        .map(|(b, kind, _)| (b.addr, group_key(b, *kind)))
+    let roots: FastMap<usize, ()> = blocks
+        .with_roots()
+        .filter_map(|(_, _, root)| Some((root?, ())))
         .collect();
-    let mut held: HashMap<GroupKey, (usize, usize)> = HashMap::new();
-    let mut unheld: HashMap<GroupKey, usize> = HashMap::new();
-    for (b, kind, root) in blocks {
-        let own = group_key(b, *kind);
-        if !indirect.contains(&own) {
+    let group_of_root: FastMap<usize, GroupKey> = blocks
+        .iter()
+        .filter(|(b, _)| roots.contains_key(&b.addr))
+        .map(|(b, &kind)| (b.addr, group_key(b, kind)))
+        .collect();
+    let mut held: FastMap<GroupKey, (usize, usize)> = FastMap::default();
+    let mut unheld: FastMap<GroupKey, usize> = FastMap::default();
+    for (b, kind, root) in blocks.with_roots() {
+        let own = group_key(b, kind);
+        if !indirect.contains_key(&own) {
             continue;
         }
         let root = root.and_then(|r| group_of_root.get(&r));
-        match root.filter(|key| holding.contains(key)) {
+        match root.filter(|key| holding.contains_key(key)) {
             Some(key) => {
                 let entry = held.entry(*key).or_default();
                 entry.0 += 1;

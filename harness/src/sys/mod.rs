@@ -4,6 +4,7 @@
 //! threads, and the re-entrancy flag that tells the allocation path which of
 //! leakcheck's own calls is running on this thread.
 
+pub(crate) mod fasthash;
 pub(crate) mod mapvec;
 pub(crate) mod reentry;
 #[cfg(unix)]

@@ -53,7 +53,7 @@
 use crate::sys::mapvec::MapVec;
 use crate::track::table::{self, Block};
 use crate::verdict::memscan::Reader;
-use crate::verdict::Kind;
+use crate::verdict::{sort, Kind};
 
 const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
@@ -66,19 +66,19 @@ const SEEN: u8 = 4;
 #[derive(Debug)]
 pub(crate) struct Failed(pub(crate) &'static str);
 
-/// No root: the block is not indirectly lost.
-pub(crate) const NO_ROOT: u32 = u32::MAX;
+pub(crate) use crate::verdict::survivors::NO_ROOT;
 
 /// Classifies `blocks` (the scope's, in any order; sorted by address on
-/// return) and returns one kind per block, in that order, with the index of
-/// the definitely lost block whose flood took it for an indirectly lost
-/// block (what it hangs off, for the report), [`NO_ROOT`] for the others.
+/// return) and returns one kind per block, in that order, and for each
+/// indirectly lost block the index of the definitely lost block whose flood
+/// took it (what it hangs off, for the report), [`NO_ROOT`] for the others;
+/// the second array is empty when no block is indirectly lost.
 pub(crate) fn classify(
     scope: u32,
     blocks: &mut [Block],
     caller_epoch: u32,
-) -> Result<MapVec<(Kind, u32)>, Failed> {
-    blocks.sort_unstable_by_key(|b| b.addr);
+) -> Result<(MapVec<Kind>, MapVec<u32>), Failed> {
+    sort::by_address(blocks, |b| b.addr);
     let mut reader = Reader::new().ok_or(Failed("no memory for the scan buffer"))?;
     // The Reader serialises classifications, so the pooled buffers are
     // this one's until it puts them back.
@@ -100,6 +100,8 @@ struct Buffers {
     other_reached: MapVec<u8>,
     keys: MapVec<usize>,
     values: MapVec<u32>,
+    block_keys: MapVec<usize>,
+    block_values: MapVec<u32>,
 }
 
 static POOL: std::sync::Mutex<Option<Buffers>> = std::sync::Mutex::new(None);
@@ -109,7 +111,7 @@ fn run_classification(
     reader: &mut Reader,
     marker: &mut Marker<'_>,
     caller_epoch: u32,
-) -> Result<MapVec<(Kind, u32)>, Failed> {
+) -> Result<(MapVec<Kind>, MapVec<u32>), Failed> {
     let blocks = marker.blocks;
     let callers = |b: &Block| b.scope == 0 && b.epoch == caller_epoch && caller_epoch != 0;
     // First without following other blocks: the direct roots, the caller's
@@ -135,12 +137,10 @@ fn run_classification(
             let mut holds = false;
             reader.scan(other.addr, other.addr + other.size, &mut |words| {
                 for &w in words {
-                    if marker.lookup(w as usize).is_some() {
-                        if root {
-                            marker.reach(w as usize, true);
-                        } else {
-                            holds = true;
-                        }
+                    if root {
+                        marker.reach(w as usize, true);
+                    } else if marker.lookup(w as usize).is_some() {
+                        holds = true;
                     }
                 }
             });
@@ -180,20 +180,18 @@ fn run_classification(
     if !kinds.reserve(blocks.len()) {
         return Err(Failed("no memory for the result"));
     }
-    for (i, &state) in marker.state.iter().enumerate() {
-        let kind = match state {
+    for &state in marker.state.iter() {
+        kinds.push(match state {
             REACHABLE => Kind::StillReachable,
             POSSIBLE => Kind::PossiblyLost,
             INDIRECT => Kind::IndirectlyLost,
             _ => Kind::DefinitelyLost,
-        };
-        let root = match state {
-            INDIRECT => marker.root.get(i).copied().unwrap_or(NO_ROOT),
-            _ => NO_ROOT,
-        };
-        kinds.push((kind, root));
+        });
     }
-    Ok(kinds)
+    // Filled by the clique floods, and only when one took a block: each
+    // entry is NO_ROOT but for the indirectly lost blocks.
+    let roots = std::mem::take(&mut marker.root);
+    Ok((kinds, roots))
 }
 
 /// The full flood: every other live block indexed by address and followed
@@ -370,6 +368,8 @@ struct PageIndex {
     keys: MapVec<usize>,
     values: MapVec<u32>,
     mask: usize,
+    /// log2 of the bytes a key covers.
+    shift: u32,
 }
 
 impl PageIndex {
@@ -379,10 +379,20 @@ impl PageIndex {
 
     /// Indexes `spans` (sorted by address). False if out of memory.
     fn build(&mut self, spans: &[Span]) -> bool {
-        let pages: usize = spans
-            .iter()
-            .map(|s| ((s.end.max(s.addr + 1) - 1) >> PAGE_SHIFT) - (s.addr >> PAGE_SHIFT) + 1)
-            .sum();
+        self.build_over(spans, PAGE_SHIFT, |s| (s.addr, s.end))
+    }
+
+    /// Indexes `items` (sorted by address), each covering `span(item)`:
+    /// `[start, end)`, by "pages" of `1 << shift` bytes. False if out of
+    /// memory.
+    fn build_over<T>(
+        &mut self,
+        items: &[T],
+        shift: u32,
+        span: impl Fn(&T) -> (usize, usize),
+    ) -> bool {
+        self.shift = shift;
+        let pages = granules(items, shift, &span);
         let capacity = (pages * 2).next_power_of_two().max(64);
         self.keys.clear();
         self.values.clear();
@@ -390,9 +400,10 @@ impl PageIndex {
             return false;
         }
         self.mask = capacity - 1;
-        for (i, s) in spans.iter().enumerate() {
-            let last = (s.end.max(s.addr + 1) - 1) >> PAGE_SHIFT;
-            for page in (s.addr >> PAGE_SHIFT)..=last {
+        for (i, item) in items.iter().enumerate() {
+            let (addr, end) = span(item);
+            let last = (end.max(addr + 1) - 1) >> shift;
+            for page in (addr >> shift)..=last {
                 let mut at = self.slot(page);
                 loop {
                     match self.keys[at] {
@@ -411,6 +422,26 @@ impl PageIndex {
         true
     }
 
+    /// The last of `items` (the ones indexed, sorted by address) that
+    /// starts at or below `w`, if one overlaps `w`'s page: the first block
+    /// on the page, then a galloping search among those that follow (blocks
+    /// on one page are few, however small they are).
+    #[inline]
+    fn find<T>(&self, items: &[T], w: usize, addr: impl Fn(&T) -> usize) -> Option<usize> {
+        let first = self.first_on(w >> self.shift)?;
+        let mut bound = 1;
+        while first + bound < items.len() && addr(&items[first + bound]) <= w {
+            bound *= 2;
+        }
+        let window = &items[first..(first + bound + 1).min(items.len())];
+        Some(
+            first
+                + window
+                    .partition_point(|item| addr(item) <= w)
+                    .checked_sub(1)?,
+        )
+    }
+
     #[inline]
     fn first_on(&self, page: usize) -> Option<usize> {
         if self.keys.is_empty() {
@@ -425,6 +456,32 @@ impl PageIndex {
             }
         }
     }
+}
+
+/// The distinct granules of `1 << shift` bytes that `items` (sorted by
+/// address) cover: a granule shared by neighbours (every page, for small
+/// blocks) counts once.
+fn granules<T>(items: &[T], shift: u32, span: impl Fn(&T) -> (usize, usize)) -> usize {
+    let (mut count, mut next_uncounted) = (0, 0);
+    for item in items {
+        let (addr, end) = span(item);
+        let first = (addr >> shift).max(next_uncounted);
+        let last = (end.max(addr + 1) - 1) >> shift;
+        if last >= first {
+            count += last - first + 1;
+            next_uncounted = last + 1;
+        }
+    }
+    count
+}
+
+/// The index granule for `count` blocks spread over `[low, high)`: a page,
+/// or less where blocks are dense (small blocks in one arena), so that a
+/// look-up searches about eight blocks, not the hundred on a page.
+fn dense_shift(low: usize, high: usize, count: usize) -> u32 {
+    let spacing = (high - low) / count.max(1);
+    let granule = spacing.saturating_mul(8).max(16);
+    (usize::BITS - 1 - granule.leading_zeros()).clamp(4, PAGE_SHIFT)
 }
 
 /// Entries of the mark stack with this bit are indexes into `others`.
@@ -444,6 +501,8 @@ struct Marker<'b> {
     others_low: usize,
     others_high: usize,
     pages: PageIndex,
+    /// The same index over `blocks`.
+    block_pages: PageIndex,
     stack: MapVec<u32>,
     /// For each indirectly lost block, the clique leader whose flood took
     /// it (filled by [`Marker::cliques`]; empty until a flood takes one).
@@ -470,6 +529,8 @@ impl<'b> Marker<'b> {
             mut other_reached,
             mut keys,
             mut values,
+            block_keys,
+            block_values,
         } = buffers;
         others.clear();
         scratch.clear();
@@ -479,6 +540,23 @@ impl<'b> Marker<'b> {
         let mut regions = Box::new(Regions([0; 1024]));
         for b in blocks {
             regions.add(b.addr, b.addr + b.size);
+        }
+        let mut block_pages = PageIndex {
+            keys: block_keys,
+            values: block_values,
+            mask: 0,
+            shift: PAGE_SHIFT,
+        };
+        // Indexed only while the index stays the size of the blocks: a huge
+        // block (a reserved calloc of gigabytes) would need an entry a
+        // granule. Without it, look-ups search the sorted blocks.
+        block_pages.keys.clear();
+        let shift = dense_shift(low, high, blocks.len());
+        let span = |b: &Block| (b.addr, b.addr + b.size);
+        if granules(blocks, shift, span) <= 2 * blocks.len() + 4096
+            && !block_pages.build_over(blocks, shift, span)
+        {
+            return Err(Failed("no memory for the index of the blocks"));
         }
         Ok(Marker {
             blocks,
@@ -495,7 +573,9 @@ impl<'b> Marker<'b> {
                 keys,
                 values,
                 mask: 0,
+                shift: PAGE_SHIFT,
             },
+            block_pages,
             stack: MapVec::new(),
             root: MapVec::new(),
             reachable: 0,
@@ -520,6 +600,8 @@ impl<'b> Marker<'b> {
             other_reached: self.other_reached,
             keys: self.pages.keys,
             values: self.pages.values,
+            block_keys: self.block_pages.keys,
+            block_values: self.block_pages.values,
         }
     }
 
@@ -534,16 +616,7 @@ impl<'b> Marker<'b> {
         if w < self.others_low || w >= self.others_high {
             return None;
         }
-        // The first block that overlaps w's page, then a search among the
-        // few that start on that page.
-        let first = self.pages.first_on(w >> PAGE_SHIFT)?;
-        // Galloping: blocks on one page are few, however small they are.
-        let mut bound = 1;
-        while first + bound < self.others.len() && self.others[first + bound].addr <= w {
-            bound *= 2;
-        }
-        let window = &self.others[first..(first + bound + 1).min(self.others.len())];
-        let i = first + window.partition_point(|o| o.addr <= w).checked_sub(1)?;
+        let i = self.pages.find(&self.others, w, |o| o.addr)?;
         let o = self.others[i];
         (w < o.end || w == o.addr).then_some(i)
     }
@@ -554,10 +627,13 @@ impl<'b> Marker<'b> {
         if w < self.low || w >= self.high {
             return None;
         }
-        let i = self
-            .blocks
-            .partition_point(|b| b.addr <= w)
-            .checked_sub(1)?;
+        let i = if self.block_pages.keys.is_empty() {
+            self.blocks
+                .partition_point(|b| b.addr <= w)
+                .checked_sub(1)?
+        } else {
+            self.block_pages.find(self.blocks, w, |b| b.addr)?
+        };
         let b = &self.blocks[i];
         if w == b.addr {
             Some((i, true))

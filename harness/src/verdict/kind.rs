@@ -34,26 +34,6 @@ impl Kind {
         }
     }
 
-    /// valgrind's word for the kind in `match-leak-kinds:` and
-    /// `--errors-for-leak-kinds`: `definite`, `indirect`, `possible`,
-    /// `reachable` (`suppressed` has none; it is leakcheck's own).
-    pub(crate) fn valgrind_word(self) -> &'static str {
-        match self {
-            Kind::DefinitelyLost => "definite",
-            Kind::IndirectlyLost => "indirect",
-            Kind::PossiblyLost => "possible",
-            Kind::StillReachable => "reachable",
-            Kind::Suppressed => "suppressed",
-        }
-    }
-
-    const ALL: [Kind; 4] = [
-        Kind::DefinitelyLost,
-        Kind::IndirectlyLost,
-        Kind::PossiblyLost,
-        Kind::StillReachable,
-    ];
-
     fn bit(self) -> u8 {
         1 << self as u8
     }
@@ -85,25 +65,19 @@ impl KindSet {
 
     /// Parses valgrind's syntax. The error names the word that is wrong.
     pub(crate) fn parse(text: &str) -> Result<KindSet, String> {
-        let text = text.trim();
-        match text {
-            "all" => return Ok(KindSet::ALL),
-            "none" => return Ok(KindSet(0)),
-            _ => {}
+        leakcheck_suppress::KindSet::parse(text).map(|set| KindSet(set.bits()))
+    }
+}
+
+/// The same kind, as suppressions match it.
+impl From<Kind> for leakcheck_suppress::Kind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::DefinitelyLost => leakcheck_suppress::Kind::DefinitelyLost,
+            Kind::IndirectlyLost => leakcheck_suppress::Kind::IndirectlyLost,
+            Kind::PossiblyLost => leakcheck_suppress::Kind::PossiblyLost,
+            Kind::StillReachable => leakcheck_suppress::Kind::StillReachable,
+            Kind::Suppressed => leakcheck_suppress::Kind::Suppressed,
         }
-        let mut set = 0;
-        for word in text.split(',').map(str::trim) {
-            let kind = Kind::ALL
-                .into_iter()
-                .find(|k| k.valgrind_word() == word)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown leak kind `{word}`; expected `definite`, `indirect`, `possible`, \
-                         `reachable` separated by commas, or `all`, or `none`"
-                    )
-                })?;
-            set |= kind.bit();
-        }
-        Ok(KindSet(set))
     }
 }

@@ -10,6 +10,10 @@
 pub(crate) mod classify;
 mod kind;
 pub(crate) mod memscan;
+#[cfg(target_os = "linux")]
+mod sort;
+mod survivors;
 
 pub use kind::Kind;
 pub(crate) use kind::KindSet;
+pub(crate) use survivors::Survivors;

@@ -91,7 +91,7 @@ impl Glob {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::suppress::test_util::*;
+    use crate::test_util::*;
     use std::time::{Duration, Instant};
 
     #[test]

@@ -1,8 +1,8 @@
 //! Writing the valgrind block that suppresses a leak, for the report to
 //! show next to it.
 
-use super::MatchFrame;
-use crate::verdict::Kind;
+use crate::Kind;
+use crate::MatchFrame;
 
 /// A literal name as a valgrind pattern that matches it (and little else):
 /// characters that are wildcards, or that trimming or line splitting would
@@ -34,12 +34,20 @@ fn literal_pattern(name: &str) -> String {
 /// module becomes `...` (consecutive ones collapse). `*` and `?` in names
 /// become `?`, which matches them. `Kind::Suppressed`, which valgrind has no
 /// word for, gets no `match-leak-kinds` line.
-pub(crate) fn generate(
-    kind: Kind,
+///
+/// ```
+/// use leakcheck_suppress::{generate, Kind, MatchFrame};
+/// let frame = MatchFrame { function: Some("kv_put"), ..MatchFrame::default() };
+/// let text = generate(Kind::DefinitelyLost, "malloc", false, &[frame]);
+/// assert!(text.contains("   match-leak-kinds: definite\n   fun:malloc\n   fun:kv_put\n}"));
+/// ```
+pub fn generate(
+    kind: impl Into<Kind>,
     allocator: &str,
     skipped_plumbing: bool,
     stack: &[MatchFrame<'_>],
 ) -> String {
+    let kind = kind.into();
     let mut lines = vec![
         "{".to_string(),
         "   <insert_a_suppression_name_here>".to_string(),
@@ -73,7 +81,7 @@ pub(crate) fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::suppress::test_util::*;
+    use crate::test_util::*;
 
     #[test]
     fn generate_exact_text() {

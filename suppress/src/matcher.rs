@@ -2,8 +2,8 @@
 //! against `[allocator, stack…]`, a LeakSanitizer pattern against any
 //! frame's function, file or module.
 
-use super::{Entry, FramePat, MatchFrame, Rule};
-use crate::verdict::{Kind, KindSet};
+use crate::{Entry, FramePat, MatchFrame, Rule};
+use crate::{Kind, KindSet};
 
 /// One element of the sequence valgrind patterns are matched against.
 #[derive(Clone, Copy)]
@@ -98,14 +98,36 @@ fn frames_match(pats: &[FramePat], allocator: &str, stack: &[MatchFrame<'_>]) ->
 impl Entry {
     /// What the summary calls it: the valgrind block's name, or
     /// `leak:<pattern>`.
-    pub(crate) fn name(&self) -> &str {
+    ///
+    /// ```
+    /// let origin = leakcheck_suppress::Origin { path: "a.supp".into(), first_line: 1 };
+    /// let entries = leakcheck_suppress::parse("leak:init\n", &origin).unwrap();
+    /// assert_eq!(entries[0].name(), "leak:init");
+    /// ```
+    pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Whether this entry suppresses a block of `kind` allocated by the C
     /// function `allocator` (`malloc`, `calloc`, `realloc`, `posix_memalign`,
     /// …: what valgrind shows as the first frame) with `stack` below it.
-    pub(crate) fn matches(&self, kind: Kind, allocator: &str, stack: &[MatchFrame<'_>]) -> bool {
+    ///
+    /// ```
+    /// use leakcheck_suppress::{parse, Kind, MatchFrame, Origin};
+    /// let origin = Origin { path: "a.supp".into(), first_line: 1 };
+    /// let text = "{\n name\n Memcheck:Leak\n match-leak-kinds: definite\n fun:malloc\n fun:f\n}";
+    /// let entry = &parse(text, &origin).unwrap()[0];
+    /// let f = MatchFrame { function: Some("f"), ..MatchFrame::default() };
+    /// assert!(entry.matches(Kind::DefinitelyLost, "malloc", &[f]));
+    /// assert!(!entry.matches(Kind::StillReachable, "malloc", &[f]));
+    /// ```
+    pub fn matches(
+        &self,
+        kind: impl Into<Kind>,
+        allocator: &str,
+        stack: &[MatchFrame<'_>],
+    ) -> bool {
+        let kind = kind.into();
         match &self.rule {
             Rule::Never => false,
             Rule::Leak { kinds, frames } => {
@@ -128,7 +150,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::suppress::test_util::*;
+    use crate::test_util::*;
 
     #[test]
     fn frame_level_wildcards() {

@@ -41,8 +41,8 @@
 //! * Like valgrind, a block made only of `...` lines is rejected.
 //!
 
-use super::{Entry, FramePat, Glob, Lines, ParseError, Rule};
-use crate::verdict::KindSet;
+use crate::KindSet;
+use crate::{Entry, FramePat, Glob, Lines, ParseError, Rule};
 
 /// Memcheck's suppression kinds (`mc_errors.c`,
 /// `MC_(is_recognised_suppression)`).
@@ -77,7 +77,7 @@ const MEMCHECK_KINDS: [&str; 28] = [
     "AlignMismatch",
 ];
 
-pub(super) fn is_frame_line(line: &str) -> bool {
+pub(crate) fn is_frame_line(line: &str) -> bool {
     line == "..." || ["fun:", "obj:", "src:"].iter().any(|p| line.starts_with(p))
 }
 
@@ -134,7 +134,7 @@ fn parse_frame(line: &str) -> Option<Result<FramePat, String>> {
 
 /// Parses the valgrind block whose `{` is significant line `open`; returns
 /// the entry and the index of the line after its `}`.
-pub(super) fn parse_block(lines: &Lines<'_>, open: usize) -> Result<(Entry, usize), ParseError> {
+pub(crate) fn parse_block(lines: &Lines<'_>, open: usize) -> Result<(Entry, usize), ParseError> {
     let (open_line, _) = lines.lines[open];
     let unterminated = |line: u32| {
         lines.error(
@@ -320,7 +320,7 @@ fn parse_kinds(set: &str) -> Result<KindSet, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::suppress::test_util::*;
+    use crate::test_util::*;
 
     /// Pasted verbatim from `valgrind --leak-check=full --show-leak-kinds=all
     /// --gen-suppressions=all ./prog` (valgrind 3.19) on a C program whose

@@ -3,7 +3,7 @@
 // What every suppression test module uses, so that `test_util::*` is all
 // it imports besides its own file's items.
 pub(crate) use super::{parse, Entry, MatchFrame, Origin, ParseError};
-pub(crate) use crate::verdict::Kind;
+pub(crate) use crate::Kind;
 
 pub(crate) fn origin(first_line: u32) -> Origin {
     Origin {

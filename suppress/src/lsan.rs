@@ -10,21 +10,31 @@
 //! (`interceptor_via_fun:`, `race:`, `signed-integer-overflow:`, …) are
 //! accepted and never match.
 
-use super::{Entry, Glob, Lines, ParseError, Rule};
+use crate::{Entry, Glob, Lines, ParseError, Rule};
 
 /// Parses significant line `number`, which is not part of a valgrind block:
 /// a `leak:` line, another sanitizer's line, or an error that says what was
 /// expected.
-pub(super) fn parse_line(lines: &Lines<'_>, number: u32, line: &str) -> Result<Entry, ParseError> {
+pub(crate) fn parse_line(lines: &Lines<'_>, number: u32, line: &str) -> Result<Entry, ParseError> {
     let sanitizer = line
         .split_once(':')
         .map(|(ty, pattern)| (ty.trim(), pattern.trim()))
         .filter(|&(ty, _)| ty == "leak" || is_sanitizer_type(ty));
     let Some((ty, pattern)) = sanitizer else {
-        let hint = if line.starts_with('{') {
-            " (a valgrind block puts `{`, its name, `Memcheck:Leak`, each `fun:`/`obj:`/`src:` \
-             line and `}` on lines of their own: write it in a raw string over several lines)"
-        } else if super::valgrind::is_frame_line(line) || line.starts_with("match-leak-kinds:") {
+        if line.starts_with('{') {
+            return Err(lines.error(
+                number,
+                format!(
+                    "a valgrind suppression block cannot be written on one line: `{{`, the \
+                     block's name, `Memcheck:Leak`, each `fun:`/`obj:`/`src:` frame and `}}` go \
+                     on lines of their own (found `{line}`); write the block over several lines \
+                     (in a raw string, in code), or use a LeakSanitizer line such as \
+                     `leak:function_name`"
+                ),
+            ));
+        }
+        let hint = if crate::valgrind::is_frame_line(line) || line.starts_with("match-leak-kinds:")
+        {
             " (a valgrind block's line outside a block: is its `{` missing?)"
         } else {
             ""
@@ -125,13 +135,27 @@ fn lsan_glob(pattern: &str) -> Glob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::suppress::test_util::*;
+    use crate::test_util::*;
 
     #[test]
     fn a_valgrind_block_on_one_line_says_to_use_one_line_each() {
-        let e = error("{ x Memcheck:Leak fun:malloc }", 7);
-        assert_eq!(e.line, 7);
-        assert!(e.message.contains("on lines of their own"), "{e}");
+        for text in [
+            "{ x Memcheck:Leak fun:malloc }",
+            "  { x Memcheck:Leak foo:bar }",
+        ] {
+            let e = error(text, 7);
+            assert_eq!(e.line, 7);
+            assert_eq!(e.column, if text.starts_with(' ') { 3 } else { 1 });
+            assert!(
+                e.message.starts_with(
+                    "a valgrind suppression block cannot be written on one line: `{`, the \
+                     block's name, `Memcheck:Leak`, each `fun:`/`obj:`/`src:` frame and `}` go \
+                     on lines of their own (found `{ x Memcheck:Leak "
+                ),
+                "{e}"
+            );
+            assert!(!e.message.contains("expected `{`"), "{e}");
+        }
     }
 
     #[test]
