@@ -559,7 +559,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.
-    let groups = blocks.tally(|b, kind| group_key(b, kind));
+    let groups = blocks.tally(group_key);
     let mut ips = Vec::new();
     let mut leaks = Vec::new();
     // The group each leak in `leaks` was made from.
