@@ -235,6 +235,7 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_STACK_DEPTH",
     "LEAKCHECK_SUPPRESSIONS",
     "LEAKCHECK_PPROF",
+    "LEAKCHECK_PROFILE_RATE",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
