@@ -1,6 +1,8 @@
 //! One module per topic, each ending in `criterion_group!`.
 
 pub mod malloc_free;
+#[cfg(feature = "profile")]
+pub mod profile_mode;
 pub mod rust_box;
 pub mod verdict;
 
