@@ -96,8 +96,10 @@ pub struct HeapSite {
     /// Their bytes.
     pub alloc_bytes: i64,
     /// The allocation stack, the allocating call first, without the
-    /// allocator's own plumbing. Empty when no stack could be taken (the
-    /// block was made in a signal handler).
+    /// allocator's own plumbing. Empty when no stack was taken: the block
+    /// was made in a signal handler, on a thread that did not start
+    /// through `pthread_create` while leakcheck was linked, or once the
+    /// stack store was full.
     pub stack: Vec<Frame>,
     key: (u32, Allocator),
     estimate: Estimate,
@@ -316,7 +318,7 @@ impl HeapProfile {
         for s in &self.sites {
             let frames: Vec<leakcheck_profile::Frame> = if s.stack.is_empty() {
                 vec![leakcheck_profile::Frame {
-                    function: Some("[stack not taken: allocated in a signal handler]".into()),
+                    function: Some("[stack not taken]".into()),
                     ..Default::default()
                 }]
             } else {

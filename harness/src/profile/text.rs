@@ -40,7 +40,11 @@ pub(super) fn write(p: &HeapProfile, f: &mut fmt::Formatter<'_>) -> fmt::Result 
             s.allocator
         )?;
         if s.stack.is_empty() {
-            writeln!(f, "    (no stack: allocated in a signal handler)")?;
+            writeln!(
+                f,
+                "    (no stack: made in a signal handler, on a thread leakcheck did not see \
+                 start, or with the stack store full)"
+            )?;
         }
         for frame in &s.stack {
             let function = frame.function.as_deref().unwrap_or(&frame.ip);
