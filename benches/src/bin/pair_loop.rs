@@ -21,8 +21,9 @@ fn main() {
         .nth(1)
         .map(|n| n.parse().expect("PAIRS: a whole number"))
         .unwrap_or(20_000_000);
-    // SAFETY (both): a plain allocation of 64 bytes, freed at once.
+    // SAFETY: a plain allocation of 64 bytes, freed at once by its allocator.
     let plain = || unsafe { glibc::free(black_box(glibc::malloc(64))) };
+    // SAFETY: as above, through the hooks.
     let hooked = || unsafe { libc::free(black_box(libc::malloc(64))) };
     let (mut best_plain, mut best_hooked) = (f64::MAX, f64::MAX);
     for _ in 0..5 {
