@@ -334,6 +334,21 @@ pub fn read_json(path: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
 }
 
+/// Sends `signal` to thread `target` every `every` until `stop` is set.
+/// `target` must stay alive until then (a scoped thread's parent).
+pub fn signal_until(
+    target: libc::pthread_t,
+    signal: libc::c_int,
+    every: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: the caller keeps `target` alive until `stop` is set.
+        unsafe { libc::pthread_kill(target, signal) };
+        std::thread::sleep(every);
+    }
+}
+
 /// Installs `handler` for `signal` (`SA_RESTART`, an empty mask), failing
 /// the test if `sigaction` refuses.
 pub fn install_signal_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
