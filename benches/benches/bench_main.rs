@@ -9,8 +9,16 @@ use criterion::criterion_main;
 
 mod benchmarks;
 
+#[cfg(not(feature = "profile"))]
 criterion_main! {
     benchmarks::malloc_free::benches,
     benchmarks::rust_box::benches,
     benchmarks::verdict::benches,
+}
+
+// Profiling mode changes what every allocation does, so it is measured in
+// a build of its own.
+#[cfg(feature = "profile")]
+criterion_main! {
+    benchmarks::profile_mode::benches,
 }

@@ -67,6 +67,10 @@ mod verdict;
 // Grouping, suppressions, and the text and JSON forms of a report.
 mod report;
 
+// Live heap profiles of a running program (feature `profile`).
+#[cfg(feature = "profile")]
+mod profile;
+
 // Running a check, on top of the stages.
 
 // `check`, `#[leak_checked]`'s entry points and the JSON files.
@@ -196,6 +200,10 @@ pub use error::Error;
 /// }
 /// ```
 pub use leakcheck_macros::leak_checked;
+#[cfg(feature = "profile")]
+pub use profile::endpoint::{pprof_heap, PprofResponse, MAX_DELTA_SECONDS};
+#[cfg(feature = "profile")]
+pub use profile::{profile_rate, set_profile_rate, HeapProfile, HeapSite, ProfileError};
 pub use report::{
     Count, Frame, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
 };
@@ -207,6 +215,12 @@ pub use verdict::Kind;
 pub mod __private {
     pub use crate::report::suppress::inline::{is_blank, Suppression};
     pub use crate::run::{check_with, run_test, run_test_report, run_test_should_panic, Options};
+    /// Restarts the calling thread's profile sampler from `seed`: for tests
+    /// whose estimates must not depend on what ran before.
+    #[cfg(feature = "profile")]
+    pub fn reseed_profile_sampler(seed: u64) {
+        crate::track::sample::reseed_thread(seed);
+    }
     // `suppress!` expands to `inventory::submit!`, named through here so
     // that test crates need no `inventory` dependency of their own.
     pub use inventory;

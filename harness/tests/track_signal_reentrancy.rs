@@ -46,14 +46,9 @@ fn under_signals(churn: impl FnOnce()) {
     let target = unsafe { libc::pthread_self() };
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: `target` is alive until `stop` is set (the scope
-                // joins this thread before `churn`'s thread goes on).
-                unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
-                std::thread::sleep(Duration::from_micros(20));
-            }
-        });
+        // `target` is alive until `stop` is set (the scope joins this
+        // thread before `churn`'s thread goes on).
+        s.spawn(|| common::signal_until(target, libc::SIGUSR1, Duration::from_micros(20), &stop));
         churn();
         stop.store(true, Ordering::Relaxed);
     });

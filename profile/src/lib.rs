@@ -364,10 +364,51 @@ pub struct LeakSample<'a> {
     pub frames: &'a [Frame],
 }
 
+/// The blocks of one allocation site of a live heap, estimated from
+/// samples: Go's four heap values.
+#[derive(Clone, Debug)]
+pub struct LiveSample<'a> {
+    /// `c` or `rust`.
+    pub origin: &'a str,
+    /// `malloc`, `alloc`, …
+    pub allocator: &'a str,
+    /// Blocks allocated here since start.
+    pub alloc_objects: i64,
+    /// Their bytes.
+    pub alloc_bytes: i64,
+    /// Blocks allocated here and still live.
+    pub inuse_objects: i64,
+    /// Their bytes.
+    pub inuse_bytes: i64,
+    /// The allocation stack, the allocating call first.
+    pub frames: &'a [Frame],
+}
+
 impl HeapProfile {
     /// An empty heap profile.
     pub fn new() -> Self {
-        let mut builder = ProfileBuilder::new(&HEAP_SAMPLE_TYPES, ("space", "bytes"), 1);
+        HeapProfile::with_period(1)
+    }
+
+    /// An empty heap profile of blocks sampled once per `period` bytes, as
+    /// Go's `MemProfileRate` (the values are already scaled up).
+    ///
+    /// ```
+    /// let mut profile = leakcheck_profile::HeapProfile::with_period(524288);
+    /// profile.add_live(&leakcheck_profile::LiveSample {
+    ///     origin: "rust",
+    ///     allocator: "alloc",
+    ///     alloc_objects: 10,
+    ///     alloc_bytes: 10240,
+    ///     inuse_objects: 4,
+    ///     inuse_bytes: 4096,
+    ///     frames: &[],
+    /// });
+    /// let p = leakcheck_profile::decode(&profile.to_gzip()).unwrap();
+    /// assert_eq!((p.period, &p.sample[0].value[..]), (524288, &[10, 10240, 4, 4096][..]));
+    /// ```
+    pub fn with_period(period: i64) -> Self {
+        let mut builder = ProfileBuilder::new(&HEAP_SAMPLE_TYPES, ("space", "bytes"), period);
         builder.default_sample_type("inuse_space");
         if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             builder.time_nanos(i64::try_from(now.as_nanos()).unwrap_or(i64::MAX));
@@ -411,6 +452,40 @@ impl HeapProfile {
                 Label::Str {
                     key: "allocator",
                     value: leak.allocator,
+                },
+                Label::Num {
+                    key: "bytes",
+                    value: per_block,
+                    unit: Some("bytes"),
+                },
+            ],
+        });
+    }
+
+    /// Adds one sample for a site of a live heap, labelled `origin`,
+    /// `allocator` and `bytes` (the average block in use, else allocated).
+    pub fn add_live(&mut self, live: &LiveSample<'_>) {
+        let per_block = match (live.inuse_objects, live.alloc_objects) {
+            (n, _) if n > 0 => live.inuse_bytes / n,
+            (_, n) if n > 0 => live.alloc_bytes / n,
+            _ => 0,
+        };
+        self.0.add(&Sample {
+            frames: live.frames,
+            values: &[
+                live.alloc_objects,
+                live.alloc_bytes,
+                live.inuse_objects,
+                live.inuse_bytes,
+            ],
+            labels: &[
+                Label::Str {
+                    key: "origin",
+                    value: live.origin,
+                },
+                Label::Str {
+                    key: "allocator",
+                    value: live.allocator,
                 },
                 Label::Num {
                     key: "bytes",

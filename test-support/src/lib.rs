@@ -24,6 +24,7 @@
 
 mod c_heap;
 mod globals;
+mod go;
 mod misuse;
 mod reach;
 mod rust_heap;
@@ -40,6 +41,7 @@ pub use globals::{
     cache_get, cache_reset, interior_global, interior_release, table_lookup, table_reset,
     CACHE_BYTES, INTERIOR_OFFSET, TABLE_BYTES, TABLE_LEN,
 };
+pub use go::go_tool_pprof;
 pub use misuse::{c_free, double_free, invalid_free};
 pub use reach::{pair_behind, ring_new, stale_stack, CKeeper, CPairBehind, CRing, CSlots};
 pub use rust_heap::{rust_churn, rust_leak, rust_stale_stack};

@@ -86,6 +86,43 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     intern(&stack.ips[..stack.len])
 }
 
+/// Walks the current thread's stack for a profile sample (feature
+/// `profile`) of a block made outside any check, and interns it.
+///
+/// There is no scope base: `[stack_low, stack_high)` is the thread's whole
+/// stack (as its registration found it). Only the cached unwinder walks, and
+/// where it cannot go on (the thread's first frame, a signal frame) the
+/// frames so far are the stack: libgcc's unwinder is never called, so a
+/// sample cannot wait on its lock (held by another thread at a `fork`, or
+/// by the code a signal interrupted). Where there is no cached unwinder,
+/// libgcc's walks, as for checks. Returns 0 when nothing was captured.
+#[cfg(feature = "profile")]
+#[inline(never)]
+pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: usize) -> u32 {
+    let mut stack = Collected {
+        depth: DEPTH.load(Relaxed),
+        hook_frame,
+        base: stack_high,
+        ips: [0; MAX_DEPTH + 1],
+        len: 0,
+        reached_base: false,
+    };
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    let _ = super::unwind::walk(stack_high, stack_low, |ip, sp| stack.keep(ip, sp));
+    #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
+    {
+        let _ = stack_low;
+        // SAFETY: as in `capture`.
+        unsafe {
+            backtrace::trace_unsynchronized(|f| stack.keep(f.ip() as usize, f.sp() as usize))
+        };
+    }
+    if stack.len == 0 {
+        return 0;
+    }
+    intern(&stack.ips[..stack.len])
+}
+
 /// Stored after the last frame of a stack whose walk reached the scope's
 /// base frame. No return address is 0 (unwinders stop there).
 const BASE_REACHED: usize = 0;

@@ -11,6 +11,8 @@ pub(crate) mod symbols;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
 pub(crate) mod unwind;
 
+#[cfg(feature = "profile")]
+pub(crate) use capture::capture_sampled;
 pub(crate) use capture::{
     capture, frames, lock_for_fork, set_depth, unlock_after_fork, DEFAULT_DEPTH, MAX_DEPTH,
 };

@@ -16,6 +16,8 @@ pub(crate) mod hooks;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod quarantine;
 pub(crate) mod record;
+#[cfg(feature = "profile")]
+pub(crate) mod sample;
 pub(crate) mod scope;
 pub(crate) mod table;
 #[cfg(target_os = "linux")]

@@ -71,6 +71,8 @@ fn record_alloc(
     }
     block.harness = u8::from(current.harness);
     block.epoch = current.epoch;
+    #[cfg(feature = "profile")]
+    crate::track::sample::on_alloc(&mut block, &guard, hook_frame);
     insert(block);
     drop(guard);
 }
@@ -185,6 +187,8 @@ pub(crate) fn on_realloc(
             old.stack
         };
     }
+    #[cfg(feature = "profile")]
+    crate::track::sample::on_alloc(&mut block, &guard, hook_frame);
     insert(block);
     drop(guard);
 }

@@ -52,7 +52,7 @@ impl Allocator {
         Allocator::RustRealloc,
     ];
 
-    fn from_u8(v: u8) -> Allocator {
+    pub(crate) fn from_u8(v: u8) -> Allocator {
         Allocator::ALL
             .get(usize::from(v).wrapping_sub(1))
             .copied()
@@ -102,7 +102,9 @@ pub(crate) struct Block {
     pub(crate) align_log2: u8,
     /// 1 for leakcheck's own blocks (see `scope::Untracked::harness`).
     pub(crate) harness: u8,
-    _pad: u8,
+    /// The block's stack is a profile sample's (feature `profile`,
+    /// `track::sample`): it stands for its share of all allocations.
+    pub(crate) sampled: bool,
     /// The allocating thread's epoch, for blocks of no scope (see
     /// `scope::current_epoch`).
     pub(crate) epoch: u32,
@@ -117,7 +119,7 @@ impl Block {
         allocator: 0,
         align_log2: 0,
         harness: 0,
-        _pad: 0,
+        sampled: false,
         epoch: 0,
     };
 
@@ -130,7 +132,7 @@ impl Block {
             allocator: allocator as u8,
             align_log2: align.max(1).trailing_zeros() as u8,
             harness: 0,
-            _pad: 0,
+            sampled: false,
             epoch: 0,
         }
     }
@@ -156,7 +158,7 @@ struct Slot {
     /// Start address; 0 marks an empty slot.
     addr: usize,
     /// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
-    /// alignment (6 bits), the harness bit and the epoch bit.
+    /// alignment (6 bits), the harness bit, the epoch bit and the sampled bit.
     meta: u64,
     /// The scope, or the epoch when `meta` has [`EPOCH_BIT`].
     owner: u32,
@@ -169,6 +171,7 @@ const ALLOCATOR_SHIFT: u32 = SIZE_BITS;
 const ALIGN_SHIFT: u32 = ALLOCATOR_SHIFT + 4;
 const HARNESS_BIT: u64 = 1 << (ALIGN_SHIFT + 6);
 const EPOCH_BIT: u64 = HARNESS_BIT << 1;
+const SAMPLED_BIT: u64 = EPOCH_BIT << 1;
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 const _: () = assert!(Allocator::ALL.len() < 16);
@@ -195,7 +198,8 @@ impl Slot {
                 | u64::from(b.allocator & 0xf) << ALLOCATOR_SHIFT
                 | u64::from(b.align_log2 & 0x3f) << ALIGN_SHIFT
                 | if b.harness != 0 { HARNESS_BIT } else { 0 }
-                | epoch_bit,
+                | epoch_bit
+                | if b.sampled { SAMPLED_BIT } else { 0 },
             owner,
             stack: b.stack,
         }
@@ -211,7 +215,7 @@ impl Slot {
             allocator: (self.meta >> ALLOCATOR_SHIFT) as u8 & 0xf,
             align_log2: (self.meta >> ALIGN_SHIFT) as u8 & 0x3f,
             harness: u8::from(self.meta & HARNESS_BIT != 0),
-            _pad: 0,
+            sampled: self.meta & SAMPLED_BIT != 0,
             epoch: if epoch { self.owner } else { 0 },
         }
     }
@@ -515,6 +519,23 @@ pub(crate) fn for_each_other(scope: u32, mut f: impl FnMut(&Block)) {
     }
 }
 
+/// Calls `f` with every live block whose stack is a profile sample, one
+/// shard at a time with that shard locked (the hooks are bypassed
+/// meanwhile, so what `f` allocates goes straight to glibc, unrecorded).
+#[cfg(feature = "profile")]
+pub(crate) fn for_each_sampled(mut f: impl FnMut(&Block)) {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    for shard in &TABLE {
+        let shard = shard.lock();
+        for i in 0..shard.capacity {
+            let b = shard.slot(i);
+            if b.meta & SAMPLED_BIT != 0 && b.addr != 0 {
+                f(&b.unpack());
+            }
+        }
+    }
+}
+
 /// `pthread_atfork` prepare: hold every shard so the child gets the table in
 /// a consistent state.
 pub(crate) fn lock_all_for_fork() {
@@ -576,6 +597,7 @@ mod tests {
         b.scope = 0x00ab_cdef;
         b.stack = 77;
         b.harness = 1;
+        b.sampled = true;
         assert_eq!(Slot::pack(&b).unpack(), b);
         assert!(Slot::pack(&b).of_scope(0x00ab_cdef));
         assert!(Slot::pack(&b).is_harness());

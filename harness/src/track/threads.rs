@@ -58,6 +58,8 @@ static UNREGISTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 pub(crate) fn register_current(scope: u32, harness: bool, parent: i32) {
     let _bypass = Bypass::enter();
     let (stack_low, stack_high) = stack_bounds();
+    #[cfg(feature = "profile")]
+    crate::track::sample::thread_started(stack_low, stack_high);
     let me = Thread {
         tid: current_tid(),
         // SAFETY: pthread_self has no preconditions.

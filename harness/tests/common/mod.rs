@@ -237,6 +237,7 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_PPROF",
     "LEAKCHECK_SHOW",
     "LEAKCHECK_MAX_SECTIONS",
+    "LEAKCHECK_PROFILE_RATE",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
@@ -350,6 +351,21 @@ pub fn read_json(path: &Path) -> serde_json::Value {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
+}
+
+/// Sends `signal` to thread `target` every `every` until `stop` is set.
+/// `target` must stay alive until then (a scoped thread's parent).
+pub fn signal_until(
+    target: libc::pthread_t,
+    signal: libc::c_int,
+    every: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: the caller keeps `target` alive until `stop` is set.
+        unsafe { libc::pthread_kill(target, signal) };
+        std::thread::sleep(every);
+    }
 }
 
 /// Installs `handler` for `signal` (`SA_RESTART`, an empty mask), failing
