@@ -158,6 +158,7 @@ pub use error::Error;
 /// leaks. `LEAKCHECK=off` runs it unchecked. The failure message and the JSON
 /// report are described in the crate docs and the README.
 pub use leakcheck_macros::leak_checked;
+pub use report::misuse::Misuse;
 pub use report::{
     Count, Frame, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
 };

@@ -3,6 +3,7 @@
 //! text and JSON forms. Imports go down only: to `verdict`, `track`,
 //! `stacks` and `sys`.
 
+pub(crate) mod misuse;
 #[cfg(feature = "pprof")]
 pub(crate) mod pprof;
 pub(crate) mod suppress;
@@ -182,7 +183,11 @@ pub struct Report {
     summary: Summary,
     leaks: Vec<Leak>,
     suppressions_used: Vec<SuppressionUse>,
+    #[serde(skip)]
     errors: Vec<ReportError>,
+    /// The JSON `errors`: heap misuse in full, then the other errors.
+    #[serde(rename = "errors")]
+    error_list: misuse::ErrorList,
     warnings: Vec<ReportError>,
     stats: Stats,
     /// The kinds that fail this test, so a reader of the JSON (the
@@ -261,9 +266,15 @@ impl Report {
         &self.suppressions_used
     }
 
-    /// Why the verdict is an error, if it is.
+    /// Why the verdict is an error, if it is: heap misuse first (each as
+    /// in [`Report::misuse`]), then problems that make it untrustworthy.
     pub fn errors(&self) -> &[ReportError] {
         &self.errors
+    }
+
+    /// The heap misuse the check saw (see [`Misuse`](crate::Misuse)).
+    pub fn misuse(&self) -> &[misuse::Misuse] {
+        &self.error_list.misuse
     }
 
     /// What limits the check without invalidating it (such as C allocations
@@ -314,6 +325,7 @@ pub(crate) struct Outcome {
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
     pub(crate) warnings: Vec<ReportError>,
+    pub(crate) misuse: misuse::MisuseInput,
 }
 
 /// Whether a leak's stack shows it to be another check's work: its
@@ -481,6 +493,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         suppressions,
         mut errors,
         mut warnings,
+        misuse: misuse_input,
     } = outcome;
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
@@ -594,6 +607,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             .then(a.kind.cmp(&b.kind))
     });
 
+    let misuse = misuse::build(misuse_input, &suppressions, &mut used, &mut errors);
     let suppressions_used = suppressions
         .iter()
         .zip(used)
@@ -616,6 +630,11 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         }
     }
     errors.dedup();
+    let error_list = misuse::ErrorList {
+        misuse,
+        others: errors.clone(),
+    };
+    errors.splice(0..0, error_list.misuse.iter().map(misuse::Misuse::as_error));
     let status = if !errors.is_empty() {
         Status::Error
     } else if summary.leaked_blocks > 0 {
@@ -634,6 +653,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         leaks,
         suppressions_used,
         errors,
+        error_list,
         warnings,
         stats,
         failing,
@@ -689,13 +709,17 @@ impl fmt::Display for Report {
                 plural(self.summary.leaked_bytes, "byte", "bytes"),
                 plural(self.sites(), "allocation site", "allocation sites")
             )?,
+            Status::Error if !self.misuse().is_empty() => {
+                misuse::write_summary(f, test, self.misuse().len())?
+            }
             Status::Error => write!(
                 f,
                 "leakcheck: `{test}` could not be checked reliably ({})",
                 plural(self.errors.len(), "error", "errors")
             )?,
         }
-        for error in &self.errors {
+        misuse::write_text(f, self.misuse())?;
+        for error in &self.errors[self.misuse().len()..] {
             write!(f, "\n\nerror: {}", error.message)?;
         }
         for warning in &self.warnings {

@@ -102,7 +102,9 @@ pub(crate) struct Block {
     pub(crate) align_log2: u8,
     /// 1 for leakcheck's own blocks (see `scope::Untracked::harness`).
     pub(crate) harness: u8,
-    _pad: u8,
+    /// 1 when guard bytes follow the block (`misuse::GUARD` of them, a
+    /// block allocated inside a check).
+    pub(crate) guarded: u8,
     /// The allocating thread's epoch, for blocks of no scope (see
     /// `scope::current_epoch`).
     pub(crate) epoch: u32,
@@ -117,7 +119,7 @@ impl Block {
         allocator: 0,
         align_log2: 0,
         harness: 0,
-        _pad: 0,
+        guarded: 0,
         epoch: 0,
     };
 
@@ -130,7 +132,7 @@ impl Block {
             allocator: allocator as u8,
             align_log2: align.max(1).trailing_zeros() as u8,
             harness: 0,
-            _pad: 0,
+            guarded: 0,
             epoch: 0,
         }
     }
@@ -156,7 +158,7 @@ struct Slot {
     /// Start address; 0 marks an empty slot.
     addr: usize,
     /// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
-    /// alignment (6 bits), the harness bit and the epoch bit.
+    /// alignment (6 bits), the harness bit, the epoch bit and the guard bit.
     meta: u64,
     /// The scope, or the epoch when `meta` has [`EPOCH_BIT`].
     owner: u32,
@@ -169,6 +171,7 @@ const ALLOCATOR_SHIFT: u32 = SIZE_BITS;
 const ALIGN_SHIFT: u32 = ALLOCATOR_SHIFT + 4;
 const HARNESS_BIT: u64 = 1 << (ALIGN_SHIFT + 6);
 const EPOCH_BIT: u64 = HARNESS_BIT << 1;
+const GUARD_BIT: u64 = EPOCH_BIT << 1;
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 const _: () = assert!(Allocator::ALL.len() < 16);
@@ -195,6 +198,7 @@ impl Slot {
                 | u64::from(b.allocator & 0xf) << ALLOCATOR_SHIFT
                 | u64::from(b.align_log2 & 0x3f) << ALIGN_SHIFT
                 | if b.harness != 0 { HARNESS_BIT } else { 0 }
+                | if b.guarded != 0 { GUARD_BIT } else { 0 }
                 | epoch_bit,
             owner,
             stack: b.stack,
@@ -211,7 +215,7 @@ impl Slot {
             allocator: (self.meta >> ALLOCATOR_SHIFT) as u8 & 0xf,
             align_log2: (self.meta >> ALIGN_SHIFT) as u8 & 0x3f,
             harness: u8::from(self.meta & HARNESS_BIT != 0),
-            _pad: 0,
+            guarded: u8::from(self.meta & GUARD_BIT != 0),
             epoch: if epoch { self.owner } else { 0 },
         }
     }
@@ -455,6 +459,35 @@ pub(crate) fn get(addr: usize) -> Option<Block> {
     shard.find(addr, hash).map(|i| shard.slot(i).unpack())
 }
 
+/// Calls `f` with the live block starting at `addr`, if any, with its shard
+/// locked: the block cannot be freed meanwhile, so its memory (guard bytes
+/// included) may be read. `f` must not allocate through the hooks (they are
+/// bypassed meanwhile).
+pub(crate) fn with_block<R>(addr: usize, f: impl FnOnce(&Block) -> R) -> Option<R> {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    let hash = hash_addr(addr);
+    let shard = shard_of(hash).lock();
+    shard.find(addr, hash).map(|i| f(&shard.slot(i).unpack()))
+}
+
+/// The live block whose bytes `[addr, addr + size)` hold `addr` past its
+/// start (an interior pointer), if any. Scans every shard: for the rare
+/// free of a pointer that is no block's start.
+pub(crate) fn containing(addr: usize) -> Option<Block> {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    for shard in &TABLE {
+        let shard = shard.lock();
+        for i in 0..shard.capacity {
+            let b = shard.slot(i);
+            let size = (b.meta & SIZE_MASK) as usize;
+            if b.addr != 0 && b.addr < addr && addr < b.addr.saturating_add(size.max(1)) {
+                return Some(b.unpack());
+            }
+        }
+    }
+    None
+}
+
 static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Blocks that could not be recorded because the kernel refused memory.
@@ -576,6 +609,7 @@ mod tests {
         b.scope = 0x00ab_cdef;
         b.stack = 77;
         b.harness = 1;
+        b.guarded = 1;
         assert_eq!(Slot::pack(&b).unpack(), b);
         assert!(Slot::pack(&b).of_scope(0x00ab_cdef));
         assert!(Slot::pack(&b).is_harness());

@@ -24,7 +24,7 @@ mod sources;
 mod test_util;
 mod valgrind;
 
-pub(crate) use generate::generate;
+pub(crate) use generate::{generate, generate_error};
 pub(crate) use inline::Suppression;
 pub(crate) use sources::for_check;
 
@@ -98,6 +98,12 @@ enum Rule {
     /// A LeakSanitizer `leak:` line: a glob with the anchoring already
     /// applied (an unanchored end is a leading/trailing `*`).
     Lsan(Glob),
+    /// A Memcheck block for a heap misuse: `Free`, `Addr` (any of
+    /// `Addr1` … `Addr32`), `SizeMismatch` or `AlignMismatch`.
+    Error {
+        kind: &'static str,
+        frames: Vec<FramePat>,
+    },
     /// A valid suppression that is not about leaks (another tool, another
     /// Memcheck kind, another sanitizer's type).
     Never,
