@@ -10,6 +10,7 @@
 mod common;
 
 use common::{assert_fixture_frame, assert_frame, function, render};
+use leakcheck::__private::{check_with, Options, Suppression};
 use leakcheck::{Misuse, Report, Status};
 use leakcheck_test_support as fixtures;
 use std::alloc::Layout;
@@ -429,4 +430,51 @@ fn clean_code_next_to_misuse_stays_clean() {
     });
     assert_eq!(report.status(), Status::Clean, "{report}");
     assert!(report.misuse().is_empty());
+}
+
+fn suppressing(text: String) -> Options {
+    let entry: &'static [Suppression] = Box::leak(Box::new([Suppression {
+        text: Box::leak(text.into_boxed_str()),
+        file: file!(),
+        line: line!(),
+    }]));
+    Options::new().suppress(entry)
+}
+
+#[test]
+fn the_generated_suppression_suppresses_the_error_it_was_printed_for() {
+    let double_free = || {
+        // SAFETY: caught inside the check.
+        unsafe { fixtures::double_free() };
+    };
+    let report = leakcheck::check(double_free);
+    let suppression = only(&report, "double_free").suppression.clone().unwrap();
+    let report = check_with(suppressing(suppression), double_free);
+    assert_eq!(report.status(), Status::Clean, "{report}");
+    let used = &report.suppressions_used()[0];
+    assert_eq!((used.blocks, used.bytes), (1, 32), "{report}");
+}
+
+#[test]
+fn valgrind_addr_and_free_blocks_suppress_by_their_kind_only() {
+    let overrun = "{\n   strcpy-overrun\n   Memcheck:Addr1\n   fun:malloc\n   \
+                   fun:fixture_overrun_strcpy\n}\n";
+    let overrun_both = || {
+        // SAFETY: the guard bytes take the overrun.
+        unsafe { fixtures::overrun_strcpy(true) };
+        // SAFETY: caught inside the check.
+        unsafe { fixtures::double_free() };
+    };
+    let report = check_with(suppressing(overrun.to_owned()), overrun_both);
+    // The overrun is suppressed; the double free is not a write.
+    let misuse = only(&report, "double_free");
+    assert_fixture_frame(&misuse.stack[0], "fixture_double_free", "double_free");
+    assert_eq!(report.suppressions_used()[0].name, "strcpy-overrun");
+    let free = "{\n   elsewhere\n   Memcheck:Free\n   fun:free\n   fun:some_other_function\n}\n";
+    let report = check_with(suppressing(free.to_owned()), || {
+        // SAFETY: caught inside the check.
+        unsafe { fixtures::double_free() };
+    });
+    only(&report, "double_free");
+    assert!(report.suppressions_used().is_empty(), "{report}");
 }
