@@ -478,3 +478,97 @@ fn valgrind_addr_and_free_blocks_suppress_by_their_kind_only() {
     only(&report, "double_free");
     assert!(report.suppressions_used().is_empty(), "{report}");
 }
+
+#[test]
+fn c_realloc_of_a_freed_block_is_a_double_free_and_returns_null() {
+    let report = leakcheck::check(|| {
+        let block = fixtures::alloc(black_box(24));
+        let ptr = block.as_ptr();
+        block.free();
+        // SAFETY: realloc of a held block: caught, NULL returned.
+        let again = unsafe { libc::realloc(black_box(ptr), 48) };
+        assert!(again.is_null());
+    });
+    let misuse = only(&report, "double_free");
+    assert_fixture_frame(&misuse.freed_at[0], "fixture_free", "free");
+    let suppression = misuse.suppression.as_deref().unwrap();
+    assert!(
+        suppression.contains("Memcheck:Free\n   fun:realloc\n"),
+        "{suppression}"
+    );
+}
+
+#[test]
+fn rust_realloc_of_a_freed_block_is_a_double_free_and_goes_on() {
+    let line = line!() + 7;
+    let report = leakcheck::check(|| {
+        let layout = Layout::from_size_align(32, 8).unwrap();
+        // SAFETY: a realloc after dealloc: caught, a fresh block returned.
+        unsafe {
+            let ptr = std::alloc::alloc(layout);
+            std::alloc::dealloc(ptr, layout);
+            let again = std::alloc::realloc(black_box(ptr), layout, 64);
+            assert!(!again.is_null());
+            std::alloc::dealloc(again, Layout::from_size_align(64, 8).unwrap());
+        }
+    });
+    let misuse = only(&report, "double_free");
+    let here =
+        "track_heap_misuse::rust_realloc_of_a_freed_block_is_a_double_free_and_goes_on::{{closure}}";
+    assert_frame(&misuse.stack[0], here, file!(), line);
+    assert_frame(&misuse.freed_at[0], here, file!(), line - 1);
+    assert_eq!(report.leaked_blocks(), 0, "{report}");
+}
+
+const IN_HANDLER: &str = "an_invalid_free_in_a_signal_handler_is_reported_without_deadlock";
+
+extern "C" fn freeing_handler(_signal: libc::c_int) {
+    // SAFETY: an invalid free, caught (and only recorded in a handler).
+    unsafe { fixtures::free_stack_address() };
+}
+
+/// In a child: installing a handler for an asynchronous signal turns the
+/// quarantine off for the whole process.
+#[test]
+fn an_invalid_free_in_a_signal_handler_is_reported_without_deadlock() {
+    if common::is_child(IN_HANDLER) {
+        common::install_signal_handler(libc::SIGUSR1, freeing_handler);
+        let report = leakcheck::check(|| {
+            // SAFETY: the handler runs on this thread before raise returns.
+            unsafe { libc::raise(libc::SIGUSR1) };
+        });
+        let misuse = only(&report, "invalid_free");
+        assert_fixture_frame(
+            &misuse.stack[0],
+            "fixture_free_stack_address",
+            "free_stack_address",
+        );
+        // Outside any check: addresses only, on stderr.
+        // SAFETY: as above.
+        unsafe { libc::raise(libc::SIGUSR1) };
+        println!("handler misuse reported");
+        return;
+    }
+    let child = common::run_binary_within(
+        60,
+        &["--exact", IN_HANDLER, "--nocapture", "--test-threads=1"],
+        IN_HANDLER,
+        &[],
+    );
+    assert!(!child.timed_out(), "deadlocked:\n{}", child.output());
+    assert!(child.status.success(), "{}", child.output());
+    assert!(
+        child.stdout.contains("handler misuse reported"),
+        "{}",
+        child.output()
+    );
+    let stderr = &child.stderr;
+    assert!(
+        stderr.contains("leakcheck: heap misuse outside any check (invalid_free)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\n    at 0x"),
+        "addresses only in a handler:\n{stderr}"
+    );
+}

@@ -168,13 +168,27 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         let hook_frame = frame_marker();
         let old = on_free(ptr.cast());
         #[cfg(leakcheck_interpose)]
-        if let Some(block) = &old {
+        {
             let how = crate::track::misuse::Release {
                 call: crate::track::misuse::Call::RustRealloc,
                 layout: Some((layout.size(), layout.align())),
                 hook_frame,
             };
-            crate::track::misuse::wrapped_release(block, how);
+            match &old {
+                Some(block) => {
+                    crate::track::misuse::wrapped_release(block, how);
+                }
+                None if crate::track::misuse::rust_realloc_of_unknown(ptr, how) => {
+                    // Freed before, or no block: reported; the caller gets
+                    // a fresh block rather than an abort.
+                    // SAFETY: the caller's new size with its valid alignment.
+                    let fresh =
+                        unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+                    // SAFETY: a non-zero size (GlobalAlloc::realloc's contract).
+                    return unsafe { self.alloc(fresh) };
+                }
+                None => {}
+            }
         }
         let guard = match old {
             Some(block) if block.guarded != 0 && new_size.checked_add(GUARD_BYTES).is_some() => {

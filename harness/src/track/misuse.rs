@@ -313,6 +313,21 @@ fn count_dropped(scope: u32) {
     }
 }
 
+/// `pthread_atfork` prepare: the child must not inherit the store locked.
+pub(crate) fn lock_for_fork() {
+    STORE.lock_for_fork();
+}
+
+/// `pthread_atfork` parent and child.
+///
+/// # Safety
+///
+/// Only after [`lock_for_fork`] on the forking thread.
+pub(crate) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller guarantees lock_for_fork holds the store.
+    unsafe { STORE.force_unlock() };
+}
+
 /// Files `event` for its check, or reports it now if it has none running.
 /// Call under the re-entrancy guard.
 fn record(event: Event) {
@@ -528,6 +543,15 @@ fn released_badly(
             });
         }
     }
+}
+
+/// A Rust `realloc` of `ptr`, which is no live block: whether it is a
+/// misuse that was reported (then the block must not reach the allocator).
+pub(crate) fn rust_realloc_of_unknown(ptr: *mut u8, how: Release) -> bool {
+    let Some(guard) = Guard::enter() else {
+        return false;
+    };
+    !ptr.is_null() && unknown_pointer(&guard, ptr as usize, how)
 }
 
 /// [`on_release`] for a block a wrapped allocator (`Tracked<A>`) releases:

@@ -227,10 +227,18 @@ extern "C" fn before_fork() {
     table::lock_all_for_fork();
     #[cfg(leakcheck_interpose)]
     crate::track::quarantine::lock_for_fork();
+    #[cfg(leakcheck_interpose)]
+    crate::track::misuse::lock_for_fork();
 }
 
 #[cfg(unix)]
 extern "C" fn after_fork() {
+    #[cfg(leakcheck_interpose)]
+    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
+    // thread (parent) or its copy (child), which holds every lock.
+    unsafe {
+        crate::track::misuse::unlock_after_fork()
+    };
     #[cfg(leakcheck_interpose)]
     // SAFETY: pthread_atfork runs this after `before_fork` in the forking
     // thread (parent) or its copy (child), which holds every lock.
