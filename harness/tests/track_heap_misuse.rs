@@ -336,6 +336,10 @@ fn an_overrun_block_left_live_is_found_by_the_verdict_and_still_leaks() {
         "{report}"
     );
     let text = report.to_string();
+    assert!(text.starts_with(
+        "leakcheck: `an_overrun_block_left_live_is_found_by_the_verdict_and_still_leaks` misused \
+         the heap (1 error) and leaked 1 block (5 bytes)"
+    ), "{text}");
     let error = text.find("Invalid write after the end").unwrap();
     let leak = text.find("5 bytes in 1 block is definitely lost").unwrap();
     assert!(error < leak, "errors first:\n{text}");

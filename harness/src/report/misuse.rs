@@ -259,12 +259,26 @@ pub(crate) fn write_text(f: &mut fmt::Formatter<'_>, misuse: &[Misuse]) -> fmt::
     Ok(())
 }
 
-/// The summary line of a report with misuse.
-pub(crate) fn write_summary(f: &mut fmt::Formatter<'_>, test: &str, misuse: usize) -> fmt::Result {
+/// The summary line of a report with misuse (and what leaked, if any).
+pub(crate) fn write_summary(
+    f: &mut fmt::Formatter<'_>,
+    test: &str,
+    misuse: usize,
+    (blocks, bytes): (usize, usize),
+) -> fmt::Result {
     write!(
         f,
         "leakcheck: `{test}` misused the heap ({} {})",
         misuse,
         if misuse == 1 { "error" } else { "errors" }
-    )
+    )?;
+    if blocks > 0 {
+        write!(
+            f,
+            " and leaked {blocks} {} ({bytes} {})",
+            if blocks == 1 { "block" } else { "blocks" },
+            if bytes == 1 { "byte" } else { "bytes" }
+        )?;
+    }
+    Ok(())
 }

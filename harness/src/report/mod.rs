@@ -710,7 +710,8 @@ impl fmt::Display for Report {
                 plural(self.sites(), "allocation site", "allocation sites")
             )?,
             Status::Error if !self.misuse().is_empty() => {
-                misuse::write_summary(f, test, self.misuse().len())?
+                let leaked = (self.summary.leaked_blocks, self.summary.leaked_bytes);
+                misuse::write_summary(f, test, self.misuse().len(), leaked)?
             }
             Status::Error => write!(
                 f,
