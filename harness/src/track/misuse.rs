@@ -424,10 +424,21 @@ pub(crate) fn take(scope: u32, blocks: impl Iterator<Item = Block>) -> Taken {
 /// # Safety
 ///
 /// `block` is live and was allocated with [`GUARD`] bytes after it.
+#[inline(always)]
 unsafe fn guard_changed(block: &Block) -> Option<usize> {
+    // SAFETY: the caller's guarantee.
+    unsafe { guard_changed_at(block.addr + block.size) }
+}
+
+/// [`guard_changed`] for the block that ends at `end`.
+///
+/// # Safety
+///
+/// As [`guard_changed`].
+#[inline(always)]
+unsafe fn guard_changed_at(end: usize) -> Option<usize> {
     // SAFETY: the caller guarantees the guard bytes are the block's.
-    let guard =
-        unsafe { std::slice::from_raw_parts((block.addr + block.size) as *const u8, GUARD) };
+    let guard = unsafe { std::slice::from_raw_parts(end as *const u8, GUARD) };
     guard.iter().position(|&b| b != GUARD_FILL)
 }
 
@@ -475,14 +486,18 @@ pub(crate) fn on_release(guard: &Guard, block: &Block, how: Release, keep_stack:
     };
     // SAFETY: the block was just retired by the caller, who has not freed
     // it yet; its guard bytes are still its own.
-    let overrun = block.guarded != 0 && unsafe { guard_changed(block) }.is_some();
+    let overrun =
+        block.guarded != 0 && unsafe { guard_changed_at(block.addr + block.size) }.is_some();
     let stack = if (block.scope != 0 && keep_stack) || mismatched || layout_wrong || overrun {
         capture(guard, how.hook_frame)
     } else {
         0
     };
     if mismatched || layout_wrong || overrun {
-        released_badly(guard, block, how, stack, mismatched, layout_wrong);
+        // By value: a reference would keep the caller's block in memory,
+        // and reading it back whole right after the table wrote it field by
+        // field stalls store forwarding on every free.
+        released_badly(guard, *block, how, stack, mismatched, layout_wrong);
     }
     stack
 }
@@ -491,7 +506,7 @@ pub(crate) fn on_release(guard: &Guard, block: &Block, how: Release, keep_stack:
 #[inline(never)]
 fn released_badly(
     guard: &Guard,
-    block: &Block,
+    block: Block,
     how: Release,
     stack: u32,
     mismatched: bool,
@@ -528,7 +543,7 @@ fn released_badly(
     }
     if block.guarded != 0 {
         // SAFETY: as in `on_release`.
-        if let Some(offset) = unsafe { guard_changed(block) } {
+        if let Some(offset) = unsafe { guard_changed(&block) } {
             record(Event {
                 kind: Kind::Overrun,
                 addr: block.addr + block.size + offset,

@@ -324,9 +324,13 @@ impl Shard {
         }
     }
 
-    fn remove(&mut self, addr: usize, hash: u64) -> Option<Block> {
+    /// Removes the block at `addr`, returning its slot: packed, so that
+    /// the caller unpacks it into registers (a `Block` returned through
+    /// memory, written a byte field at a time and read back whole, stalled
+    /// every free on store forwarding).
+    fn remove(&mut self, addr: usize, hash: u64) -> Option<Slot> {
         let mut i = self.find(addr, hash)?;
-        let removed = self.slot(i).unpack();
+        let removed = *self.slot(i);
         // Backward-shift deletion keeps every probe chain unbroken.
         let mut j = i;
         loop {
@@ -448,7 +452,8 @@ pub(crate) fn insert(block: Block) -> Option<Block> {
 #[inline]
 pub(crate) fn remove(addr: usize) -> Option<Block> {
     let hash = hash_addr(addr);
-    shard_of(hash).lock().remove(addr, hash)
+    let removed = shard_of(hash).lock().remove(addr, hash);
+    removed.map(|slot| slot.unpack())
 }
 
 /// The live block starting at `addr`, if any.
@@ -585,7 +590,7 @@ mod tests {
         }
         assert_eq!(shard.len, addrs.len());
         for &a in addrs.iter().step_by(3) {
-            let b = shard.remove(a, hash_addr(a)).expect("present");
+            let b = shard.remove(a, hash_addr(a)).expect("present").unpack();
             assert_eq!(b.size, a & 0xff);
         }
         for (i, &a) in addrs.iter().enumerate() {
