@@ -2,8 +2,12 @@
 //! (`track::misuse`) recorded, symbolised, matched against suppressions,
 //! in valgrind's words in the text and as `errors` entries in the JSON.
 
-use super::{cut_base_frame, suppress, to_frame, trim, write_frame, Frame, ReportError};
+#[cfg(leakcheck_interpose)]
+use super::{cut_base_frame, to_frame, trim};
+use super::{suppress, write_frame, Frame, ReportError};
+#[cfg(leakcheck_interpose)]
 use crate::stacks;
+#[cfg(leakcheck_interpose)]
 use crate::stacks::symbols::{self, Owner, Symbol};
 use serde::ser::SerializeSeq;
 use serde::Serialize;
@@ -94,6 +98,7 @@ impl Misuse {
 }
 
 /// A stack as the report shows it, and the frames suppressions match.
+#[cfg(leakcheck_interpose)]
 struct Shown {
     full: Vec<Symbol>,
     /// Where the trimmed stack starts in `full`, and its length.
@@ -101,6 +106,7 @@ struct Shown {
     len: usize,
 }
 
+#[cfg(leakcheck_interpose)]
 impl Shown {
     fn of(stack: u32) -> Shown {
         let mut ips = Vec::new();
@@ -135,6 +141,7 @@ impl Shown {
 }
 
 /// valgrind's suppression kind line for a misuse kind (`Memcheck:…`).
+#[cfg(leakcheck_interpose)]
 fn memcheck_kind(kind: &str, size_wrong: bool) -> &'static str {
     match kind {
         "overrun" | "write_after_free" => "Addr1",

@@ -464,6 +464,7 @@ pub(crate) fn get(addr: usize) -> Option<Block> {
     shard.find(addr, hash).map(|i| shard.slot(i).unpack())
 }
 
+#[cfg(leakcheck_interpose)]
 /// Calls `f` with the live block starting at `addr`, if any, with its shard
 /// locked: the block cannot be freed meanwhile, so its memory (guard bytes
 /// included) may be read. `f` must not allocate through the hooks (they are
@@ -475,6 +476,7 @@ pub(crate) fn with_block<R>(addr: usize, f: impl FnOnce(&Block) -> R) -> Option<
     shard.find(addr, hash).map(|i| f(&shard.slot(i).unpack()))
 }
 
+#[cfg(leakcheck_interpose)]
 /// The live block whose bytes `[addr, addr + size)` hold `addr` past its
 /// start (an interior pointer), if any. Scans every shard: for the rare
 /// free of a pointer that is no block's start.

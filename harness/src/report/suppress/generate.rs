@@ -75,6 +75,13 @@ pub(crate) fn generate(
 /// call, or the allocator for a write), then the frames as in [`generate`].
 /// It must match the error it was generated for (by
 /// [`Entry::matches_error`](super::Entry::matches_error)).
+#[cfg_attr(
+    not(any(leakcheck_interpose, test)),
+    expect(
+        dead_code,
+        reason = "heap misuse is seen only where malloc is interposed"
+    )
+)]
 pub(crate) fn generate_error(
     memcheck: &str,
     first: &str,

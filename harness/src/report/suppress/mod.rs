@@ -24,7 +24,9 @@ mod sources;
 mod test_util;
 mod valgrind;
 
-pub(crate) use generate::{generate, generate_error};
+pub(crate) use generate::generate;
+#[cfg(leakcheck_interpose)]
+pub(crate) use generate::generate_error;
 pub(crate) use inline::Suppression;
 pub(crate) use sources::for_check;
 
@@ -100,6 +102,13 @@ enum Rule {
     Lsan(Glob),
     /// A Memcheck block for a heap misuse: `Free`, `Addr` (any of
     /// `Addr1` … `Addr32`), `SizeMismatch` or `AlignMismatch`.
+    #[cfg_attr(
+        all(not(leakcheck_interpose), not(test)),
+        allow(
+            dead_code,
+            reason = "heap misuse is seen only where malloc is interposed"
+        )
+    )]
     Error {
         kind: &'static str,
         frames: Vec<FramePat>,
