@@ -204,6 +204,7 @@ pub use leakcheck_macros::leak_checked;
 pub use profile::endpoint::{pprof_heap, PprofResponse, MAX_DELTA_SECONDS};
 #[cfg(feature = "profile")]
 pub use profile::{profile_rate, set_profile_rate, HeapProfile, HeapSite, ProfileError};
+pub use report::misuse::Misuse;
 pub use report::{
     Count, Frame, Leak, Origin, Report, ReportError, Stats, Status, SuppressionUse, SCHEMA,
 };

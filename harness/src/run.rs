@@ -444,6 +444,7 @@ fn run<R: Send>(
             &mut errors,
         )
     };
+    let misuse = misused(scope, &blocks);
     if !blocks.is_empty() && counters.unwaited_threads > 0 {
         warnings.push(ReportError {
             kind: "threads_not_waited_for",
@@ -556,12 +557,31 @@ fn run<R: Send>(
         suppressions,
         errors,
         warnings,
+        misuse,
     });
     #[cfg(unix)]
     drop(signals);
     drop(harness);
     scope::next_epoch();
     Ok((result, Some(report)))
+}
+
+/// The heap misuse charged to `scope` (which has ended), with what the
+/// guard bytes of its live `blocks` and its blocks in the quarantine show.
+fn misused(scope: u32, blocks: &Survivors) -> report::misuse::MisuseInput {
+    #[cfg(leakcheck_interpose)]
+    {
+        let taken = crate::track::misuse::take(scope, blocks.iter().map(|(b, _)| *b));
+        report::misuse::MisuseInput {
+            events: taken.events.iter().copied().collect(),
+            dropped: taken.dropped,
+        }
+    }
+    #[cfg(not(leakcheck_interpose))]
+    {
+        let _ = (scope, blocks);
+        report::misuse::MisuseInput::default()
+    }
 }
 
 /// The body thread's frame that everything charged to the scope runs above:

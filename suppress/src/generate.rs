@@ -78,6 +78,21 @@ pub fn generate(
     lines.join("\n")
 }
 
+/// A valgrind suppression block for a heap misuse: `Memcheck:<memcheck>`
+/// (`Free`, `Addr1`, `SizeMismatch`, `AlignMismatch`), `fun:<first>` (the
+/// call, or the allocator for a write), then the frames as in [`generate`].
+/// It must match the error it was generated for (by
+/// [`Entry::matches_error`](super::Entry::matches_error)).
+pub fn generate_error(
+    memcheck: &str,
+    first: &str,
+    skipped_plumbing: bool,
+    stack: &[MatchFrame<'_>],
+) -> String {
+    let leak = generate(Kind::Suppressed, first, skipped_plumbing, stack);
+    leak.replacen("   Memcheck:Leak", &format!("   Memcheck:{memcheck}"), 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +122,23 @@ mod tests {
             "{\n   <insert_a_suppression_name_here>\n   Memcheck:Leak\n   match-leak-kinds: \
              possible\n   fun:calloc\n   ...\n   obj:/lib/libfoo.so\n   ...\n   fun:f\n}"
         );
+    }
+
+    #[test]
+    fn generated_error_blocks_match_their_error() {
+        let frames = [c("fixture_double_free"), c("t::double_free::{{closure}}")];
+        for memcheck in ["Free", "Addr1", "SizeMismatch", "AlignMismatch"] {
+            let text = generate_error(memcheck, "free", true, &frames);
+            assert!(
+                text.contains(&format!("\n   Memcheck:{memcheck}\n   fun:free\n")),
+                "{text}"
+            );
+            let entry = one(&text);
+            let mut full = vec![c("leakcheck::hooks::free")];
+            full.extend(frames);
+            assert!(entry.matches_error(memcheck, "free", &full), "{text}");
+            assert!(!entry.matches(DEF, "free", &full), "{text}");
+        }
     }
 
     #[test]

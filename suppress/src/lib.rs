@@ -38,7 +38,7 @@ mod matcher;
 mod test_util;
 mod valgrind;
 
-pub use generate::generate;
+pub use generate::{generate, generate_error};
 pub use kind::{Kind, KindSet};
 
 use glob::Glob;
@@ -119,6 +119,12 @@ enum Rule {
     /// A LeakSanitizer `leak:` line: a glob with the anchoring already
     /// applied (an unanchored end is a leading/trailing `*`).
     Lsan(Glob),
+    /// A Memcheck block for a heap misuse: `Free`, `Addr` (any of
+    /// `Addr1` … `Addr32`), `SizeMismatch` or `AlignMismatch`.
+    Error {
+        kind: &'static str,
+        frames: Vec<FramePat>,
+    },
     /// A valid suppression that is not about leaks (another tool, another
     /// Memcheck kind, another sanitizer's type).
     Never,

@@ -129,7 +129,7 @@ impl Entry {
     ) -> bool {
         let kind = kind.into();
         match &self.rule {
-            Rule::Never => false,
+            Rule::Never | Rule::Error { .. } => false,
             Rule::Leak { kinds, frames } => {
                 kinds.contains(kind) && frames_match(frames, allocator, stack)
             }
@@ -147,10 +147,45 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// Whether this entry suppresses a heap misuse of Memcheck kind
+    /// `memcheck` (`Free`, `Addr1`, `SizeMismatch`, …) whose first frame is
+    /// `first` (`free`, `realloc`, or the allocator for a write) with
+    /// `stack` below it. A LeakSanitizer line matches none: its `leak:`
+    /// type is about leaks.
+    pub fn matches_error(&self, memcheck: &str, first: &str, stack: &[MatchFrame<'_>]) -> bool {
+        match &self.rule {
+            Rule::Error { kind, frames } => {
+                super::valgrind::error_family(memcheck) == Some(*kind)
+                    && frames_match(frames, first, stack)
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::*;
+
+    #[test]
+    fn misuse_blocks_match_their_kind_only() {
+        let free = one("{\n n\n Memcheck:Free\n fun:free\n fun:f\n}");
+        let addr = one("{\n n\n Memcheck:Addr4\n fun:malloc\n ...\n fun:g\n}");
+        let size = one("{\n n\n Memcheck:SizeMismatch\n fun:free\n}");
+        let stack = [c("f"), c("g")];
+        assert!(free.matches_error("Free", "free", &stack));
+        assert!(!free.matches_error("Free", "realloc", &stack));
+        assert!(!free.matches_error("Addr1", "free", &stack));
+        assert!(!free.matches(DEF, "free", &stack), "never a leak");
+        assert!(addr.matches_error("Addr1", "malloc", &stack));
+        assert!(!addr.matches_error("Free", "malloc", &stack));
+        assert!(size.matches_error("SizeMismatch", "free", &stack));
+        assert!(!size.matches_error("AlignMismatch", "free", &stack));
+        let lsan = one("leak:f");
+        assert!(!lsan.matches_error("Free", "free", &stack));
+    }
 
     #[test]
     fn frame_level_wildcards() {

@@ -286,10 +286,24 @@ pub(crate) fn parse_block(lines: &Lines<'_>, open: usize) -> Result<(Entry, usiz
     }
     let rule = if kind == "Leak" {
         Rule::Leak { kinds, frames }
+    } else if let Some(kind) = error_family(kind) {
+        Rule::Error { kind, frames }
     } else {
         Rule::Never
     };
     Ok((entry(rule), i))
+}
+
+/// The heap-misuse family a Memcheck kind suppresses (see
+/// `Rule::Error`), if any.
+pub(super) fn error_family(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Free" => Some("Free"),
+        "SizeMismatch" => Some("SizeMismatch"),
+        "AlignMismatch" => Some("AlignMismatch"),
+        k if k.starts_with("Addr") => Some("Addr"),
+        _ => None,
+    }
 }
 
 /// Whether a `Tool1,Tool2` list is for Memcheck.

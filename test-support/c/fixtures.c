@@ -49,7 +49,7 @@ void *fixture_alloc(size_t size) {
 }
 
 void fixture_free(void *ptr) {
-    free(ptr);
+    free(ptr); /* @free */
 }
 
 void *fixture_calloc(size_t n, size_t size) {
@@ -501,7 +501,7 @@ void fixture_interior_release(void) {
 /* volatile keeps the compiler from diagnosing, or acting on, the misuse. */
 void fixture_double_free(void) {
     void *volatile p = malloc(32); /* @double_free_alloc */
-    free(p);
+    free(p); /* @double_free_first */
     free(p); /* @double_free */
 }
 
@@ -510,4 +510,58 @@ void fixture_invalid_free(void) {
     char *volatile inside = p + INTERIOR_OFFSET;
     free(inside); /* @invalid_free */
     free(p);
+}
+
+/* Frees the address of a local array: a pointer malloc never returned. */
+void fixture_free_stack_address(void) {
+    char buffer[64];
+    char *volatile p = buffer;
+    p[0] = 1;
+    free(p); /* @free_stack_address */
+}
+
+static char fixture_static_buffer[64];
+
+/* Frees the address of a global: a pointer malloc never returned. */
+void fixture_free_static_address(void) {
+    char *volatile p = fixture_static_buffer;
+    free(p); /* @free_static_address */
+}
+
+/* Mallocs 5 bytes and copies the 6 of "hello" (with its NUL) into them:
+ * the classic one-byte overrun. Frees the block when `release`. */
+void fixture_overrun_strcpy(int release) {
+    char *p = malloc(5); /* @overrun_strcpy_alloc */
+    strcpy(p, "hello");
+    if (release)
+        free(p); /* @overrun_strcpy */
+}
+
+/* Mallocs 32 bytes, frees them, then writes a byte 8 bytes in. */
+void fixture_write_after_free(void) {
+    char *volatile p = malloc(32); /* @write_after_free_alloc */
+    free(p); /* @write_after_free_free */
+    p[8] = 42; /* @write_after_free */
+}
+
+static void *fixture_double_free_main(void *arg) {
+    (void)arg;
+    fixture_double_free();
+    return NULL;
+}
+
+/* Runs fixture_double_free on a C thread of its own, and joins it. */
+int fixture_thread_double_free(void) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, fixture_double_free_main, NULL) != 0)
+        return -1;
+    return pthread_join(thread, NULL);
+}
+
+/* malloc_usable_size of a fresh block of `size`, which is freed. */
+size_t fixture_usable_size(size_t size) {
+    void *p = malloc(size);
+    size_t usable = malloc_usable_size(p);
+    free(p);
+    return usable;
 }

@@ -42,7 +42,10 @@ pub use globals::{
     CACHE_BYTES, INTERIOR_OFFSET, TABLE_BYTES, TABLE_LEN,
 };
 pub use go::go_tool_pprof;
-pub use misuse::{c_free, double_free, invalid_free};
+pub use misuse::{
+    c_free, double_free, free_stack_address, free_static_address, invalid_free, overrun_strcpy,
+    thread_double_free, usable_size, write_after_free,
+};
 pub use reach::{pair_behind, ring_new, stale_stack, CKeeper, CPairBehind, CRing, CSlots};
 pub use rust_heap::{rust_churn, rust_leak, rust_stale_stack};
 pub use sites::*;

@@ -3,6 +3,7 @@
 //! text and JSON forms. Imports go down only: to `verdict`, `track`,
 //! `stacks` and `sys`.
 
+pub(crate) mod misuse;
 mod paths;
 #[cfg(feature = "pprof")]
 pub(crate) mod pprof;
@@ -244,7 +245,11 @@ pub struct Report {
     summary: Summary,
     leaks: Vec<Leak>,
     suppressions_used: Vec<SuppressionUse>,
+    #[serde(skip)]
     errors: Vec<ReportError>,
+    /// The JSON `errors`: heap misuse in full, then the other errors.
+    #[serde(rename = "errors")]
+    error_list: misuse::ErrorList,
     warnings: Vec<ReportError>,
     stats: Stats,
     /// The kinds that fail this test, so a reader of the JSON (the
@@ -332,9 +337,15 @@ impl Report {
         &self.suppressions_used
     }
 
-    /// Why the verdict is an error, if it is.
+    /// Why the verdict is an error, if it is: heap misuse first (each as
+    /// in [`Report::misuse`]), then problems that make it untrustworthy.
     pub fn errors(&self) -> &[ReportError] {
         &self.errors
+    }
+
+    /// The heap misuse the check saw (see [`Misuse`](crate::Misuse)).
+    pub fn misuse(&self) -> &[misuse::Misuse] {
+        &self.error_list.misuse
     }
 
     /// What limits the check without invalidating it (such as C allocations
@@ -386,6 +397,7 @@ pub(crate) struct Outcome {
     pub(crate) suppressions: Vec<Arc<suppress::Entry>>,
     pub(crate) errors: Vec<ReportError>,
     pub(crate) warnings: Vec<ReportError>,
+    pub(crate) misuse: misuse::MisuseInput,
 }
 
 /// Whether a leak's stack shows it to be another check's work: its
@@ -554,6 +566,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         suppressions,
         mut errors,
         mut warnings,
+        misuse: misuse_input,
     } = outcome;
     let places = paths::Places::find(shown.workspace_from);
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
@@ -675,6 +688,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
             .then(a.kind.cmp(&b.kind))
     });
 
+    let misuse = misuse::build(misuse_input, &suppressions, &mut used, &mut errors);
     let suppressions_used = suppressions
         .iter()
         .zip(used)
@@ -697,6 +711,11 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         }
     }
     errors.dedup();
+    let error_list = misuse::ErrorList {
+        misuse,
+        others: errors.clone(),
+    };
+    errors.splice(0..0, error_list.misuse.iter().map(misuse::Misuse::as_error));
     let status = if !errors.is_empty() {
         Status::Error
     } else if summary.leaked_blocks > 0 {
@@ -715,6 +734,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         leaks,
         suppressions_used,
         errors,
+        error_list,
         warnings,
         stats,
         failing,
@@ -953,13 +973,18 @@ impl fmt::Display for Report {
                 plural(self.summary.leaked_bytes, "byte", "bytes"),
                 plural(self.sites(), "allocation site", "allocation sites")
             )?,
+            Status::Error if !self.misuse().is_empty() => {
+                let leaked = (self.summary.leaked_blocks, self.summary.leaked_bytes);
+                misuse::write_summary(f, test, self.misuse().len(), leaked)?
+            }
             Status::Error => write!(
                 f,
                 "leakcheck: `{test}` could not be checked reliably ({})",
                 plural(self.errors.len(), "error", "errors")
             )?,
         }
-        for error in &self.errors {
+        misuse::write_text(f, self.misuse(), &self.places)?;
+        for error in &self.errors[self.misuse().len()..] {
             write!(f, "\n\nerror: {}", error.message)?;
         }
         for warning in &self.warnings {

@@ -32,6 +32,23 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
     if let Some(hit) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&ip) {
         return Arc::clone(hit);
     }
+    let resolved: Arc<[Symbol]> = resolve_uncached(ip).into();
+    let replaced = cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ip, Arc::clone(&resolved));
+    // Another thread resolved the same address meanwhile. Its frames are
+    // freed here, with the lock released: freeing may report heap misuse,
+    // and that report symbolises.
+    drop(replaced);
+    resolved
+}
+
+/// Resolves `ip` without the shared cache: for a caller whose allocations
+/// are not recorded (under the re-entrancy guard), so that none of them
+/// ends up in the cache, to be freed later where frees are recorded, and
+/// no recorded block of the cache is freed where they are not.
+pub(crate) fn resolve_uncached(ip: usize) -> Vec<Symbol> {
     let module = module_of(ip);
     let mut out = Vec::new();
     backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
@@ -56,12 +73,7 @@ pub(crate) fn resolve(ip: usize) -> Arc<[Symbol]> {
             module: module.clone(),
         });
     }
-    let resolved: Arc<[Symbol]> = out.into();
-    cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(ip, Arc::clone(&resolved));
-    resolved
+    out
 }
 
 /// Whose code a frame is, decided by what the compiler recorded for it — the

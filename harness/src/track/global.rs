@@ -64,11 +64,16 @@ impl<A> Tracked<A> {
         layout: Layout,
         allocator: Allocator,
         hook_frame: usize,
-        inner_alloc: impl FnOnce() -> *mut u8,
+        inner_alloc: impl FnOnce(Layout) -> *mut u8,
     ) -> *mut u8 {
+        let guard = self.guard_for(layout.size());
+        // SAFETY: `guard_for` checked that the size plus the guard does not
+        // overflow; the alignment is the caller's valid one.
+        let request =
+            unsafe { Layout::from_size_align_unchecked(layout.size() + guard, layout.align()) };
         let ptr = {
             let _inner = self.inner_call();
-            inner_alloc()
+            inner_alloc(request)
         };
         on_alloc(
             ptr.cast(),
@@ -76,8 +81,22 @@ impl<A> Tracked<A> {
             allocator,
             layout.align(),
             hook_frame,
+            guard != 0,
         );
         ptr
+    }
+
+    /// Guard bytes for a new block of `size`: only leakcheck's own glibc
+    /// allocator gets them (a wrapped one is asked for what the caller
+    /// asked), only inside a check.
+    #[inline(always)]
+    fn guard_for(&self, size: usize) -> usize {
+        #[cfg(leakcheck_interpose)]
+        if self.inner_bypasses_hooks {
+            return crate::track::misuse::guard_for_new(size);
+        }
+        let _ = size;
+        0
     }
 
     /// Marks a call into the inner allocator, so that the C hooks do not
@@ -95,34 +114,50 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
-        // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
-        self.record(layout, Allocator::RustAlloc, hook_frame, || unsafe {
-            self.inner.alloc(layout)
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract; the
+        // layout may carry guard bytes more.
+        self.record(layout, Allocator::RustAlloc, hook_frame, |l| unsafe {
+            self.inner.alloc(l)
         })
     }
 
     #[inline(never)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let hook_frame = frame_marker();
-        self.record(layout, Allocator::RustAllocZeroed, hook_frame, || {
+        self.record(layout, Allocator::RustAllocZeroed, hook_frame, |l| {
             // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
-            unsafe { self.inner.alloc_zeroed(layout) }
+            unsafe { self.inner.alloc_zeroed(l) }
         })
     }
 
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         #[cfg(leakcheck_interpose)]
+        let how = crate::track::misuse::Release {
+            call: crate::track::misuse::Call::RustDealloc,
+            layout: Some((layout.size(), layout.align())),
+            hook_frame: frame_marker(),
+        };
+        #[cfg(leakcheck_interpose)]
         if self.inner_bypasses_hooks {
             // The inner allocator is `Glibc`, whose dealloc is glibc's
             // `free`: the quarantine may take the block and free it later.
-            if crate::track::record::on_final_free(ptr.cast()) {
+            if crate::track::record::on_final_free(ptr.cast(), how) {
                 // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
                 unsafe { self.inner.dealloc(ptr, layout) }
             }
             return;
         }
-        on_free(ptr.cast());
+        let old = on_free(ptr.cast());
+        #[cfg(leakcheck_interpose)]
+        if old.is_some_and(|b| crate::track::misuse::wrapped_release(&b, how)) {
+            // A malloc block: C's free releases it, as it would have
+            // without a wrapped allocator in between.
+            // SAFETY: the table knew it as a live block of the malloc family.
+            unsafe { crate::track::hooks::real::free(ptr.cast()) };
+            return;
+        }
+        let _ = old;
         let _inner = self.inner_call();
         // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
         unsafe { self.inner.dealloc(ptr, layout) }
@@ -132,10 +167,42 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let hook_frame = frame_marker();
         let old = on_free(ptr.cast());
+        #[cfg(leakcheck_interpose)]
+        {
+            let how = crate::track::misuse::Release {
+                call: crate::track::misuse::Call::RustRealloc,
+                layout: Some((layout.size(), layout.align())),
+                hook_frame,
+            };
+            match &old {
+                Some(block) => {
+                    crate::track::misuse::wrapped_release(block, how);
+                }
+                None if crate::track::misuse::rust_realloc_of_unknown(ptr, how) => {
+                    // Freed before, or no block: reported; the caller gets
+                    // a fresh block rather than an abort.
+                    // SAFETY: the caller's new size with its valid alignment.
+                    let fresh =
+                        unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+                    // SAFETY: a non-zero size (GlobalAlloc::realloc's contract).
+                    return unsafe { self.alloc(fresh) };
+                }
+                None => {}
+            }
+        }
+        let guard = match old {
+            Some(block) if block.guarded != 0 && new_size.checked_add(GUARD_BYTES).is_some() => {
+                GUARD_BYTES
+            }
+            Some(_) => 0,
+            None => self.guard_for(new_size),
+        };
         let new = {
             let _inner = self.inner_call();
-            // SAFETY: the caller upholds GlobalAlloc::realloc's contract.
-            unsafe { self.inner.realloc(ptr, layout, new_size) }
+            // SAFETY: the caller upholds GlobalAlloc::realloc's contract;
+            // the new size may carry guard bytes more (checked not to
+            // overflow).
+            unsafe { self.inner.realloc(ptr, layout, new_size + guard) }
         };
         if new.is_null() {
             on_realloc_failed(old);
@@ -147,11 +214,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
                 Allocator::RustRealloc,
                 layout.align(),
                 hook_frame,
+                guard != 0,
             );
         }
         new
     }
 }
+
+/// Guard bytes after a block of a check (see `misuse`).
+#[cfg(leakcheck_interpose)]
+const GUARD_BYTES: usize = crate::track::misuse::GUARD;
+#[cfg(not(leakcheck_interpose))]
+const GUARD_BYTES: usize = 0;
 
 /// glibc's allocator reached directly (`__libc_malloc`, ...), so that Rust
 /// allocations never pass through the C hooks and are recorded exactly once.

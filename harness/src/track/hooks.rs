@@ -10,9 +10,11 @@
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
 use crate::stacks::frame_marker;
+use crate::sys::reentry::Guard;
+use crate::track::misuse::{self, guard_for_new, Call, Release};
 use crate::track::record::{on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed};
 use crate::track::scope::{self, Untracked};
-use crate::track::table::{self, Allocator};
+use crate::track::table::{self, Allocator, Block};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -78,9 +80,11 @@ pub(crate) mod real {
 #[inline(never)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     let hook_frame = frame_marker();
-    // SAFETY: forwarding malloc's own contract.
-    let ptr = unsafe { __libc_malloc(size) };
-    on_alloc(ptr, size, Allocator::Malloc, 0, hook_frame);
+    let guard = guard_for_new(size);
+    // SAFETY: forwarding malloc's own contract (`size + guard` does not
+    // overflow: `guard_for_new` checked).
+    let ptr = unsafe { __libc_malloc(size + guard) };
+    on_alloc(ptr, size, Allocator::Malloc, 0, hook_frame, guard != 0);
     ptr
 }
 
@@ -93,9 +97,23 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[inline(never)]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let hook_frame = frame_marker();
-    // SAFETY: forwarding calloc's own contract (glibc checks the overflow).
-    let ptr = unsafe { __libc_calloc(n, size) };
-    on_alloc(ptr, n.wrapping_mul(size), Allocator::Calloc, 0, hook_frame);
+    let guarded = n
+        .checked_mul(size)
+        .filter(|&bytes| guard_for_new(bytes) != 0);
+    let ptr = match guarded {
+        // SAFETY: one zeroed block of the same bytes and the guard.
+        Some(bytes) => unsafe { __libc_calloc(bytes + misuse::GUARD, 1) },
+        // SAFETY: forwarding calloc's own contract (glibc checks the overflow).
+        None => unsafe { __libc_calloc(n, size) },
+    };
+    on_alloc(
+        ptr,
+        n.wrapping_mul(size),
+        Allocator::Calloc,
+        0,
+        hook_frame,
+        guarded.is_some(),
+    );
     ptr
 }
 
@@ -123,9 +141,25 @@ unsafe fn realloc_as(
     hook_frame: usize,
 ) -> *mut c_void {
     let old = on_free(ptr);
+    if !ptr.is_null() && realloc_misuse(ptr, old.as_ref(), hook_frame) {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    }
+    // realloc(p, 0) frees p: no guard, or glibc would return a block.
+    let guard = match old {
+        _ if size == 0 => 0,
+        Some(old) if old.guarded != 0 => misuse::GUARD,
+        Some(_) => 0,
+        None => guard_for_new(size),
+    };
+    let Some(request) = size.checked_add(guard) else {
+        on_realloc_failed(old);
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
     // SAFETY: the caller upholds realloc's contract; the block's record is
     // already retired so a concurrent reuse of the address is safe.
-    let new = unsafe { __libc_realloc(ptr, size) };
+    let new = unsafe { __libc_realloc(ptr, request) };
     if new.is_null() {
         // realloc(p, 0) frees p and returns null; any other null leaves p.
         if size != 0 || ptr.is_null() {
@@ -133,8 +167,30 @@ unsafe fn realloc_as(
         }
         return new;
     }
-    on_realloc(old, new, size, allocator, 0, hook_frame);
+    on_realloc(old, new, size, allocator, 0, hook_frame, guard != 0);
     new
+}
+
+/// The misuse checks of a `realloc` of `ptr` (non-null), whose live
+/// block, if any, is `old`. Returns whether the call must not reach glibc
+/// (`ptr` is no live block, and a misuse was reported).
+#[inline(always)]
+fn realloc_misuse(ptr: *mut c_void, old: Option<&Block>, hook_frame: usize) -> bool {
+    let Some(guard) = Guard::enter() else {
+        return false;
+    };
+    let how = Release {
+        call: Call::Realloc,
+        layout: None,
+        hook_frame,
+    };
+    match old {
+        Some(block) => {
+            misuse::on_release(&guard, block, how, false);
+            false
+        }
+        None => misuse::unknown_pointer(&guard, ptr as usize, how),
+    }
 }
 
 /// Interposed `reallocarray(3)`.
@@ -162,7 +218,13 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    if on_final_free(ptr) {
+    let hook_frame = frame_marker();
+    let how = Release {
+        call: Call::Free,
+        layout: None,
+        hook_frame,
+    };
+    if on_final_free(ptr, how) {
         // SAFETY: the caller upholds free's contract.
         unsafe { __libc_free(ptr) }
     }
@@ -180,12 +242,20 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
+    let guard = guard_for_new(size);
     // SAFETY: align is a power of two, as memalign requires.
-    let ptr = unsafe { __libc_memalign(align, size) };
+    let ptr = unsafe { __libc_memalign(align, size + guard) };
     if ptr.is_null() {
         return libc::ENOMEM;
     }
-    on_alloc(ptr, size, Allocator::PosixMemalign, align, hook_frame);
+    on_alloc(
+        ptr,
+        size,
+        Allocator::PosixMemalign,
+        align,
+        hook_frame,
+        guard != 0,
+    );
     // SAFETY: the caller guarantees `out` is valid for a write.
     unsafe { out.write(ptr) };
     0
@@ -204,9 +274,17 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
         set_errno(libc::EINVAL);
         return std::ptr::null_mut();
     }
+    let guard = guard_for_new(size);
     // SAFETY: align is a power of two.
-    let ptr = unsafe { __libc_memalign(align, size) };
-    on_alloc(ptr, size, Allocator::AlignedAlloc, align, hook_frame);
+    let ptr = unsafe { __libc_memalign(align, size + guard) };
+    on_alloc(
+        ptr,
+        size,
+        Allocator::AlignedAlloc,
+        align,
+        hook_frame,
+        guard != 0,
+    );
     ptr
 }
 
@@ -219,9 +297,18 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 #[inline(never)]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     let hook_frame = frame_marker();
-    // SAFETY: forwarded unchanged; glibc validates and rounds `align`.
-    let ptr = unsafe { __libc_memalign(align, size) };
-    on_alloc(ptr, size, Allocator::Memalign, align, hook_frame);
+    let guard = guard_for_new(size);
+    // SAFETY: forwarded with the guard added; glibc validates and rounds
+    // `align`.
+    let ptr = unsafe { __libc_memalign(align, size + guard) };
+    on_alloc(
+        ptr,
+        size,
+        Allocator::Memalign,
+        align,
+        hook_frame,
+        guard != 0,
+    );
     ptr
 }
 
@@ -234,9 +321,17 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 #[inline(never)]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
     let hook_frame = frame_marker();
-    // SAFETY: forwarded unchanged.
-    let ptr = unsafe { __libc_valloc(size) };
-    on_alloc(ptr, size, Allocator::Valloc, page_size(), hook_frame);
+    let guard = guard_for_new(size);
+    // SAFETY: forwarded with the guard added.
+    let ptr = unsafe { __libc_valloc(size + guard) };
+    on_alloc(
+        ptr,
+        size,
+        Allocator::Valloc,
+        page_size(),
+        hook_frame,
+        guard != 0,
+    );
     ptr
 }
 
@@ -249,10 +344,46 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
 #[inline(never)]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let hook_frame = frame_marker();
-    // SAFETY: forwarded unchanged.
-    let ptr = unsafe { __libc_pvalloc(size) };
-    on_alloc(ptr, size, Allocator::Pvalloc, page_size(), hook_frame);
+    let guard = guard_for_new(size);
+    // SAFETY: forwarded with the guard added.
+    let ptr = unsafe { __libc_pvalloc(size + guard) };
+    on_alloc(
+        ptr,
+        size,
+        Allocator::Pvalloc,
+        page_size(),
+        hook_frame,
+        guard != 0,
+    );
     ptr
+}
+
+/// Interposed `malloc_usable_size(3)`: for a block with guard bytes, its
+/// requested size (so that code using all of it never writes the guard);
+/// otherwise glibc's answer.
+///
+/// # Safety
+///
+/// As `malloc_usable_size(3)`: `ptr` is null or a live block.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    if ptr.is_null() {
+        return 0;
+    }
+    if let Some(Some(size)) =
+        table::with_block(ptr as usize, |b| (b.guarded != 0).then_some(b.size))
+    {
+        return size;
+    }
+    let addr = next_definition(&REAL, c"malloc_usable_size");
+    if addr == 0 {
+        return 0;
+    }
+    // SAFETY: `addr` is glibc's malloc_usable_size, whose signature this is.
+    let real: unsafe extern "C" fn(*mut c_void) -> usize = unsafe { std::mem::transmute(addr) };
+    // SAFETY: forwarding the caller's pointer unchanged.
+    unsafe { real(ptr) }
 }
 
 fn page_size() -> usize {

@@ -14,6 +14,8 @@ pub(crate) mod hooks;
 #[path = "hooks_unsupported.rs"]
 pub(crate) mod hooks;
 #[cfg(leakcheck_interpose)]
+pub(crate) mod misuse;
+#[cfg(leakcheck_interpose)]
 pub(crate) mod quarantine;
 pub(crate) mod record;
 #[cfg(feature = "profile")]

@@ -12,9 +12,12 @@
 //! cannot get an address that was freed recently.
 //!
 //! Each entry records what misuse detection needs about a recently freed
-//! block (address, size, its allocation stack, and room for the stack that
-//! freed it), so a double free of a held block is recognised rather than
-//! passed to glibc.
+//! block (address, size, owning check, its allocation stack and the stack
+//! that freed it), so a double free of a held block is recognised and
+//! reported rather than passed to glibc. A check's blocks are filled with
+//! [`FREED_FILL`] when held; one whose fill changed when it leaves the
+//! quarantine, or at its check's verdict, was written after its free
+//! (`misuse::write_after_free`).
 //!
 //! Bounded in bytes ([`MAX_BYTES`]) and entries ([`CAPACITY`]); the ring's
 //! pages are mapped from the kernel on first use, never heap. One spin lock;
@@ -34,9 +37,49 @@ pub(crate) struct Freed {
     pub(crate) size: usize,
     /// Interned allocation stack (0 for a block of no check).
     pub(crate) alloc_stack: u32,
-    /// Interned stack of the `free`, 0 where none was captured (today:
-    /// always; misuse reports will fill it).
+    /// Interned stack of the `free`, 0 where none was captured (blocks of
+    /// no check).
     pub(crate) free_stack: u32,
+    /// The check that owned the block, 0 for none.
+    pub(crate) scope: u32,
+    /// 1 when the block's bytes were filled with [`FREED_FILL`].
+    pub(crate) filled: u32,
+}
+
+/// What a held block of a check is filled with: a write after its free
+/// changes it.
+pub(crate) const FREED_FILL: u8 = 0xfd;
+
+/// Bytes filled (and checked) per held block at most: a write after free
+/// past them is not seen; larger blocks cost no more than this.
+pub(crate) const FILL_MAX: usize = 4096;
+
+/// Fills a block about to be held, if it was a check's.
+fn fill(freed: &mut Freed) {
+    if freed.scope != 0 {
+        let len = freed.size.min(FILL_MAX);
+        // SAFETY: the block is live glibc memory of at least `size` bytes
+        // that its owner has just freed: only the quarantine touches it now.
+        unsafe { std::ptr::write_bytes(freed.addr as *mut u8, FREED_FILL, len) };
+        freed.filled = 1;
+    }
+}
+
+/// The offset of the first byte of a held, filled block that no longer has
+/// [`FREED_FILL`], if any.
+///
+/// # Safety
+///
+/// `freed` is held by the quarantine (its memory is not glibc's).
+unsafe fn first_changed(freed: &Freed) -> Option<usize> {
+    if freed.filled == 0 {
+        return None;
+    }
+    let len = freed.size.min(FILL_MAX);
+    // SAFETY: the caller guarantees the block is held, so its `size` bytes
+    // are mapped and nobody frees them meanwhile.
+    let bytes = unsafe { std::slice::from_raw_parts(freed.addr as *const u8, len) };
+    bytes.iter().position(|&b| b != FREED_FILL)
 }
 
 /// Entries held at most (24 bytes each: 6 MiB of address space, mapped
@@ -105,11 +148,17 @@ impl Ring {
         Some(oldest)
     }
 
-    fn contains(&mut self, addr: usize) -> bool {
-        (0..self.len).any(|i| {
+    fn find(&mut self, addr: usize) -> Option<Freed> {
+        (0..self.len).find_map(|i| {
             let at = (self.head + i) % CAPACITY;
-            self.slot(at).addr == addr
+            let entry = *self.slot(at);
+            (entry.addr == addr).then_some(entry)
         })
+    }
+
+    #[cfg(test)]
+    fn contains(&mut self, addr: usize) -> bool {
+        self.find(addr).is_some()
     }
 }
 
@@ -134,10 +183,11 @@ static DOUBLE_FREES: AtomicUsize = AtomicUsize::new(0);
 /// the oldest entries if there is no room. Returns false if it was not
 /// taken: the caller frees it. Call only under the re-entrancy guard.
 #[inline]
-pub(crate) fn hold(freed: Freed) -> bool {
+pub(crate) fn hold(mut freed: Freed) -> bool {
     if freed.size > MAX_BLOCK {
         return false;
     }
+    fill(&mut freed);
     let cost = cost_of(freed.size);
     loop {
         // When full, one entry out and the new one in under one lock (the
@@ -161,6 +211,10 @@ pub(crate) fn hold(freed: Freed) -> bool {
             (evicted, held)
         };
         if let Some(oldest) = evicted {
+            // SAFETY: the entry left the ring just now and is not freed yet.
+            if let Some(offset) = unsafe { first_changed(&oldest) } {
+                crate::track::misuse::write_after_free(&oldest, offset);
+            }
             // SAFETY: the entry was a live glibc block when it was held,
             // and leaving the ring makes this its only free.
             unsafe { real::free(oldest.addr as *mut _) };
@@ -171,19 +225,43 @@ pub(crate) fn hold(freed: Freed) -> bool {
     }
 }
 
-/// Whether `addr`, a pointer the table does not know, is a block the
-/// quarantine holds: then it is being freed a second time, which is counted
-/// and must not reach glibc. A linear search, run only for such frees.
+/// The held block at `addr`, a pointer the table does not know: then it is
+/// being freed a second time, which is counted and must not reach glibc. A
+/// linear search, run only for such frees.
 #[cold]
-pub(crate) fn is_double_free(addr: usize) -> bool {
+pub(crate) fn held_at(addr: usize) -> Option<Freed> {
     let held = {
         let mut ring = RING.lock();
-        ring.len != 0 && ring.contains(addr)
+        if ring.len == 0 {
+            None
+        } else {
+            ring.find(addr)
+        }
     };
-    if held {
+    if held.is_some() {
         DOUBLE_FREES.fetch_add(1, Relaxed);
     }
     held
+}
+
+/// Calls `changed` with every held block of `scope` whose fill changed (a
+/// write after free), and fills it again, so that each write is reported
+/// once. For the check's verdict; `changed` must not allocate.
+pub(crate) fn check_scope(scope: u32, mut changed: impl FnMut(&Freed, usize)) {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    let mut ring = RING.lock();
+    for i in 0..ring.len {
+        let at = (ring.head + i) % CAPACITY;
+        let mut entry = *ring.slot(at);
+        if entry.scope != scope {
+            continue;
+        }
+        // SAFETY: the entry is in the ring, held, and the lock keeps it so.
+        if let Some(offset) = unsafe { first_changed(&entry) } {
+            changed(&entry, offset);
+            fill(&mut entry);
+        }
+    }
 }
 
 /// How many double frees of held blocks were swallowed so far.
@@ -234,7 +312,7 @@ mod tests {
         let first = held_block(40);
         assert!(hold(first));
         let before = double_frees();
-        assert!(is_double_free(first.addr));
+        assert_eq!(held_at(first.addr).map(|f| f.addr), Some(first.addr));
         assert!(double_frees() > before);
         // More than the quarantine holds: the oldest are evicted (really
         // freed) on the way.
@@ -262,7 +340,7 @@ mod tests {
             addr: 0x1000 + i * 16,
             size: 8,
             alloc_stack: i as u32,
-            free_stack: 0,
+            ..Freed::default()
         };
         let cost = cost_of(8);
         for i in 0..CAPACITY {

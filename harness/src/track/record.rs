@@ -34,7 +34,8 @@ fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
 }
 
 /// Records a new block. `hook_frame` comes from [`stacks::frame_marker`] in the
-/// public entry point.
+/// public entry point. `guarded`: the block was allocated with
+/// `misuse::GUARD` bytes more than `size`, which get the guard fill.
 #[inline(always)]
 pub(crate) fn on_alloc(
     ptr: *mut c_void,
@@ -42,6 +43,7 @@ pub(crate) fn on_alloc(
     allocator: Allocator,
     align: usize,
     hook_frame: usize,
+    guarded: bool,
 ) {
     if ptr.is_null() {
         return;
@@ -49,11 +51,15 @@ pub(crate) fn on_alloc(
     if !matches!(allocator, Allocator::Calloc | Allocator::RustAllocZeroed) {
         zero_fresh(ptr, 0, size);
     }
-    record_alloc(ptr, size, allocator, align, hook_frame);
+    #[cfg(leakcheck_interpose)]
+    if guarded {
+        crate::track::misuse::write_guard(ptr, size);
+    }
+    record_alloc(ptr, size, allocator, align, hook_frame, guarded);
 }
 
-/// [`on_alloc`] without the zeroing: for a reallocation of a block that was
-/// never recorded, whose contents are the caller's.
+/// [`on_alloc`] without the zeroing and the guard fill: for a reallocation
+/// of a block that was never recorded, whose contents are the caller's.
 #[inline(always)]
 fn record_alloc(
     ptr: *mut c_void,
@@ -61,9 +67,11 @@ fn record_alloc(
     allocator: Allocator,
     align: usize,
     hook_frame: usize,
+    guarded: bool,
 ) {
     let Some(guard) = Guard::enter() else { return };
     let mut block = Block::new(ptr as usize, size, allocator, align);
+    block.guarded = u8::from(guarded);
     let current = guard.current();
     if current.scope != 0 && scope::count_alloc(current.scope, size) {
         block.scope = current.scope;
@@ -108,10 +116,13 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
 /// still pass `ptr` to glibc. A block freed while a check runs, by
 /// leakcheck's own code, or that was a check's or leakcheck's, goes to the
 /// quarantine instead, so its address is not handed out again soon (see
-/// `quarantine`); a second free of a held block is swallowed.
+/// `quarantine`). Misuse (`misuse`) is reported: a free of what is no live
+/// block (a second free of a held block, an interior or stack pointer) is
+/// swallowed; a free through the other family, or with another layout,
+/// still frees.
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
-pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
+pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release) -> bool {
     if ptr.is_null() {
         return false;
     }
@@ -119,10 +130,17 @@ pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
         return true;
     };
     let Some(block) = table::remove(ptr as usize) else {
-        return !crate::track::quarantine::is_double_free(ptr as usize);
+        return !crate::track::misuse::unknown_pointer(&guard, ptr as usize, how);
     };
     if block.scope != 0 {
         scope::count_free(block.scope, block.size);
+    }
+    let free_stack = crate::track::misuse::on_release(&guard, &block, how, true);
+    if block.allocator().is_rust() && !how.call.is_rust() && !cfg!(feature = "global-allocator") {
+        // A Rust block of an allocator leakcheck does not know (yours,
+        // wrapped in `Tracked`): glibc must not get it. Reported, kept.
+        drop(guard);
+        return false;
     }
     // Not in a signal handler: one that allocates and frees must get its
     // freed chunk back from glibc's per-thread cache, or its next malloc
@@ -135,7 +153,9 @@ pub(crate) fn on_final_free(ptr: *mut c_void) -> bool {
             addr: block.addr,
             size: block.size,
             alloc_stack: block.stack,
-            free_stack: 0,
+            free_stack,
+            scope: block.scope,
+            filled: 0,
         });
     drop(guard);
     !held
@@ -163,10 +183,15 @@ pub(crate) fn on_realloc(
     allocator: Allocator,
     align: usize,
     hook_frame: usize,
+    guarded: bool,
 ) {
+    #[cfg(leakcheck_interpose)]
+    if guarded && !ptr.is_null() {
+        crate::track::misuse::write_guard(ptr, size);
+    }
     let Some(old) = old else {
         if !ptr.is_null() {
-            record_alloc(ptr, size, allocator, align, hook_frame);
+            record_alloc(ptr, size, allocator, align, hook_frame, guarded);
         }
         return;
     };
@@ -176,6 +201,7 @@ pub(crate) fn on_realloc(
     zero_fresh(ptr, old.size, size);
     let Some(guard) = Guard::enter() else { return };
     let mut block = Block::new(ptr as usize, size, allocator, align);
+    block.guarded = u8::from(guarded);
     block.harness = old.harness;
     block.epoch = old.epoch;
     if old.scope != 0 && scope::count_alloc(old.scope, size) {
@@ -205,10 +231,18 @@ extern "C" fn before_fork() {
     table::lock_all_for_fork();
     #[cfg(leakcheck_interpose)]
     crate::track::quarantine::lock_for_fork();
+    #[cfg(leakcheck_interpose)]
+    crate::track::misuse::lock_for_fork();
 }
 
 #[cfg(unix)]
 extern "C" fn after_fork() {
+    #[cfg(leakcheck_interpose)]
+    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
+    // thread (parent) or its copy (child), which holds every lock.
+    unsafe {
+        crate::track::misuse::unlock_after_fork()
+    };
     #[cfg(leakcheck_interpose)]
     // SAFETY: pthread_atfork runs this after `before_fork` in the forking
     // thread (parent) or its copy (child), which holds every lock.

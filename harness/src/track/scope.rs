@@ -109,6 +109,26 @@ impl Guard {
     }
 }
 
+/// Whether this thread runs for a check (outside an untracked section):
+/// its new blocks get guard bytes. Two thread-local loads, no guard: the
+/// allocation path asks it before it allocates.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+pub(crate) fn in_check_fast() -> bool {
+    STATE
+        .try_with(|s| s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0)
+        .unwrap_or(false)
+}
+
+/// Whether this thread is running a signal handler installed through
+/// `sigaction`.
+#[cfg(leakcheck_interpose)]
+pub(crate) fn in_signal_handler_now() -> bool {
+    STATE
+        .try_with(|s| s.in_signal.load(Relaxed) != 0)
+        .unwrap_or(true)
+}
+
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 
 /// The thread's epoch, assigned on first use.

@@ -105,6 +105,9 @@ pub(crate) struct Block {
     /// The block's stack is a profile sample's (feature `profile`,
     /// `track::sample`): it stands for its share of all allocations.
     pub(crate) sampled: bool,
+    /// 1 when guard bytes follow the block (`misuse::GUARD` of them, a
+    /// block allocated inside a check).
+    pub(crate) guarded: u8,
     /// The allocating thread's epoch, for blocks of no scope (see
     /// `scope::current_epoch`).
     pub(crate) epoch: u32,
@@ -120,6 +123,7 @@ impl Block {
         align_log2: 0,
         harness: 0,
         sampled: false,
+        guarded: 0,
         epoch: 0,
     };
 
@@ -133,6 +137,7 @@ impl Block {
             align_log2: align.max(1).trailing_zeros() as u8,
             harness: 0,
             sampled: false,
+            guarded: 0,
             epoch: 0,
         }
     }
@@ -158,7 +163,8 @@ struct Slot {
     /// Start address; 0 marks an empty slot.
     addr: usize,
     /// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
-    /// alignment (6 bits), the harness bit, the epoch bit and the sampled bit.
+    /// alignment (6 bits), the harness bit, the epoch bit, the sampled bit
+    /// and the guard bit.
     meta: u64,
     /// The scope, or the epoch when `meta` has [`EPOCH_BIT`].
     owner: u32,
@@ -172,6 +178,7 @@ const ALIGN_SHIFT: u32 = ALLOCATOR_SHIFT + 4;
 const HARNESS_BIT: u64 = 1 << (ALIGN_SHIFT + 6);
 const EPOCH_BIT: u64 = HARNESS_BIT << 1;
 const SAMPLED_BIT: u64 = EPOCH_BIT << 1;
+const GUARD_BIT: u64 = EPOCH_BIT << 2;
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 const _: () = assert!(Allocator::ALL.len() < 16);
@@ -199,7 +206,8 @@ impl Slot {
                 | u64::from(b.align_log2 & 0x3f) << ALIGN_SHIFT
                 | if b.harness != 0 { HARNESS_BIT } else { 0 }
                 | epoch_bit
-                | if b.sampled { SAMPLED_BIT } else { 0 },
+                | if b.sampled { SAMPLED_BIT } else { 0 }
+                | if b.guarded != 0 { GUARD_BIT } else { 0 },
             owner,
             stack: b.stack,
         }
@@ -216,6 +224,7 @@ impl Slot {
             align_log2: (self.meta >> ALIGN_SHIFT) as u8 & 0x3f,
             harness: u8::from(self.meta & HARNESS_BIT != 0),
             sampled: self.meta & SAMPLED_BIT != 0,
+            guarded: u8::from(self.meta & GUARD_BIT != 0),
             epoch: if epoch { self.owner } else { 0 },
         }
     }
@@ -324,9 +333,13 @@ impl Shard {
         }
     }
 
-    fn remove(&mut self, addr: usize, hash: u64) -> Option<Block> {
+    /// Removes the block at `addr`, returning its slot: packed, so that
+    /// the caller unpacks it into registers (a `Block` returned through
+    /// memory, written a byte field at a time and read back whole, stalled
+    /// every free on store forwarding).
+    fn remove(&mut self, addr: usize, hash: u64) -> Option<Slot> {
         let mut i = self.find(addr, hash)?;
-        let removed = self.slot(i).unpack();
+        let removed = *self.slot(i);
         // Backward-shift deletion keeps every probe chain unbroken.
         let mut j = i;
         loop {
@@ -448,7 +461,8 @@ pub(crate) fn insert(block: Block) -> Option<Block> {
 #[inline]
 pub(crate) fn remove(addr: usize) -> Option<Block> {
     let hash = hash_addr(addr);
-    shard_of(hash).lock().remove(addr, hash)
+    let removed = shard_of(hash).lock().remove(addr, hash);
+    removed.map(|slot| slot.unpack())
 }
 
 /// The live block starting at `addr`, if any.
@@ -457,6 +471,37 @@ pub(crate) fn get(addr: usize) -> Option<Block> {
     let hash = hash_addr(addr);
     let shard = shard_of(hash).lock();
     shard.find(addr, hash).map(|i| shard.slot(i).unpack())
+}
+
+#[cfg(leakcheck_interpose)]
+/// Calls `f` with the live block starting at `addr`, if any, with its shard
+/// locked: the block cannot be freed meanwhile, so its memory (guard bytes
+/// included) may be read. `f` must not allocate through the hooks (they are
+/// bypassed meanwhile).
+pub(crate) fn with_block<R>(addr: usize, f: impl FnOnce(&Block) -> R) -> Option<R> {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    let hash = hash_addr(addr);
+    let shard = shard_of(hash).lock();
+    shard.find(addr, hash).map(|i| f(&shard.slot(i).unpack()))
+}
+
+#[cfg(leakcheck_interpose)]
+/// The live block whose bytes `[addr, addr + size)` hold `addr` past its
+/// start (an interior pointer), if any. Scans every shard: for the rare
+/// free of a pointer that is no block's start.
+pub(crate) fn containing(addr: usize) -> Option<Block> {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    for shard in &TABLE {
+        let shard = shard.lock();
+        for i in 0..shard.capacity {
+            let b = shard.slot(i);
+            let size = (b.meta & SIZE_MASK) as usize;
+            if b.addr != 0 && b.addr < addr && addr < b.addr.saturating_add(size.max(1)) {
+                return Some(b.unpack());
+            }
+        }
+    }
+    None
 }
 
 static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -573,7 +618,7 @@ mod tests {
         }
         assert_eq!(shard.len, addrs.len());
         for &a in addrs.iter().step_by(3) {
-            let b = shard.remove(a, hash_addr(a)).expect("present");
+            let b = shard.remove(a, hash_addr(a)).expect("present").unpack();
             assert_eq!(b.size, a & 0xff);
         }
         for (i, &a) in addrs.iter().enumerate() {
@@ -598,6 +643,7 @@ mod tests {
         b.stack = 77;
         b.harness = 1;
         b.sampled = true;
+        b.guarded = 1;
         assert_eq!(Slot::pack(&b).unpack(), b);
         assert!(Slot::pack(&b).of_scope(0x00ab_cdef));
         assert!(Slot::pack(&b).is_harness());

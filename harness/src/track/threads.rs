@@ -165,6 +165,18 @@ pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
     }
 }
 
+/// Whether `addr` lies in the stack of a registered live thread (a dead
+/// one's may have been unmapped, and the range reused for a big block).
+/// Allocates nothing; for the rare free of a pointer that is no block.
+#[cfg(leakcheck_interpose)]
+pub(crate) fn on_a_stack(addr: usize) -> bool {
+    let _bypass = Bypass::enter();
+    let threads = THREADS.lock();
+    threads
+        .iter()
+        .any(|t| t.tid != 0 && t.stack_low <= addr && addr < t.stack_high && alive(t.tid))
+}
+
 /// `pthread_atfork` prepare.
 pub(crate) fn lock_for_fork() {
     THREADS.lock_for_fork();

@@ -15,5 +15,7 @@ pub(crate) mod inline;
 mod sources;
 
 pub(crate) use inline::Suppression;
+#[cfg(leakcheck_interpose)]
+pub(crate) use leakcheck_suppress::generate_error;
 pub(crate) use leakcheck_suppress::{generate, parse, Entry, MatchFrame, Origin};
 pub(crate) use sources::for_check;
