@@ -50,7 +50,10 @@ fn child_wrong_layout() {
         // SAFETY: a wrong-size dealloc: reported, still freed.
         unsafe {
             let ptr = std::alloc::alloc(layout);
-            std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align(8, 8).unwrap());
+            std::alloc::dealloc(
+                black_box(ptr),
+                std::alloc::Layout::from_size_align(8, 8).unwrap(),
+            );
         }
     }
 }

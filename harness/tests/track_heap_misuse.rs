@@ -349,9 +349,10 @@ fn an_overrun_block_left_live_is_found_by_the_verdict_and_still_leaks() {
 fn rust_ptr_write_past_the_end_is_an_overrun() {
     let line = line!() + 2;
     let report = leakcheck::check(|| {
-        let raw = Box::into_raw(Box::new(black_box([0u8; 8])));
+        let raw = black_box(Box::into_raw(Box::new(black_box([0u8; 8]))));
         // SAFETY: the byte after the block is a guard byte inside a check.
-        unsafe { raw.cast::<u8>().add(8).write(1) };
+        // Volatile: optimised, a plain write past the end is removed.
+        unsafe { raw.cast::<u8>().add(8).write_volatile(1) };
         // SAFETY: the box's own pointer, dropped once.
         drop(unsafe { Box::from_raw(raw) });
     });
