@@ -295,10 +295,15 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> Child {
 pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    /// A new, empty directory named after `name` and this process.
+    /// A new, empty directory named after `name`, this process and a
+    /// count: tests running in parallel that pass the same name (their
+    /// module's path) each get their own, so one's `Drop` cannot remove
+    /// another's reports.
     pub fn new(name: &str) -> ScratchDir {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         ScratchDir(dir)
