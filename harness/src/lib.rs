@@ -216,6 +216,13 @@ pub use verdict::Kind;
 pub mod __private {
     pub use crate::report::suppress::inline::{is_blank, Suppression};
     pub use crate::run::{check_with, run_test, run_test_report, run_test_should_panic, Options};
+
+    /// Whether the live block at `addr` is in a thread's cache of the
+    /// allocation path (allocated while no check ran, not yet in the block
+    /// table): for leakcheck's own tests of those caches.
+    pub fn is_cached(addr: usize) -> bool {
+        crate::track::cache::peek(addr).is_some()
+    }
     /// Restarts the calling thread's profile sampler from `seed`: for tests
     /// whose estimates must not depend on what ran before.
     #[cfg(feature = "profile")]

@@ -377,6 +377,9 @@ fn run<R: Send>(
     crate::track::threads::mark_harness(0);
     let visible = hooks::c_allocations_visible();
     let dropped_before = table::dropped();
+    // Every block in the table from here to the verdict, which reads it all
+    // (the blocks of no check are the verdict's roots).
+    let caches_closed = crate::track::cache::Closed::new();
     let scope = scope::begin().ok_or(Error::TooManyScopes)?;
     let started = Instant::now();
     let joined = std::thread::scope(|s| {
@@ -445,6 +448,7 @@ fn run<R: Send>(
         )
     };
     let misuse = misused(scope, &blocks);
+    drop(caches_closed);
     if !blocks.is_empty() && counters.unwaited_threads > 0 {
         warnings.push(ReportError {
             kind: "threads_not_waited_for",

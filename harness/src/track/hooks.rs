@@ -685,6 +685,7 @@ pub(crate) fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         crate::track::record::register_fork_handlers();
+        crate::track::cache::init();
         // The constructor runs on the main thread, which no pthread_create
         // registers.
         crate::track::threads::register_current(0, true, 0);

@@ -7,6 +7,7 @@
 //! every thread's stack and thread pointer for the verdict's roots.
 //! Imports go down only: to `stacks` and `sys`.
 
+pub(crate) mod cache;
 pub(crate) mod global;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod hooks;

@@ -8,8 +8,8 @@
 
 use crate::stacks;
 use crate::sys::reentry::{self, Guard};
-use crate::track::scope;
 use crate::track::table::{self, Allocator, Block};
+use crate::track::{cache, scope};
 use std::ffi::c_void;
 
 /// Blocks are handed out zeroed up to this many bytes (a reallocation's new
@@ -81,14 +81,23 @@ fn record_alloc(
     block.epoch = current.epoch;
     #[cfg(feature = "profile")]
     crate::track::sample::on_alloc(&mut block, &guard, hook_frame);
-    insert(block);
+    store(block);
     drop(guard);
 }
 
-/// Inserts `block`; a stale record it replaces (a free that went by while
-/// the hooks were bypassed) stops counting for its scope.
+/// Files a new `block`: in this thread's cache when it may go there (see
+/// `cache`), else in the table. Under the guard.
 #[inline(always)]
-fn insert(block: Block) {
+fn store(block: Block) {
+    if !(cache::cacheable(&block) && cache::put(&block)) {
+        insert(block);
+    }
+}
+
+/// Inserts `block` in the table; a stale record it replaces (a free that
+/// went by while the hooks were bypassed) stops counting for its scope.
+#[inline(always)]
+pub(crate) fn insert(block: Block) {
     if let Some(stale) = table::insert(block) {
         if stale.scope != 0 {
             scope::count_free(stale.scope, stale.size);
@@ -104,7 +113,7 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
         return None;
     }
     let _guard = Guard::enter()?;
-    let block = table::remove(ptr as usize)?;
+    let block = cache::remove(ptr as usize)?.unpack();
     if block.scope != 0 {
         scope::count_free(block.scope, block.size);
     }
@@ -129,9 +138,21 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     let Some(guard) = Guard::enter() else {
         return true;
     };
-    let Some(block) = table::remove(ptr as usize) else {
+    let Some(packed) = cache::remove(ptr as usize) else {
         return !crate::track::misuse::unknown_pointer(&guard, ptr as usize, how);
     };
+    if packed.plain() && released_plainly(&guard, &packed, how) {
+        // The common free: no check's block, through its own family, with
+        // its own layout. Held only if a check started meanwhile.
+        let hold = scope::any_active()
+            && !guard.in_signal_handler()
+            && !crate::track::hooks::async_handlers_installed();
+        if !hold {
+            drop(guard);
+            return true;
+        }
+    }
+    let block = packed.unpack();
     if block.scope != 0 {
         scope::count_free(block.scope, block.size);
     }
@@ -161,6 +182,28 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     !held
 }
 
+/// Whether a plain block (`Packed::plain`) is freed through its own family
+/// with its own layout, by the program: then the misuse checks have nothing
+/// to report and no stack to take.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+fn released_plainly(
+    guard: &Guard,
+    packed: &table::Packed,
+    how: crate::track::misuse::Release,
+) -> bool {
+    let rust_block = packed.allocator().is_rust();
+    if rust_block != how.call.is_rust() || guard.in_harness() {
+        return false;
+    }
+    match how.layout {
+        Some((size, align)) if rust_block => {
+            size == packed.size() && align.trailing_zeros() == packed.align_log2()
+        }
+        _ => true,
+    }
+}
+
 /// Puts back a block whose reallocation failed (the old block is intact).
 pub(crate) fn on_realloc_failed(old: Option<Block>) {
     let Some(old) = old else { return };
@@ -169,7 +212,7 @@ pub(crate) fn on_realloc_failed(old: Option<Block>) {
     if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
         block.scope = 0;
     }
-    insert(block);
+    store(block);
 }
 
 /// Records the block a reallocation produced. A block keeps its owner when it
@@ -215,13 +258,14 @@ pub(crate) fn on_realloc(
     }
     #[cfg(feature = "profile")]
     crate::track::sample::on_alloc(&mut block, &guard, hook_frame);
-    insert(block);
+    store(block);
     drop(guard);
 }
 
 #[cfg(unix)]
 extern "C" fn before_fork() {
     reentry::bypass_before_fork();
+    cache::lock_for_fork();
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     crate::stacks::unwind::lock_for_fork();
     scope::lock_for_fork();
@@ -265,7 +309,18 @@ extern "C" fn after_fork() {
     unsafe {
         crate::stacks::unwind::unlock_after_fork()
     };
+    // SAFETY: as above.
+    unsafe { cache::unlock_after_fork() };
     reentry::bypass_after_fork();
+}
+
+#[cfg(unix)]
+extern "C" fn after_fork_child() {
+    after_fork();
+    // The other threads' caches, with the table's locks free again. Under
+    // the guard the prepare handler's bypass left: nothing here is recorded.
+    let _bypass = reentry::Bypass::enter();
+    cache::after_fork_child();
 }
 
 /// Holds the tracker's locks across `fork`, so a child never inherits one
@@ -274,7 +329,7 @@ extern "C" fn after_fork() {
 pub(crate) fn register_fork_handlers() {
     // SAFETY: the handlers are plain functions that only take and release
     // our spin locks, which is all pthread_atfork requires.
-    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork_child)) };
 }
 
 #[cfg(not(unix))]

@@ -191,6 +191,7 @@ impl Slot {
         stack: 0,
     };
 
+    #[inline(always)]
     fn pack(b: &Block) -> Slot {
         // No block is 256 TiB; a larger size would be clamped, never wrap.
         let size = (b.size as u64).min(SIZE_MASK);
@@ -213,6 +214,7 @@ impl Slot {
         }
     }
 
+    #[inline(always)]
     fn unpack(&self) -> Block {
         let epoch = self.meta & EPOCH_BIT != 0;
         Block {
@@ -238,6 +240,70 @@ impl Slot {
 
     fn is_harness(&self) -> bool {
         self.meta & HARNESS_BIT != 0
+    }
+}
+
+/// A [`Block`] as the table stores it, in three whole words: what the
+/// allocation path passes around until it needs the fields. (A `Block`
+/// built a byte field at a time and copied whole stalls on store
+/// forwarding; words move through registers or forward.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Packed {
+    pub(crate) addr: usize,
+    pub(crate) meta: u64,
+    /// The slot's `owner`, and its `stack` in the high half.
+    pub(crate) rest: u64,
+}
+
+impl Packed {
+    #[inline(always)]
+    pub(crate) fn new(block: &Block) -> Packed {
+        Packed::from(Slot::pack(block))
+    }
+
+    #[inline(always)]
+    fn from(slot: Slot) -> Packed {
+        Packed {
+            addr: slot.addr,
+            meta: slot.meta,
+            rest: u64::from(slot.owner) | u64::from(slot.stack) << 32,
+        }
+    }
+
+    /// A block of no scope, no stack, not leakcheck's, not a profile
+    /// sample, without guard bytes: one that may be cached, and whose free
+    /// has nothing to look at but its family and layout.
+    #[inline(always)]
+    pub(crate) fn plain(&self) -> bool {
+        self.meta & (HARNESS_BIT | SAMPLED_BIT | GUARD_BIT) == 0
+            && (self.meta & EPOCH_BIT != 0 || self.rest as u32 == 0)
+            && self.rest >> 32 == 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn size(&self) -> usize {
+        (self.meta & SIZE_MASK) as usize
+    }
+
+    #[inline(always)]
+    pub(crate) fn allocator(&self) -> Allocator {
+        Allocator::from_u8((self.meta >> ALLOCATOR_SHIFT) as u8 & 0xf)
+    }
+
+    #[inline(always)]
+    pub(crate) fn align_log2(&self) -> u32 {
+        (self.meta >> ALIGN_SHIFT) as u32 & 0x3f
+    }
+
+    #[inline(always)]
+    pub(crate) fn unpack(self) -> Block {
+        Slot {
+            addr: self.addr,
+            meta: self.meta,
+            owner: self.rest as u32,
+            stack: (self.rest >> 32) as u32,
+        }
+        .unpack()
     }
 }
 
@@ -459,18 +525,22 @@ pub(crate) fn insert(block: Block) -> Option<Block> {
 
 /// Forgets the block at `addr`, returning it if it was live.
 #[inline]
-pub(crate) fn remove(addr: usize) -> Option<Block> {
+pub(crate) fn remove(addr: usize) -> Option<Packed> {
     let hash = hash_addr(addr);
     let removed = shard_of(hash).lock().remove(addr, hash);
-    removed.map(|slot| slot.unpack())
+    removed.map(Packed::from)
 }
 
-/// The live block starting at `addr`, if any.
+/// The live block starting at `addr`, if any, in the table or a thread's
+/// cache.
 pub(crate) fn get(addr: usize) -> Option<Block> {
     let _bypass = crate::sys::reentry::Bypass::enter();
     let hash = hash_addr(addr);
-    let shard = shard_of(hash).lock();
-    shard.find(addr, hash).map(|i| shard.slot(i).unpack())
+    let found = {
+        let shard = shard_of(hash).lock();
+        shard.find(addr, hash).map(|i| shard.slot(i).unpack())
+    };
+    found.or_else(|| crate::track::cache::peek(addr))
 }
 
 #[cfg(leakcheck_interpose)]
@@ -487,9 +557,14 @@ pub(crate) fn with_block<R>(addr: usize, f: impl FnOnce(&Block) -> R) -> Option<
 
 #[cfg(leakcheck_interpose)]
 /// The live block whose bytes `[addr, addr + size)` hold `addr` past its
-/// start (an interior pointer), if any. Scans every shard: for the rare
-/// free of a pointer that is no block's start.
+/// start (an interior pointer), if any. Scans every shard and every
+/// thread's cache: for the rare free of a pointer that is no block's start.
 pub(crate) fn containing(addr: usize) -> Option<Block> {
+    containing_in_table(addr).or_else(|| crate::track::cache::containing(addr))
+}
+
+#[cfg(leakcheck_interpose)]
+fn containing_in_table(addr: usize) -> Option<Block> {
     let _bypass = crate::sys::reentry::Bypass::enter();
     for shard in &TABLE {
         let shard = shard.lock();
