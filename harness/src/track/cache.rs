@@ -233,6 +233,13 @@ mod imp {
         Some(cache)
     }
 
+    /// Whether blocks may be cached now (a hint: `put` and `take_own` look
+    /// again inside the owner's window).
+    #[inline(always)]
+    pub(crate) fn open() -> bool {
+        GATE.load(Relaxed) == OPEN
+    }
+
     /// Opens the owner's window; false (window closed again) if the gate is
     /// shut.
     #[inline(always)]
@@ -325,6 +332,31 @@ mod imp {
         };
         leave(cache);
         found
+    }
+
+    /// Takes the block at `addr` out of this thread's cache if it is there,
+    /// the gate is open and `release` says the free needs nothing else (its
+    /// block is plain, its family and layout right); true then. Otherwise
+    /// the block stays where it is. Call under the re-entrancy guard.
+    #[inline(always)]
+    pub(crate) fn take_own_if(addr: usize, release: impl FnOnce(&Packed) -> bool) -> bool {
+        let Some(cache) = own() else { return false };
+        if !enter(cache) {
+            return false;
+        }
+        let entry = &cache.entries[index(addr)];
+        let taken = entry.addr.load(Relaxed) == addr
+            && release(&packed(
+                addr,
+                entry.meta.load(Relaxed),
+                entry.rest.load(Relaxed),
+            ));
+        if taken {
+            // A plain store, as in `take_own`.
+            entry.addr.store(0, Relaxed);
+        }
+        leave(cache);
+        taken
     }
 
     /// Takes the block at `addr` out of whichever cache holds it (another
@@ -531,12 +563,20 @@ mod imp {
 
     pub(crate) fn init() {}
     #[inline(always)]
+    pub(crate) fn open() -> bool {
+        false
+    }
+    #[inline(always)]
     pub(crate) fn put(_: &Block) -> bool {
         false
     }
     #[inline(always)]
     pub(crate) fn take_own(_: usize) -> Option<Packed> {
         None
+    }
+    #[inline(always)]
+    pub(crate) fn take_own_if(_: usize, _: impl FnOnce(&Packed) -> bool) -> bool {
+        false
     }
     pub(crate) fn take_any(_: usize) -> Option<Packed> {
         None

@@ -64,8 +64,18 @@ impl<A> Tracked<A> {
         layout: Layout,
         allocator: Allocator,
         hook_frame: usize,
-        inner_alloc: impl FnOnce(Layout) -> *mut u8,
+        inner_alloc: impl Fn(Layout) -> *mut u8,
     ) -> *mut u8 {
+        #[cfg(leakcheck_interpose)]
+        if self.inner_bypasses_hooks {
+            let plain =
+                crate::track::record::alloc_plain(layout.size(), allocator, layout.align(), || {
+                    inner_alloc(layout).cast()
+                });
+            if let Some(ptr) = plain {
+                return ptr.cast();
+            }
+        }
         let guard = self.guard_for(layout.size());
         // SAFETY: `guard_for` checked that the size plus the guard does not
         // overflow; the alignment is the caller's valid one.
@@ -132,6 +142,19 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(leakcheck_interpose)]
+        if self.inner_bypasses_hooks {
+            let plain = crate::track::misuse::Release {
+                call: crate::track::misuse::Call::RustDealloc,
+                layout: Some((layout.size(), layout.align())),
+                hook_frame: 0,
+            };
+            if crate::track::record::free_plain(ptr.cast(), plain) {
+                // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
+                unsafe { self.inner.dealloc(ptr, layout) };
+                return;
+            }
+        }
         #[cfg(leakcheck_interpose)]
         let how = crate::track::misuse::Release {
             call: crate::track::misuse::Call::RustDealloc,

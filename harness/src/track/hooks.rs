@@ -12,7 +12,9 @@
 use crate::stacks::frame_marker;
 use crate::sys::reentry::Guard;
 use crate::track::misuse::{self, guard_for_new, Call, Release};
-use crate::track::record::{on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed};
+use crate::track::record::{
+    alloc_plain, free_plain, on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed,
+};
 use crate::track::scope::{self, Untracked};
 use crate::track::table::{self, Allocator, Block};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
@@ -79,7 +81,27 @@ pub(crate) mod real {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    // SAFETY: forwarding malloc's own contract.
+    if let Some(ptr) = alloc_plain(size, Allocator::Malloc, 0, || unsafe {
+        __libc_malloc(size)
+    }) {
+        return ptr;
+    }
+    // In this frame, so that stacks start at malloc's caller.
     let hook_frame = frame_marker();
+    // SAFETY: malloc's own contract.
+    unsafe { malloc_general(size, hook_frame) }
+}
+
+/// `malloc` for every block a thread's cache does not take, out of line:
+/// the hook itself stays small enough to need no saved registers on its
+/// fast path.
+///
+/// # Safety
+///
+/// As `malloc(3)`.
+#[inline(never)]
+unsafe fn malloc_general(size: usize, hook_frame: usize) -> *mut c_void {
     let guard = guard_for_new(size);
     // SAFETY: forwarding malloc's own contract (`size + guard` does not
     // overflow: `guard_for_new` checked).
@@ -218,7 +240,30 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    let plain = Release {
+        call: Call::Free,
+        layout: None,
+        hook_frame: 0,
+    };
+    if free_plain(ptr, plain) {
+        // SAFETY: the caller upholds free's contract.
+        unsafe { __libc_free(ptr) };
+        return;
+    }
+    // In this frame, so that stacks start at free's caller.
     let hook_frame = frame_marker();
+    // SAFETY: free's own contract.
+    unsafe { free_general(ptr, hook_frame) }
+}
+
+/// `free` for every block not in this thread's cache, out of line (see
+/// `malloc_general`).
+///
+/// # Safety
+///
+/// As `free(3)`.
+#[inline(never)]
+unsafe fn free_general(ptr: *mut c_void, hook_frame: usize) {
     let how = Release {
         call: Call::Free,
         layout: None,

@@ -33,6 +33,69 @@ fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
     }
 }
 
+/// The allocation path outside checks in one piece, for the blocks a
+/// thread's cache takes (see `cache`): checks that the new block will be
+/// one (no check on this thread, not leakcheck's own code, not a profile
+/// sample, the caches open), then allocates it with `real` and files it.
+/// `None`, with nothing done, when it would not be such a block: the caller
+/// takes the general path.
+#[inline(always)]
+pub(crate) fn alloc_plain(
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    real: impl FnOnce() -> *mut c_void,
+) -> Option<*mut c_void> {
+    if !cache::open() {
+        return None;
+    }
+    // Held across `real` too: glibc's allocator does not allocate.
+    let guard = Guard::enter()?;
+    let epoch = scope::plain_epoch()?;
+    #[cfg(feature = "profile")]
+    if !crate::track::sample::unsampled(size) {
+        return None;
+    }
+    let ptr = real();
+    if ptr.is_null() {
+        return Some(ptr);
+    }
+    if !matches!(allocator, Allocator::Calloc | Allocator::RustAllocZeroed) {
+        zero_fresh(ptr, 0, size);
+    }
+    let mut block = Block::new(ptr as usize, size, allocator, align);
+    block.epoch = epoch;
+    if !cache::put(&block) {
+        insert(block);
+    }
+    drop(guard);
+    Some(ptr)
+}
+
+/// The free of a block a thread's cache holds, in one piece: true if `ptr`
+/// was this thread's cached block and `how` released it as it should (its
+/// own family, its own layout), so that it is now retired and the caller
+/// passes it to glibc. False, with nothing done, otherwise: the caller
+/// takes the general path. No check is running while the caches are open,
+/// so nothing is held back for the quarantine.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+pub(crate) fn free_plain(ptr: *mut c_void, how: crate::track::misuse::Release) -> bool {
+    if ptr.is_null() || !cache::open() {
+        return false;
+    }
+    let Some(guard) = Guard::enter() else {
+        return false;
+    };
+    if guard.in_harness() {
+        return false;
+    }
+    // Only plain blocks are cached (`cache::cacheable`).
+    let freed = cache::take_own_if(ptr as usize, |packed| released_plainly(packed, how));
+    drop(guard);
+    freed
+}
+
 /// Records a new block. `hook_frame` comes from [`stacks::frame_marker`] in the
 /// public entry point. `guarded`: the block was allocated with
 /// `misuse::GUARD` bytes more than `size`, which get the guard fill.
@@ -141,7 +204,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     let Some(packed) = cache::remove(ptr as usize) else {
         return !crate::track::misuse::unknown_pointer(&guard, ptr as usize, how);
     };
-    if packed.plain() && released_plainly(&guard, &packed, how) {
+    if packed.plain() && !guard.in_harness() && released_plainly(&packed, how) {
         // The common free: no check's block, through its own family, with
         // its own layout. Held only if a check started meanwhile.
         let hold = scope::any_active()
@@ -183,17 +246,13 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
 }
 
 /// Whether a plain block (`Packed::plain`) is freed through its own family
-/// with its own layout, by the program: then the misuse checks have nothing
-/// to report and no stack to take.
+/// with its own layout: then, if by the program (not in a harness section),
+/// the misuse checks have nothing to report and no stack to take.
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
-fn released_plainly(
-    guard: &Guard,
-    packed: &table::Packed,
-    how: crate::track::misuse::Release,
-) -> bool {
-    let rust_block = packed.allocator().is_rust();
-    if rust_block != how.call.is_rust() || guard.in_harness() {
+fn released_plainly(packed: &table::Packed, how: crate::track::misuse::Release) -> bool {
+    let rust_block = packed.is_rust();
+    if rust_block != how.call.is_rust() {
         return false;
     }
     match how.layout {

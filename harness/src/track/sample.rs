@@ -223,6 +223,25 @@ pub(crate) fn reseed_thread(seed: u64) {
     });
 }
 
+/// Counts `size` bytes off this thread's countdown if they do not reach a
+/// sample: true then (the block is not sampled, and [`on_alloc`] must not
+/// be called for it). False, and nothing counted, if they would.
+#[inline(always)]
+pub(crate) fn unsampled(size: usize) -> bool {
+    let size = size as u64;
+    SAMPLER
+        .try_with(|s| {
+            let left = s.countdown.load(Relaxed);
+            if size < left {
+                s.countdown.store(left - size, Relaxed);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(true)
+}
+
 /// Decides whether `block`, just made, is sampled, and if so gives it its
 /// stack (`hook_frame` as for [`stacks::capture`]) and counts it in its
 /// stack's cumulative allocations.

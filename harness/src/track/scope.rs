@@ -144,6 +144,23 @@ fn epoch_of(s: &ThreadState) -> u32 {
     }
 }
 
+/// The epoch of this thread's new blocks if they belong to no check and
+/// are not leakcheck's own (no scope, or an untracked section, and no
+/// harness section): the blocks a thread's cache may take. `None` else.
+#[inline(always)]
+pub(crate) fn plain_epoch() -> Option<u32> {
+    STATE
+        .try_with(|s| {
+            let in_check = s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0;
+            if in_check || s.harness.load(Relaxed) != 0 {
+                return None;
+            }
+            Some(epoch_of(s))
+        })
+        .ok()
+        .flatten()
+}
+
 /// The calling thread's current allocation epoch.
 pub(crate) fn current_epoch() -> u32 {
     STATE.try_with(epoch_of).unwrap_or(0)

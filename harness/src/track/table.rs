@@ -182,6 +182,13 @@ const GUARD_BIT: u64 = EPOCH_BIT << 2;
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 const _: () = assert!(Allocator::ALL.len() < 16);
+// `Packed::is_rust`: the Rust allocators come last.
+const _: () = assert!(
+    Allocator::RustAlloc as u8 > Allocator::Reallocarray as u8
+        && Allocator::RustAllocZeroed as u8 > Allocator::RustAlloc as u8
+        && Allocator::RustRealloc as u8 > Allocator::RustAllocZeroed as u8
+        && Allocator::ALL[Allocator::ALL.len() - 1] as u8 == Allocator::RustRealloc as u8
+);
 
 impl Slot {
     const EMPTY: Slot = Slot {
@@ -285,9 +292,11 @@ impl Packed {
         (self.meta & SIZE_MASK) as usize
     }
 
+    /// Whether the block came from a Rust allocation (without decoding
+    /// which allocator).
     #[inline(always)]
-    pub(crate) fn allocator(&self) -> Allocator {
-        Allocator::from_u8((self.meta >> ALLOCATOR_SHIFT) as u8 & 0xf)
+    pub(crate) fn is_rust(&self) -> bool {
+        (self.meta >> ALLOCATOR_SHIFT) & 0xf >= Allocator::RustAlloc as u64
     }
 
     #[inline(always)]
