@@ -252,18 +252,7 @@ pub(crate) fn unsampled(size: usize) -> bool {
 /// stores that built it (measured: 25 ns a `malloc`/`free` pair).
 #[inline(always)]
 pub(crate) fn on_alloc(block: &mut Block, guard: &Guard, hook_frame: usize) {
-    let size = block.size as u64;
-    let fired = SAMPLER
-        .try_with(|s| {
-            let left = s.countdown.load(Relaxed);
-            if size < left {
-                s.countdown.store(left - size, Relaxed);
-                false
-            } else {
-                true
-            }
-        })
-        .unwrap_or(false);
+    let fired = !unsampled(block.size);
     if fired {
         let sampled = sample(
             block.size,
