@@ -44,7 +44,7 @@
 
 use crate::track::table::{self, Block, Packed};
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", leakcheck_interpose))]
 mod imp {
     use super::*;
     use crate::sys::reentry::Bypass;
@@ -556,16 +556,11 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", leakcheck_interpose)))]
 mod imp {
-    //! Elsewhere there is no `membarrier`: every block goes to the table.
+    //! Without the C hooks (or `membarrier`) every block goes to the table.
     use super::*;
 
-    pub(crate) fn init() {}
-    #[inline(always)]
-    pub(crate) fn open() -> bool {
-        false
-    }
     #[inline(always)]
     pub(crate) fn put(_: &Block) -> bool {
         false
@@ -574,18 +569,10 @@ mod imp {
     pub(crate) fn take_own(_: usize) -> Option<Packed> {
         None
     }
-    #[inline(always)]
-    pub(crate) fn take_own_if(_: usize, _: impl FnOnce(&Packed) -> bool) -> bool {
-        false
-    }
     pub(crate) fn take_any(_: usize) -> Option<Packed> {
         None
     }
     pub(crate) fn peek(_: usize) -> Option<Block> {
-        None
-    }
-    #[cfg(leakcheck_interpose)]
-    pub(crate) fn containing(_: usize) -> Option<Block> {
         None
     }
     pub(crate) struct Closed(());
@@ -593,6 +580,9 @@ mod imp {
         pub(crate) fn new() -> Closed {
             Closed(())
         }
+    }
+    impl Drop for Closed {
+        fn drop(&mut self) {}
     }
     pub(crate) fn after_fork_child() {}
     pub(crate) fn lock_for_fork() {}

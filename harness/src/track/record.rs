@@ -39,6 +39,7 @@ fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
 /// sample, the caches open), then allocates it with `real` and files it.
 /// `None`, with nothing done, when it would not be such a block: the caller
 /// takes the general path.
+#[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn alloc_plain(
     size: usize,

@@ -147,6 +147,7 @@ fn epoch_of(s: &ThreadState) -> u32 {
 /// The epoch of this thread's new blocks if they belong to no check and
 /// are not leakcheck's own (no scope, or an untracked section, and no
 /// harness section): the blocks a thread's cache may take. `None` else.
+#[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn plain_epoch() -> Option<u32> {
     STATE

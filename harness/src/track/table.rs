@@ -263,6 +263,7 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
+    #[cfg(leakcheck_interpose)]
     #[inline(always)]
     pub(crate) fn new(block: &Block) -> Packed {
         Packed::from(Slot::pack(block))
@@ -280,6 +281,7 @@ impl Packed {
     /// A block of no scope, no stack, not leakcheck's, not a profile
     /// sample, without guard bytes: one that may be cached, and whose free
     /// has nothing to look at but its family and layout.
+    #[cfg(leakcheck_interpose)]
     #[inline(always)]
     pub(crate) fn plain(&self) -> bool {
         self.meta & (HARNESS_BIT | SAMPLED_BIT | GUARD_BIT) == 0
@@ -287,6 +289,7 @@ impl Packed {
             && self.rest >> 32 == 0
     }
 
+    #[cfg(leakcheck_interpose)]
     #[inline(always)]
     pub(crate) fn size(&self) -> usize {
         (self.meta & SIZE_MASK) as usize
@@ -294,11 +297,13 @@ impl Packed {
 
     /// Whether the block came from a Rust allocation (without decoding
     /// which allocator).
+    #[cfg(leakcheck_interpose)]
     #[inline(always)]
     pub(crate) fn is_rust(&self) -> bool {
         (self.meta >> ALLOCATOR_SHIFT) & 0xf >= Allocator::RustAlloc as u64
     }
 
+    #[cfg(leakcheck_interpose)]
     #[inline(always)]
     pub(crate) fn align_log2(&self) -> u32 {
         (self.meta >> ALIGN_SHIFT) as u32 & 0x3f
