@@ -78,12 +78,12 @@ fn workloads() -> Vec<Report> {
         }),
         leakcheck::check(zlib_deflate_init_leak),
         leakcheck::check(|| {
-            for _ in 0..3 {
+            for _ in 0..black_box(3) {
                 recurse(black_box(45));
             }
         }),
         leakcheck::check(|| {
-            for _ in 0..50 {
+            for _ in 0..black_box(50) {
                 site_a();
                 site_b();
             }

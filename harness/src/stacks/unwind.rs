@@ -8,9 +8,16 @@
 //! out once with gimli from the object's `.eh_frame`, cached, and applied
 //! with a few loads.
 //!
+//! Most of a walk is not even that: a walk that reaches a frame where the
+//! stack joins one of the thread's previous walks, provably unchanged from
+//! there outward, takes that walk's remaining frames ([`walk_joining`];
+//! the proof is under "joining the previous walk" below).
+//!
 //! Safety by construction: every stack read is bounds-checked against the
 //! range between the capturing frame and the scope's base frame, which is this
-//! thread's live stack, so a wrong or unexpected rule can at worst end the
+//! thread's live stack (a joined walk's re-read of a return address is at a
+//! word a checked read of an earlier walk, with the same base, found, above
+//! the join frame), so a wrong or unexpected rule can at worst end the
 //! walk early, never fault. Anything unusual (no unwind info, a CFA computed
 //! by expression, a signal frame) makes [`walk`] report failure, and the
 //! caller falls back to libgcc for that capture.
@@ -1405,7 +1412,7 @@ mod joining {
         let base = frame_marker();
         BASE.with(|b| b.set(base));
         let mut runs = Vec::new();
-        for _ in 0..100 {
+        for _ in 0..black_box(100) {
             runs.push(both_callers());
         }
         let (a, b) = runs[0];
@@ -1434,7 +1441,8 @@ mod joining {
         let base = frame_marker();
         BASE.with(|b| b.set(base));
         let mut runs = Vec::new();
-        for _ in 0..3 {
+        // Not unrolled: one call site, so the same stacks each time.
+        for _ in 0..black_box(3) {
             let mut seen = Vec::new();
             recurse(45, &mut seen);
             runs.push(seen);
