@@ -3,8 +3,9 @@
 //!
 //! Capture is the one expensive thing on the allocation path, so it stops at
 //! the scope's base frame instead of walking libtest and std. It tries the
-//! cached unwinder (`unwind.rs`, ~10 ns a frame) and falls back to libgcc's
-//! (~100 ns a frame) for stacks the cache cannot walk.
+//! cached unwinder (`unwind.rs`, ~10 ns a frame, and a load a frame where
+//! the walk joins one of the thread's previous walks) and falls back to
+//! libgcc's (~100 ns a frame) for stacks the cache cannot walk.
 
 use crate::sys::sync::{pages, SpinLock};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -55,14 +56,33 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         reached_base: false,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let fall_back = match super::unwind::walk(base, stack_low, |ip, sp| stack.keep(ip, sp)) {
-        super::unwind::Walk::Done => {
-            // It stops early only when `keep` asked it to, at the depth.
-            stack.reached_base = stack.len < stack.depth;
-            false
+    let fall_back = {
+        let key = (hook_frame, stack.depth);
+        // SAFETY: the allocation path calls `capture` under the re-entrancy
+        // guard only, so no other walk on this thread runs meanwhile.
+        let (walked, same) = unsafe {
+            super::unwind::walk_joining(base, stack_low, key, |ip, sp| stack.keep(ip, sp))
+        };
+        if let Some(id) = same {
+            // The frames of the last capture that left this trace, found
+            // again: its stack.
+            if super::unwind::verifying() {
+                return verify_same(id, &mut stack, stack_low);
+            }
+            return id;
         }
-        super::unwind::Walk::FailedInsideUnwinder => false,
-        super::unwind::Walk::Failed => true,
+        if super::unwind::verifying() {
+            verify(walked, &mut stack, stack_low);
+        }
+        match walked {
+            super::unwind::Walk::Done => {
+                // It stops early only when `keep` asked it to, at the depth.
+                stack.reached_base = stack.len < stack.depth;
+                false
+            }
+            super::unwind::Walk::FailedInsideUnwinder => false,
+            super::unwind::Walk::Failed => true,
+        }
     };
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
     let fall_back = {
@@ -83,12 +103,52 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     if stack.len == 0 {
         return 0;
     }
+    let id = finish(&mut stack);
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    if !fall_back {
+        // SAFETY: right after this thread's `walk_joining`, under the guard.
+        unsafe { super::unwind::remember(id) };
+    }
+    id
+}
+
+/// Interns the frames collected, with [`BASE_REACHED`] after them if the
+/// walk reached the base.
+fn finish(stack: &mut Collected<'_>) -> u32 {
     if stack.reached_base {
         // `len < depth <= MAX_DEPTH`: the array has room for the marker.
         stack.ips[stack.len].write(BASE_REACHED);
         stack.len += 1;
     }
     intern(stack.kept())
+}
+
+/// [`verify`] for a walk that found the frames of an earlier capture again
+/// and took its stack, `id`.
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+#[cold]
+#[inline(never)]
+fn verify_same(id: u32, stack: &mut Collected<'_>, stack_low: usize) -> u32 {
+    let walked = super::unwind::walk(stack.base, stack_low, |ip, sp| stack.keep(ip, sp));
+    if walked != super::unwind::Walk::Done {
+        mismatch();
+        return id;
+    }
+    stack.reached_base = stack.len < stack.depth;
+    let full = finish(stack);
+    if full != id {
+        mismatch();
+    }
+    full
+}
+
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+fn mismatch() {
+    MISMATCHES.fetch_add(1, Relaxed);
+    let message =
+        b"leakcheck: LEAKCHECK_VERIFY_STACKS: a joined stack walk differs from a full one\n";
+    // SAFETY: writes a static buffer to stderr.
+    let _ = unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
 }
 
 /// Walks the current thread's stack for a profile sample (feature
@@ -128,6 +188,47 @@ pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: u
         return 0;
     }
     intern(stack.kept())
+}
+
+/// The verification mode (`LEAKCHECK_VERIFY_STACKS=1`): walks again without
+/// joining the previous walk and compares. On a difference, says so on
+/// stderr, counts it, and keeps the full walk's frames.
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+#[cold]
+#[inline(never)]
+fn verify(walked: super::unwind::Walk, stack: &mut Collected<'_>, stack_low: usize) {
+    let mut ips = [std::mem::MaybeUninit::<usize>::uninit(); MAX_DEPTH + 1];
+    let mut full = Collected {
+        depth: stack.depth,
+        hook_frame: stack.hook_frame,
+        base: stack.base,
+        ips: &mut ips,
+        len: 0,
+        reached_base: false,
+    };
+    let full_walk = super::unwind::walk(stack.base, stack_low, |ip, sp| full.keep(ip, sp));
+    if full_walk == walked && full.kept() == stack.kept() {
+        return;
+    }
+    mismatch();
+    let len = full.len;
+    for i in 0..len {
+        // SAFETY: `keep` wrote the first `len` elements of `full.ips`.
+        let ip = unsafe { full.ips[i].assume_init() };
+        stack.ips[i].write(ip);
+    }
+    stack.len = len;
+}
+
+/// Joined walks that differed from full ones (verification mode).
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+static MISMATCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many joined walks differed from full walks so far (verification
+/// mode only; always 0 otherwise).
+#[cfg(all(test, leakcheck_interpose, target_arch = "x86_64"))]
+pub(crate) fn mismatches() -> usize {
+    MISMATCHES.load(Relaxed)
 }
 
 /// Stored after the last frame of a stack whose walk reached the scope's

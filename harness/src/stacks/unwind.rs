@@ -8,9 +8,16 @@
 //! out once with gimli from the object's `.eh_frame`, cached, and applied
 //! with a few loads.
 //!
+//! Most of a walk is not even that: a walk that reaches a frame where the
+//! stack joins one of the thread's previous walks, provably unchanged from
+//! there outward, takes that walk's remaining frames ([`walk_joining`];
+//! the proof is under "joining the previous walk" below).
+//!
 //! Safety by construction: every stack read is bounds-checked against the
 //! range between the capturing frame and the scope's base frame, which is this
-//! thread's live stack, so a wrong or unexpected rule can at worst end the
+//! thread's live stack (a joined walk's re-read of a return address is at a
+//! word a checked read of an earlier walk, with the same base, found, above
+//! the join frame), so a wrong or unexpected rule can at worst end the
 //! walk early, never fault. Anything unusual (no unwind info, a CFA computed
 //! by expression, a signal frame) makes [`walk`] report failure, and the
 //! caller falls back to libgcc for that capture.
@@ -193,9 +200,26 @@ type DlFindObjectFn = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> i3
 /// glibc 2.35; then every capture uses libgcc).
 static DL_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
 
+/// `LEAKCHECK_VERIFY_STACKS=1`: every walk that joins the previous one is
+/// checked against a full walk (`capture::verify`).
+static VERIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(cfg!(test));
+
+/// Whether the verification mode is on.
+#[inline(always)]
+pub(crate) fn verifying() -> bool {
+    VERIFY.load(Ordering::Relaxed)
+}
+
 /// Resolves what the unwinder needs. Called from `hooks::init`, outside any
 /// hook: `dlsym` must not run inside `malloc`.
 pub(crate) fn init() {
+    // SAFETY: getenv with a NUL-terminated name; the value is only read
+    // here, before any thread of the tests runs.
+    let verify = unsafe { libc::getenv(c"LEAKCHECK_VERIFY_STACKS".as_ptr()) };
+    // SAFETY: a non-null result of getenv is a NUL-terminated string.
+    if !verify.is_null() && unsafe { std::ffi::CStr::from_ptr(verify) } == c"1" {
+        VERIFY.store(true, Ordering::Relaxed);
+    }
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
     let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
     DL_FIND_OBJECT.store(f as usize, Ordering::Release);
@@ -354,8 +378,31 @@ fn rule_of(row: &UnwindTableRow<usize, FixedStorage>) -> Option<Rule> {
     })
 }
 
+/// The rule for `address`: a direct look-up of its home slot (a load, a
+/// compare and the unpacking) for the frames a test walks over and over,
+/// the probing and computing path otherwise.
+#[inline(always)]
 fn rule_for(address: usize) -> Option<Rule> {
     let generation = GENERATION.load(Ordering::Acquire);
+    let table = CACHE.slots.load(Ordering::Acquire) as *const AtomicU64;
+    if !table.is_null() {
+        let i = slot_of(address);
+        // SAFETY: a non-null table maps 2 * CACHE_SLOTS words, never
+        // unmapped, and `i < CACHE_SLOTS`.
+        let (key, value) = unsafe { (&*table.add(2 * i), &*table.add(2 * i + 1)) };
+        if key.load(Ordering::Acquire) == address as u64 {
+            if let Some(Entry::Rule(rule)) =
+                Entry::unpack(value.load(Ordering::Acquire), generation)
+            {
+                return Some(rule);
+            }
+        }
+    }
+    rule_for_slow(address, generation)
+}
+
+#[inline(never)]
+fn rule_for_slow(address: usize, generation: u32) -> Option<Rule> {
     let entry = match CACHE.get(address, generation) {
         Some(entry) => entry,
         None => {
@@ -370,7 +417,7 @@ fn rule_for(address: usize) -> Option<Rule> {
     }
 }
 
-// --- walking --------------------------------------------------------------
+// --- walking ---------------------------------------------------------------
 
 /// Frames one walk visits at most: more than any capture keeps
 /// (`capture::MAX_DEPTH`), so a corrupt or cyclic stack ends the walk.
@@ -397,11 +444,327 @@ pub(crate) enum Walk {
 #[inline(never)]
 pub(crate) fn walk(base: usize, stack_low: usize, visit: impl FnMut(usize, usize) -> bool) -> Walk {
     let mut inside_unwinder = false;
-    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder);
+    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder, None);
     match (done, inside_unwinder) {
         (true, _) => Walk::Done,
         (false, false) => Walk::Failed,
         (false, true) => Walk::FailedInsideUnwinder,
+    }
+}
+
+/// [`walk`], joining a previous walk of this thread where the stack still
+/// is what that walk found: the frames from the join outward are taken from
+/// it instead of unwound again (see [`Trace`]). `visit` sees exactly the
+/// frames, and the walk ends exactly as, [`walk`] would.
+///
+/// `key` is what, besides the frames, decides what `visit` keeps (the
+/// capture's hook frame and depth). When this walk would visit exactly the
+/// frames of the previous walk that used the same trace, and that walk had
+/// the same key and was [`remember`]ed, `visit` is not called at all and
+/// the remembered value comes back instead.
+///
+/// # Safety
+///
+/// Only under the re-entrancy guard (`sys::reentry::Guard`): nothing else on
+/// this thread may walk with the traces meanwhile (a signal handler's
+/// allocation is not recorded while the guard is held).
+#[inline(never)]
+pub(crate) unsafe fn walk_joining(
+    base: usize,
+    stack_low: usize,
+    key: (usize, usize),
+    visit: impl FnMut(usize, usize) -> bool,
+) -> (Walk, Option<u32>) {
+    let mut inside_unwinder = false;
+    let traces = TRACES.with(|t| t.get());
+    // SAFETY: the thread's own traces, and the caller guarantees no other
+    // walk on this thread uses them until this one returns.
+    let traces = unsafe { &mut *traces };
+    traces.key = key;
+    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder, Some(traces));
+    if let Some(value) = traces.same.take() {
+        return (Walk::Done, Some(value));
+    }
+    let walk = match (done, inside_unwinder) {
+        (true, _) => Walk::Done,
+        (false, false) => Walk::Failed,
+        (false, true) => Walk::FailedInsideUnwinder,
+    };
+    (walk, None)
+}
+
+/// Remembers `value` (an interned stack) for the last [`walk_joining`] of
+/// this thread, with its key.
+///
+/// # Safety
+///
+/// As [`walk_joining`], right after it on the same thread.
+pub(crate) unsafe fn remember(value: u32) {
+    let traces = TRACES.with(|t| t.get());
+    // SAFETY: as in `walk_joining`.
+    let traces = unsafe { &mut *traces };
+    if let Some(slot) = traces.last.take() {
+        traces.slots[slot].remembered = Some((traces.key, value));
+    }
+}
+
+// --- joining the previous walk --------------------------------------------
+//
+// A walk is a deterministic function of the registers it starts a frame
+// with (`ip`, `sp`, and `rbp` where a rule uses it) and of the stack words
+// it reads (each return address at CFA - 8, each saved `rbp`), given the
+// rules, which depend only on `ip` and the generation of loaded objects. So
+// when this walk reaches a frame at the same `sp` with the same return
+// address (and the same `rbp` where what follows depends on it) as the
+// previous walk of this thread did, and every stack word the previous walk
+// read from there outward still holds what it read, the rest of this walk
+// is the rest of that one: those frames are taken from the trace, not
+// unwound again. The words are read again each time (a load and a compare a
+// frame, instead of a cache look-up and a rule): a frame popped and pushed
+// again by another call path, a `longjmp`, an unwinding panic or a signal
+// handler that ran on the stack meanwhile all change some word the join
+// depends on, or leave the stack as it was. Nothing is assumed from
+// matching `(ip, sp)` alone: the frames above a matching one may belong to
+// a different caller that happens to put its callee at the same address.
+
+/// Frames a trace holds; a longer walk is not kept (the next walk then
+/// unwinds everything, as without a trace).
+const TRACE_STEPS: usize = 64;
+
+/// One frame of a walk, as a trace keeps it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Step {
+    /// The frame's return address and stack pointer, as visited.
+    ip: usize,
+    sp: usize,
+    /// `rbp` as the walk had it at this frame.
+    rbp: usize,
+    /// Where the step to this frame read the saved `rbp`, from `sp`.
+    rbp_at: i16,
+    /// [`CFA_FROM_RBP`], [`RBP_SAVED`], [`NEEDS_RBP`].
+    flags: u8,
+}
+
+/// The step to this frame computed its CFA from `rbp`.
+const CFA_FROM_RBP: u8 = 1;
+/// The step to this frame read `rbp` from `sp + rbp_at`.
+const RBP_SAVED: u8 = 2;
+/// What the walk does after this frame depends on its `rbp`.
+const NEEDS_RBP: u8 = 4;
+
+/// How a traced walk ended after its outermost frame.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    /// `visit` asked to stop (the capture's depth).
+    Stopped,
+    /// The next CFA lies above the base.
+    Base { from_rbp: bool },
+    /// The next return address, at `cfa - 8`, is 0.
+    Zero {
+        cfa: usize,
+        from_rbp: bool,
+        rbp_at: Option<i16>,
+    },
+}
+
+impl End {
+    /// Whether the end depends on the outermost frame's `rbp`. A stop does:
+    /// a later walk may have to go on from that frame.
+    fn needs_rbp(self) -> bool {
+        match self {
+            End::Stopped => true,
+            End::Base { from_rbp } | End::Zero { from_rbp, .. } => from_rbp,
+        }
+    }
+}
+
+/// This thread's previous walk: its frames, outermost first, and how it
+/// ended. Touched only by [`walk_joining`], under the re-entrancy guard.
+pub(crate) struct Trace {
+    /// Frames held; 0: none (the next walk unwinds everything).
+    len: usize,
+    base: usize,
+    generation: u32,
+    end: End,
+    steps: [Step; TRACE_STEPS],
+    /// What [`remember`] stored for the walk that left these frames, and
+    /// its key; cleared whenever they change.
+    remembered: Option<((usize, usize), u32)>,
+}
+
+/// Traces kept per thread: a test's allocations and frees come from
+/// different call sites, each joining its own trace at its first frame.
+const TRACES_KEPT: usize = 2;
+
+/// This thread's traces.
+pub(crate) struct Traces {
+    slots: [Trace; TRACES_KEPT],
+    /// The slot used most recently.
+    mru: usize,
+    /// The slot the last walk left its frames in, for [`remember`].
+    last: Option<usize>,
+    /// The key of the current walk.
+    key: (usize, usize),
+    /// Set by a walk that found the remembered walk again: its value.
+    same: Option<u32>,
+    /// Walks that joined a trace, walks made with a trace to join, and
+    /// walks that found a remembered walk again.
+    joins: usize,
+    walks: usize,
+    sames: usize,
+}
+
+const NO_STEP: Step = Step {
+    ip: 0,
+    sp: 0,
+    rbp: 0,
+    rbp_at: 0,
+    flags: 0,
+};
+
+const NO_TRACE: Trace = Trace {
+    len: 0,
+    base: 0,
+    generation: 0,
+    end: End::Stopped,
+    steps: [NO_STEP; TRACE_STEPS],
+    remembered: None,
+};
+
+thread_local! {
+    static TRACES: std::cell::UnsafeCell<Traces> = const {
+        std::cell::UnsafeCell::new(Traces {
+            slots: [NO_TRACE; TRACES_KEPT],
+            mru: 0,
+            last: None,
+            key: (0, 0),
+            same: None,
+            joins: 0,
+            walks: 0,
+            sames: 0,
+        })
+    };
+}
+
+/// (walks that joined a previous one, walks made with a trace, walks that
+/// found a remembered one again) on this thread so far.
+#[cfg(test)]
+pub(crate) fn join_counts() -> (usize, usize, usize) {
+    // SAFETY: a read of this thread's counters; tests call it outside any
+    // walk.
+    TRACES.with(|t| unsafe {
+        let t = &*t.get();
+        (t.joins, t.walks, t.sames)
+    })
+}
+
+/// What the current walk knows of the previous one's validity.
+struct Join {
+    /// Candidate frames are at positions below this (outermost first), so
+    /// it moves down as the walk moves up the stack.
+    cursor: usize,
+    /// Positions below this were read again and hold what they held.
+    valid_below: usize,
+    /// No join above this position: the word there changed.
+    blocked_above: usize,
+    /// The end was checked, and whether it still holds.
+    end_checked: bool,
+    end_ok: bool,
+}
+
+impl Trace {
+    /// Whether the stack still is what this trace found from its frame at
+    /// `p` outward: every word read there reads the same now.
+    fn holds_above(
+        &self,
+        p: usize,
+        join: &mut Join,
+        read: &impl Fn(usize) -> Option<usize>,
+    ) -> bool {
+        if !join.end_checked {
+            join.end_checked = true;
+            join.end_ok = match self.end {
+                End::Zero { cfa, rbp_at, .. } => {
+                    read(cfa - 8) == Some(0)
+                        && rbp_at.is_none_or(|at| {
+                            cfa.checked_add_signed(isize::from(at))
+                                .and_then(read)
+                                .is_some()
+                        })
+                }
+                End::Stopped | End::Base { .. } => true,
+            };
+        }
+        if !join.end_ok || p > join.blocked_above {
+            return false;
+        }
+        while join.valid_below < p {
+            let step = self.steps[join.valid_below];
+            // The return address: above the join's `sp` (so above this
+            // walk's lowest), and where the previous walk, with the same
+            // base, read it: in bounds and aligned.
+            // SAFETY: `step.sp - 8` lies in [the join frame's sp, base),
+            // this thread's live stack between the walking frame and the
+            // base, as `read` would have checked.
+            let ra = unsafe { ((step.sp - 8) as *const usize).read() };
+            let same_rbp = step.flags & RBP_SAVED == 0
+                || match step
+                    .sp
+                    .checked_add_signed(isize::from(step.rbp_at))
+                    .and_then(read)
+                {
+                    Some(saved) => step.flags & NEEDS_RBP == 0 || saved == step.rbp,
+                    None => false,
+                };
+            if ra != step.ip || !same_rbp {
+                join.blocked_above = join.valid_below;
+                return p <= join.blocked_above;
+            }
+            join.valid_below += 1;
+        }
+        true
+    }
+
+    /// Forgets the frames.
+    fn clear(&mut self) {
+        self.len = 0;
+        self.remembered = None;
+    }
+
+    /// Records a walk that ended with `end` and did not join: its frames are
+    /// `new`, innermost first.
+    fn record(&mut self, new: &[Step], end: End, base: usize, generation: u32) {
+        self.len = 0;
+        self.remembered = None;
+        if new.is_empty() {
+            return;
+        }
+        self.end = end;
+        self.base = base;
+        self.generation = generation;
+        self.put(0, new, end.needs_rbp());
+    }
+
+    /// Writes `new` (innermost first) at positions `from..`, outermost
+    /// first; the outermost of them depends on its `rbp` if `needs_rbp`.
+    fn put(&mut self, from: usize, new: &[Step], mut needs_rbp: bool) {
+        self.remembered = None;
+        if from + new.len() > TRACE_STEPS {
+            self.clear();
+            return;
+        }
+        let mut at = from;
+        for i in (0..new.len()).rev() {
+            let mut step = new[i];
+            step.flags = (step.flags & !NEEDS_RBP) | if needs_rbp { NEEDS_RBP } else { 0 };
+            self.steps[at] = step;
+            at += 1;
+            // What the frame inside it depends on: the rbp this step used
+            // (its CFA), unless this step replaced it by a saved one.
+            needs_rbp =
+                step.flags & CFA_FROM_RBP != 0 || (step.flags & RBP_SAVED == 0 && needs_rbp);
+        }
+        self.len = at;
     }
 }
 
@@ -411,6 +774,7 @@ fn walk_frames(
     stack_low: usize,
     mut visit: impl FnMut(usize, usize) -> bool,
     inside_unwinder: &mut bool,
+    mut traces: Option<&mut Traces>,
 ) -> bool {
     let (mut ip, mut sp, mut rbp): (usize, usize, usize);
     // SAFETY: reads three registers; no memory access, no stack change.
@@ -426,6 +790,31 @@ fn walk_frames(
         );
     }
     let low = sp;
+    let generation = GENERATION.load(Ordering::Acquire);
+    // A trace is joinable only if made for this base, with the rules in
+    // force now.
+    let mut joinable = [false; TRACES_KEPT];
+    let mut join = [const {
+        Join {
+            cursor: 0,
+            valid_below: 0,
+            blocked_above: usize::MAX,
+            end_checked: false,
+            end_ok: false,
+        }
+    }; TRACES_KEPT];
+    if let Some(traces) = traces.as_deref_mut() {
+        traces.last = None;
+        traces.same = None;
+        for (i, trace) in traces.slots.iter_mut().enumerate() {
+            if trace.base != base || trace.generation != generation {
+                trace.clear();
+            }
+            joinable[i] = trace.len != 0;
+            join[i].cursor = trace.len;
+        }
+        traces.walks += usize::from(joinable.contains(&true));
+    }
     // On another stack than the scope's (a signal handler on sigaltstack,
     // a coroutine), [low, base] is not one mapping: leave it to libgcc.
     if base == 0 || base <= low || low < stack_low {
@@ -440,46 +829,229 @@ fn walk_frames(
         // frame and the scope's base frame, both on this thread.
         Some(unsafe { (at as *const usize).read() })
     };
+    // This walk's own frames (not taken from a trace), innermost first;
+    // not zeroed (2 KiB of stores a walk).
+    let mut new = [const { std::mem::MaybeUninit::<Step>::uninit() }; TRACE_STEPS];
+    let mut new_len = 0;
+    // Whether this walk's frames can become a trace.
+    let mut keep = traces.is_some();
+    // The trace and position joined, and whether its frame depends on its
+    // rbp.
+    let mut joined: Option<(usize, usize, bool)> = None;
     // The first frame is this function's own; its rule is looked up at the
     // current instruction, every caller's at its return address - 1.
     let mut lookup = ip;
-    for _ in 0..MAX_FRAMES {
+    let mut steps = 0;
+    let end: Option<End> = 'walk: loop {
+        if steps == MAX_FRAMES {
+            // Deeper than any capture keeps: something is off, let libgcc
+            // decide.
+            break None;
+        }
+        steps += 1;
         let Some(rule) = rule_for(lookup) else {
-            return false;
+            break None;
         };
         let cfa = if rule.cfa_from_rbp { rbp } else { sp };
         let Some(cfa) = cfa.checked_add_signed(rule.cfa_offset as isize) else {
-            return false;
+            break None;
         };
         if cfa <= sp {
-            return false;
+            break None;
         }
         if cfa > base {
             // The caller's frame begins above the base: the walk is done.
-            return true;
+            break Some(End::Base {
+                from_rbp: rule.cfa_from_rbp,
+            });
         }
         let Some(return_address) = read(cfa - 8) else {
-            return false;
+            break None;
         };
         if let Some(at) = rule.rbp_saved_at {
             let Some(saved) = cfa.checked_add_signed(isize::from(at)).and_then(read) else {
-                return false;
+                break None;
             };
             rbp = saved;
         }
         ip = return_address;
         sp = cfa;
         if ip == 0 {
-            return true;
+            break Some(End::Zero {
+                cfa,
+                from_rbp: rule.cfa_from_rbp,
+                rbp_at: rule.rbp_saved_at,
+            });
         }
         *inside_unwinder |= in_unwinder(ip);
-        if !visit(ip, sp) {
-            return true;
+        if keep {
+            if new_len < TRACE_STEPS {
+                new[new_len].write(Step {
+                    ip,
+                    sp,
+                    rbp,
+                    rbp_at: rule.rbp_saved_at.unwrap_or(0),
+                    flags: if rule.cfa_from_rbp { CFA_FROM_RBP } else { 0 }
+                        | if rule.rbp_saved_at.is_some() {
+                            RBP_SAVED
+                        } else {
+                            0
+                        },
+                });
+                new_len += 1;
+            } else {
+                keep = false;
+            }
         }
         lookup = ip - 1;
-    }
-    // Deeper than any capture keeps: something is off, let libgcc decide.
-    false
+        let Some(all) = traces.as_deref_mut() else {
+            if !visit(ip, sp) {
+                break Some(End::Stopped);
+            }
+            continue;
+        };
+        let mut found = None;
+        for (i, trace) in all.slots.iter().enumerate() {
+            if !joinable[i] {
+                continue;
+            }
+            let join = &mut join[i];
+            while join.cursor > 0 && trace.steps[join.cursor - 1].sp < sp {
+                join.cursor -= 1;
+            }
+            if join.cursor == 0 {
+                continue;
+            }
+            let p = join.cursor - 1;
+            let at = trace.steps[p];
+            let needs_rbp = at.flags & NEEDS_RBP != 0;
+            if at.sp == sp
+                && at.ip == ip
+                && (!needs_rbp || at.rbp == rbp)
+                && trace.holds_above(p, join, &read)
+            {
+                found = Some((i, p, needs_rbp));
+                break;
+            }
+        }
+        let Some((i, p, needs_rbp)) = found else {
+            if !visit(ip, sp) {
+                break Some(End::Stopped);
+            }
+            continue;
+        };
+        // Joined: the frames from `p` on are the trace's, exactly as
+        // unwinding them would find them.
+        all.joins += 1;
+        joinable = [false; TRACES_KEPT];
+        joined = Some((i, p, needs_rbp));
+        let trace = &all.slots[i];
+        if p + 1 == trace.len && new_len == 1 {
+            // This walk is the trace's own walk again, frame for frame.
+            if let Some((key, value)) = trace.remembered {
+                if key == all.key {
+                    all.sames += 1;
+                    all.same = Some(value);
+                    all.last = None;
+                    all.mru = i;
+                    return true;
+                }
+            }
+        }
+        if !visit(ip, sp) {
+            break Some(End::Stopped);
+        }
+        for q in (0..p).rev() {
+            if steps == MAX_FRAMES {
+                break 'walk None;
+            }
+            steps += 1;
+            let step = trace.steps[q];
+            *inside_unwinder |= in_unwinder(step.ip);
+            if !visit(step.ip, step.sp) {
+                break 'walk Some(End::Stopped);
+            }
+        }
+        match trace.end {
+            End::Base { .. } | End::Zero { .. } => {
+                if steps == MAX_FRAMES {
+                    break None;
+                }
+                break Some(trace.end);
+            }
+            End::Stopped => {
+                // The previous walk stopped at its depth and this one wants
+                // more: unwinding goes on from its outermost frame, whose
+                // rbp is right (`NEEDS_RBP`, compared above). The trace
+                // would need the new frames before its own: not kept.
+                let outermost = trace.steps[0];
+                ip = outermost.ip;
+                sp = outermost.sp;
+                rbp = outermost.rbp;
+                lookup = ip - 1;
+                keep = false;
+            }
+        }
+    };
+    let Some(all) = traces else {
+        return end.is_some();
+    };
+    // SAFETY: `write` initialised the first `new_len` elements, and
+    // MaybeUninit<Step> has Step's layout.
+    let new = unsafe { std::slice::from_raw_parts(new.as_ptr().cast::<Step>(), new_len) };
+    let Some(end) = end else {
+        // The traces stay: a failed walk read nothing they depend on.
+        return false;
+    };
+    let lru = (all.mru + 1) % TRACES_KEPT;
+    let slot = match joined {
+        // The frames above the join and the end are the trace's: this walk
+        // read every word they depend on again.
+        Some((i, p, needs_rbp)) if keep && p + 1 == all.slots[i].len && new_len == 1 => {
+            // The same frames: what was remembered still holds.
+            let remembered = all.slots[i].remembered;
+            all.slots[i].put(p, new, needs_rbp);
+            all.slots[i].remembered = remembered;
+            i
+        }
+        Some((i, p, needs_rbp)) if keep => {
+            // Another call path into the same frames: its own trace (the
+            // least recent one), so that each path finds its own at its
+            // first frame next time.
+            if i != lru {
+                let (from, to) = if i < lru {
+                    let (left, right) = all.slots.split_at_mut(lru);
+                    (&left[i], &mut right[0])
+                } else {
+                    let (left, right) = all.slots.split_at_mut(i);
+                    (&right[0], &mut left[lru])
+                };
+                to.steps[..p].copy_from_slice(&from.steps[..p]);
+                to.end = from.end;
+                to.base = from.base;
+                to.generation = from.generation;
+            }
+            all.slots[lru].put(p, new, needs_rbp);
+            lru
+        }
+        // Frames beyond the trace (it stopped at its depth, this walk went
+        // on) or too many to keep: a later walk could not check them.
+        Some((i, ..)) => {
+            all.slots[i].clear();
+            i
+        }
+        None => {
+            if keep {
+                all.slots[lru].record(new, end, base, generation);
+            } else {
+                all.slots[lru].clear();
+            }
+            lru
+        }
+    };
+    all.mru = slot;
+    all.last = (all.slots[slot].len != 0).then_some(slot);
+    true
 }
 
 #[cfg(test)]
@@ -734,5 +1306,218 @@ mod agreement {
         }
         std::hint::black_box(base);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod joining {
+    //! A walk that joins the previous one must find exactly what a full walk
+    //! finds. `capture` checks every walk against a full one in tests
+    //! (`VERIFY` is on under `cfg(test)`); these make walks that join, and
+    //! walks where joining on `(ip, sp)` alone would be wrong.
+
+    use crate::stacks::capture::{capture, mismatches};
+    use crate::stacks::frame_marker;
+    use crate::sys::reentry::Guard;
+    use std::cell::Cell;
+    use std::ffi::{c_int, c_void};
+    use std::hint::black_box;
+
+    thread_local! {
+        static BASE: Cell<usize> = const { Cell::new(0) };
+        static IDS: Cell<usize> = const { Cell::new(0) };
+        static EMPTY: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Captures the current stack as the allocation path would.
+    #[inline(never)]
+    fn capture_here() -> u32 {
+        let hook_frame = frame_marker();
+        let _guard = Guard::enter().expect("no guard held by this test thread");
+        let id = capture(hook_frame, BASE.with(Cell::get), 0);
+        // No assertion here: it runs in C callbacks, which cannot unwind.
+        if id == 0 {
+            EMPTY.with(|n| n.set(n.get() + 1));
+        }
+        black_box(id)
+    }
+
+    fn frames(id: u32) -> Vec<usize> {
+        let mut out = Vec::new();
+        crate::stacks::capture::frames(id, &mut out);
+        out
+    }
+
+    extern "C" fn compare(a: *const c_void, b: *const c_void) -> c_int {
+        capture_here();
+        IDS.with(|n| n.set(n.get() + 1));
+        // SAFETY: qsort passes pointers to two elements of the u32 array.
+        let (a, b) = unsafe { (*a.cast::<u32>(), *b.cast::<u32>()) };
+        a.cmp(&b) as c_int
+    }
+
+    #[test]
+    fn through_glibc_qsort_at_every_depth_of_its_recursion() {
+        let base = frame_marker();
+        BASE.with(|b| b.set(base));
+        let before = super::join_counts();
+        // glibc's merge sort recurses: the comparator is called at many
+        // depths, from frames popped and pushed again at the same
+        // addresses, in optimised C without frame pointers.
+        let mut values: Vec<u32> = (0..3000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) % 1000)
+            .collect();
+        // SAFETY: sorting a live array of u32 with a matching comparator.
+        unsafe { libc::qsort(values.as_mut_ptr().cast(), values.len(), 4, Some(compare)) };
+        assert!(values.windows(2).all(|w| w[0] <= w[1]));
+        let after = super::join_counts();
+        let calls = IDS.with(Cell::get);
+        assert!(calls > 10_000, "{calls}");
+        assert_eq!(mismatches(), 0);
+        assert_eq!(EMPTY.with(Cell::get), 0, "captures that found no frame");
+        black_box(base);
+        assert!(
+            after.0 - before.0 > calls * 9 / 10,
+            "joins {before:?} -> {after:?} of {calls} calls"
+        );
+        assert!(after.2 > before.2, "some walks were a remembered one again");
+    }
+
+    #[inline(never)]
+    fn middle() -> u32 {
+        black_box(capture_here())
+    }
+
+    /// Two callers of `middle` with the same frame: `middle`'s frame, and
+    /// its return address into `capture_here`'s caller, are at the same
+    /// address both times; only the word above says which caller it is.
+    #[inline(never)]
+    fn caller_a() -> u32 {
+        black_box(middle())
+    }
+
+    #[inline(never)]
+    fn caller_b() -> u32 {
+        black_box(middle())
+    }
+
+    /// Both callers, one after the other, from the same call sites each time.
+    #[inline(never)]
+    fn both_callers() -> (u32, u32) {
+        black_box((caller_a(), caller_b()))
+    }
+
+    #[test]
+    fn a_frame_pushed_again_by_another_caller_is_not_joined_past() {
+        let base = frame_marker();
+        BASE.with(|b| b.set(base));
+        let mut runs = Vec::new();
+        for _ in 0..black_box(100) {
+            runs.push(both_callers());
+        }
+        let (a, b) = runs[0];
+        assert_ne!(frames(a), frames(b));
+        assert!(runs.iter().all(|&run| run == (a, b)), "{runs:?}");
+        assert_eq!(mismatches(), 0);
+        assert_eq!(EMPTY.with(Cell::get), 0, "captures that found no frame");
+        black_box(base);
+    }
+
+    /// Captures on the way down and back up a recursion deeper than the
+    /// default depth: walks that stop at the depth, joined by walks that
+    /// need frames beyond it.
+    #[inline(never)]
+    fn recurse(n: u32, seen: &mut Vec<u32>) {
+        seen.push(capture_here());
+        if n > 0 {
+            recurse(n - 1, seen);
+        }
+        seen.push(capture_here());
+        black_box(n);
+    }
+
+    #[test]
+    fn recursion_deeper_than_the_depth() {
+        let base = frame_marker();
+        BASE.with(|b| b.set(base));
+        let mut runs = Vec::new();
+        // Not unrolled: one call site, so the same stacks each time.
+        for _ in 0..black_box(3) {
+            let mut seen = Vec::new();
+            recurse(45, &mut seen);
+            runs.push(seen);
+        }
+        assert!(runs.iter().all(|run| *run == runs[0]), "{runs:?}");
+        let first = &runs[0];
+        assert_eq!(mismatches(), 0);
+        assert_eq!(EMPTY.with(Cell::get), 0, "captures that found no frame");
+        black_box(base);
+        let depth = crate::stacks::DEFAULT_DEPTH;
+        assert!(
+            first.iter().any(|&id| frames(id).len() >= depth),
+            "some stacks were cut at the depth"
+        );
+    }
+
+    type Init =
+        unsafe extern "C" fn(*mut [usize; 14], c_int, *const std::ffi::c_char, c_int) -> c_int;
+    type Deflate = unsafe extern "C" fn(*mut [usize; 14], c_int) -> c_int;
+    type End = unsafe extern "C" fn(*mut [usize; 14]) -> c_int;
+
+    extern "C" fn zalloc(_opaque: *mut c_void, items: u32, size: u32) -> *mut c_void {
+        capture_here();
+        IDS.with(|n| n.set(n.get() + 1));
+        // SAFETY: a plain allocation, freed by zfree.
+        unsafe { libc::calloc(items as usize, size as usize) }
+    }
+
+    extern "C" fn zfree(_opaque: *mut c_void, ptr: *mut c_void) {
+        capture_here();
+        // SAFETY: `ptr` came from zalloc.
+        unsafe { libc::free(ptr) }
+    }
+
+    #[test]
+    fn through_a_system_library_without_frame_pointers() {
+        // SAFETY: Debian's zlib, three documented entry points with their C
+        // signatures.
+        let (init, deflate, end) = unsafe {
+            let lib = libc::dlopen(c"libz.so.1".as_ptr(), libc::RTLD_NOW);
+            assert!(!lib.is_null());
+            let init = libc::dlsym(lib, c"deflateInit_".as_ptr());
+            let deflate = libc::dlsym(lib, c"deflate".as_ptr());
+            let end = libc::dlsym(lib, c"deflateEnd".as_ptr());
+            assert!(!init.is_null() && !deflate.is_null() && !end.is_null());
+            (
+                std::mem::transmute::<*mut c_void, Init>(init),
+                std::mem::transmute::<*mut c_void, Deflate>(deflate),
+                std::mem::transmute::<*mut c_void, End>(end),
+            )
+        };
+        let base = frame_marker();
+        BASE.with(|b| b.set(base));
+        for level in 0..10 {
+            let mut stream = [0usize; 14];
+            stream[8] = zalloc as *const () as usize;
+            stream[9] = zfree as *const () as usize;
+            let input = vec![7u8; 10_000];
+            let mut output = vec![0u8; 20_000];
+            // z_stream: next_in, avail_in (word 1), next_out (3), avail_out (4).
+            stream[0] = input.as_ptr() as usize;
+            stream[1] = input.len();
+            stream[3] = output.as_mut_ptr() as usize;
+            stream[4] = output.len();
+            // SAFETY: a zeroed z_stream with our allocator callbacks and
+            // live buffers.
+            unsafe {
+                assert_eq!(init(&mut stream, level, c"1.2.13".as_ptr(), 112), 0);
+                assert_eq!(deflate(&mut stream, 4), 1, "Z_STREAM_END");
+                assert_eq!(end(&mut stream), 0);
+            }
+        }
+        assert!(IDS.with(Cell::get) >= 40);
+        assert_eq!(mismatches(), 0);
+        assert_eq!(EMPTY.with(Cell::get), 0, "captures that found no frame");
+        black_box(base);
     }
 }

@@ -439,7 +439,7 @@ unsafe fn guard_changed(block: &Block) -> Option<usize> {
 unsafe fn guard_changed_at(end: usize) -> Option<usize> {
     // SAFETY: the caller guarantees the guard bytes are the block's.
     let guard = unsafe { std::slice::from_raw_parts(end as *const u8, GUARD) };
-    guard.iter().position(|&b| b != GUARD_FILL)
+    quarantine::first_not(guard, GUARD_FILL)
 }
 
 /// Writes the guard bytes of a block just allocated with [`GUARD`] more

@@ -79,7 +79,27 @@ unsafe fn first_changed(freed: &Freed) -> Option<usize> {
     // SAFETY: the caller guarantees the block is held, so its `size` bytes
     // are mapped and nobody frees them meanwhile.
     let bytes = unsafe { std::slice::from_raw_parts(freed.addr as *const u8, len) };
-    bytes.iter().position(|&b| b != FREED_FILL)
+    first_not(bytes, FREED_FILL)
+}
+
+/// The offset of the first byte of `bytes` that is not `fill`: eight at a
+/// time (a byte loop was most of a check's `free`, one evicted block each).
+pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
+    let word = u64::from_ne_bytes([fill; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let value = u64::from_ne_bytes(chunk.try_into().unwrap_or([fill; 8]));
+        if value != word {
+            return chunk.iter().position(|&b| b != fill).map(|i| at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b != fill)
+        .map(|i| at + i)
 }
 
 /// Entries held at most (24 bytes each: 6 MiB of address space, mapped
@@ -324,6 +344,18 @@ mod tests {
         assert!(!hold(huge), "bigger blocks are freed at once");
         // SAFETY: not held, so still ours.
         unsafe { real::free(huge.addr as *mut _) };
+    }
+
+    #[test]
+    fn first_not_finds_the_first_changed_byte() {
+        for len in [0, 1, 7, 8, 9, 16, 63, 64, 65, 4096] {
+            let mut bytes = vec![FREED_FILL; len];
+            assert_eq!(first_not(&bytes, FREED_FILL), None, "{len}");
+            for at in (0..len).rev() {
+                bytes[at] = 0;
+                assert_eq!(first_not(&bytes, FREED_FILL), Some(at), "{len} {at}");
+            }
+        }
     }
 
     #[test]

@@ -238,6 +238,7 @@ const LEAKCHECK_VARS: &[&str] = &[
     "LEAKCHECK_SHOW",
     "LEAKCHECK_MAX_SECTIONS",
     "LEAKCHECK_PROFILE_RATE",
+    "LEAKCHECK_VERIFY_STACKS",
 ];
 
 /// Runs this test binary with `args`, [`CHILD_ENV`] set to `role`, and `env`
