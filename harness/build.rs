@@ -10,10 +10,9 @@
 //! A dependency gets the dev profile's `opt-level = 0`, and leakcheck's
 //! allocation path (stack capture above all) then runs several times
 //! slower; no crate can set its own opt-level. So when cargo builds this
-//! crate at 0 the build prints the lines to add, once (cargo reruns this
-//! script only when the variables below change). Cargo shows a
-//! dependency's build warnings for path and workspace dependencies, and
-//! for the others with `-vv`. `LEAKCHECK_PROFILE_HINT=0` silences it.
+//! crate at 0 the build says what to add. Cargo shows a dependency's build
+//! warnings for path and workspace dependencies (on every build), and for
+//! the others only with `-vv`. `LEAKCHECK_PROFILE_HINT=0` silences it.
 
 /// The crates to optimise: leakcheck and what it unwinds and symbolises
 /// with (`cargo leakcheck test` adds leakcheck's small helper crates and
@@ -34,16 +33,19 @@ fn profile_hint() {
     if quiet || std::env::var("OPT_LEVEL").as_deref() != Ok("0") {
         return;
     }
+    // Two lines: cargo prints a path dependency's build warnings again on
+    // every build, not only when the script runs.
     println!(
-        "cargo:warning=leakcheck is built at opt-level 0, where checks run 3-5 times slower \
-         (README, \"Performance\"); add to your workspace's Cargo.toml the lines below, \
-         or run the tests with `cargo leakcheck test`, which sets them \
-         (LEAKCHECK_PROFILE_HINT=0 hides this):"
+        "cargo:warning=leakcheck is built at opt-level 0, where checks run 3-5 times slower; \
+         run the tests with `cargo leakcheck test`, which builds it optimised, or add to \
+         your workspace's Cargo.toml (LEAKCHECK_PROFILE_HINT=0 hides this):"
     );
-    for name in OPTIMISE {
-        println!("cargo:warning=[profile.dev.package.{name}]");
-        println!("cargo:warning=opt-level = 3");
-    }
+    let (first, rest) = OPTIMISE.split_first().expect("a crate to name");
+    println!(
+        "cargo:warning=[profile.dev.package.{first}] opt-level = 3, on two lines, and the same \
+         for {} (README, \"Performance\", has the lines to copy)",
+        rest.join(", ")
+    );
 }
 
 fn main() {
