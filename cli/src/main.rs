@@ -53,6 +53,12 @@ struct RunArgs {
     /// The report directory to empty and use (default: <target dir>/leakcheck).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+    /// Build leakcheck and the crates it symbolises with as your profiles
+    /// say. By default they are built at opt-level 3 in the dev profile
+    /// (cargo's `--config profile.dev.package.NAME.opt-level=3`), where
+    /// their unoptimised code would make the suite several times slower.
+    #[arg(long)]
+    keep_profile: bool,
     /// Arguments for cargo (everything from the first one this command does
     /// not know).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -86,6 +86,56 @@ fn fresh(dir: &Path) -> Result<(), Fatal> {
     std::fs::create_dir_all(dir).map_err(failed)
 }
 
+/// The crates leakcheck runs on the allocation path and in the verdict:
+/// itself, and the unwinding and symbolisation crates under it. A
+/// dependency is built at the dev profile's `opt-level = 0`, where they
+/// made rusqlite's suite 3–5 times slower than at `opt-level = 3`
+/// (README, "Real suites").
+pub const OPTIMISED: &[&str] = &[
+    "leakcheck",
+    "leakcheck-suppress",
+    "leakcheck-profile",
+    "backtrace",
+    "gimli",
+    "addr2line",
+    "object",
+    "miniz_oxide",
+    "adler2",
+    "rustc-demangle",
+];
+
+/// cargo's arguments for [`OPTIMISED`] at opt-level 3 in the dev profile
+/// (which `test` inherits; `--release` is optimised already). A package
+/// that is not in the build is ignored by cargo; a value the user gives
+/// with `--config` later on the command line wins.
+pub fn profile_overrides() -> Vec<OsString> {
+    OPTIMISED
+        .iter()
+        .flat_map(|name| {
+            [
+                OsString::from("--config"),
+                format!("profile.dev.package.{name}.opt-level=3").into(),
+            ]
+        })
+        .collect()
+}
+
+/// `cargo test` or `cargo nextest run`: the overrides unless
+/// `keep_profile`, then the user's arguments (so that their `--config`
+/// wins, and a `--` of theirs comes after ours), writing into `dir`.
+fn cargo_command(runner: Runner, keep_profile: bool, args: &[OsString], dir: &Path) -> Command {
+    let mut command = Command::new(cargo());
+    match runner {
+        Runner::Test => command.arg("test"),
+        Runner::Nextest => command.args(["nextest", "run"]),
+    };
+    if !keep_profile {
+        command.args(profile_overrides());
+    }
+    command.args(args).env("LEAKCHECK_REPORT_DIR", dir);
+    command
+}
+
 /// Runs the suite, then the summary; the exit status.
 pub fn run(runner: Runner, args: RunArgs) -> Result<u8, Fatal> {
     let dir = match args.report_dir {
@@ -94,13 +144,7 @@ pub fn run(runner: Runner, args: RunArgs) -> Result<u8, Fatal> {
     };
     fresh(&dir)?;
     let dir = dir.canonicalize().unwrap_or(dir);
-    let mut command = Command::new(cargo());
-    match runner {
-        Runner::Test => command.arg("test"),
-        Runner::Nextest => command.args(["nextest", "run"]),
-    };
-    command.args(&args.args).env("LEAKCHECK_REPORT_DIR", &dir);
-    let status = command
+    let status = cargo_command(runner, args.keep_profile, &args.args, &dir)
         .status()
         .map_err(|e| Fatal(format!("cannot run cargo: {e}")))?;
     match summarize(&[dir], &args.outputs) {
@@ -110,5 +154,38 @@ pub fn run(runner: Runner, args: RunArgs) -> Result<u8, Fatal> {
             "the tests failed ({status}), and the summary could not be made: {message}"
         ))),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overrides_come_before_the_users_arguments() {
+        let user: Vec<OsString> = ["-p", "x", "--", "--nocapture"].map(OsString::from).into();
+        let dir = Path::new("/tmp/r");
+        for (runner, first) in [(Runner::Test, 1), (Runner::Nextest, 2)] {
+            let command = cargo_command(runner, false, &user, dir);
+            let args: Vec<&std::ffi::OsStr> = command.get_args().collect();
+            let overrides = profile_overrides();
+            assert_eq!(args[first..first + overrides.len()], overrides[..]);
+            assert_eq!(args[first + overrides.len()..], user[..]);
+            let kept = cargo_command(runner, true, &user, dir);
+            assert_eq!(kept.get_args().skip(first).collect::<Vec<_>>(), user);
+        }
+    }
+
+    #[test]
+    fn overrides_are_config_pairs_for_every_crate() {
+        let args = profile_overrides();
+        assert_eq!(args.len(), 2 * OPTIMISED.len());
+        for (pair, name) in args.chunks(2).zip(OPTIMISED) {
+            assert_eq!(pair[0], "--config");
+            assert_eq!(
+                pair[1],
+                OsString::from(format!("profile.dev.package.{name}.opt-level=3"))
+            );
+        }
     }
 }

@@ -301,14 +301,21 @@ pub(crate) fn frames(id: u32, out: &mut Vec<usize>) -> bool {
     at_base
 }
 
-const INDEX_SLOTS: usize = 1 << 22; // 16 MiB of u32 ids, reserved lazily
-const MAX_STACKS: usize = INDEX_SLOTS / 2;
+/// Slots of the index at first (16 KiB of `u32` ids). It doubles whenever
+/// it is half full, up to [`MAX_INDEX_SLOTS`]: a hash index is touched all
+/// over, so one reserved at its largest size from the start had every one
+/// of its pages committed after a few thousand stacks (16 MiB of the
+/// process's 52 MiB on rusqlite's suite, for 20,000 stacks).
+const MIN_INDEX_SLOTS: usize = 1 << 12;
+const MAX_INDEX_SLOTS: usize = 1 << 22; // 16 MiB of u32 ids
+const MAX_STACKS: usize = MAX_INDEX_SLOTS / 2;
 const FRAME_WORDS: usize = 1 << 25; // 256 MiB of frames, reserved lazily
 
 /// Interned stacks: an arena of frames, a table of (start, len) per id and an
-/// open-addressing index from hash to id. All of it in reserved pages, so it
-/// costs memory only as it fills; when full, new stacks come back as 0
-/// ("unknown") rather than failing the allocation.
+/// open-addressing index from hash to id, at most half full. The arena and
+/// the table are reserved pages filled from the start, so they cost memory
+/// only as they fill; the index grows as stacks come. When full, new stacks
+/// come back as 0 ("unknown") rather than failing the allocation.
 struct Store {
     frames: *mut usize,
     frames_used: usize,
@@ -316,6 +323,8 @@ struct Store {
     entries: *mut (u32, u32),
     count: usize,
     index: *mut u32,
+    /// Slots in `index`, a power of two.
+    index_slots: usize,
     ready: bool,
     failed: bool,
 }
@@ -329,6 +338,7 @@ static STORE: SpinLock<Store> = SpinLock::new(Store {
     entries: std::ptr::null_mut(),
     count: 0,
     index: std::ptr::null_mut(),
+    index_slots: 0,
     ready: false,
     failed: false,
 });
@@ -343,7 +353,7 @@ impl Store {
         }
         let frames = pages::map(FRAME_WORDS * 8, true);
         let entries = pages::map(MAX_STACKS * 8, true);
-        let index = pages::map(INDEX_SLOTS * 4, true);
+        let index = pages::map(MIN_INDEX_SLOTS * 4, false);
         if frames.is_null() || entries.is_null() || index.is_null() {
             self.failed = true;
             return false;
@@ -351,6 +361,7 @@ impl Store {
         self.frames = frames.cast();
         self.entries = entries.cast();
         self.index = index.cast();
+        self.index_slots = MIN_INDEX_SLOTS;
         self.count = 1;
         self.ready = true;
         true
@@ -366,16 +377,69 @@ impl Store {
         Some((start as usize, len as usize))
     }
 
-    fn matches(&self, id: u32, ips: &[usize]) -> bool {
+    /// The frames of stack `id`, which must be below `count`.
+    fn stored(&self, id: u32) -> &[usize] {
         match self.entry(id) {
-            Some((start, len)) if len == ips.len() => {
-                // SAFETY: the entry's range lies in the written part of the
-                // frame arena.
-                let stored = unsafe { std::slice::from_raw_parts(self.frames.add(start), len) };
-                stored == ips
-            }
-            _ => false,
+            // SAFETY: the entry's range lies in the written part of the
+            // frame arena, which is never unmapped or rewritten.
+            Some((start, len)) => unsafe {
+                std::slice::from_raw_parts(self.frames.add(start), len)
+            },
+            None => &[],
         }
+    }
+
+    fn matches(&self, id: u32, ips: &[usize]) -> bool {
+        self.entry(id).is_some_and(|(_, len)| len == ips.len()) && self.stored(id) == ips
+    }
+
+    /// The index slot for a stack hashed to `h`: the one holding an equal
+    /// stack (`Ok`), else the empty one where it goes (`Err`).
+    fn probe(&self, h: u64, ips: &[usize]) -> Result<u32, usize> {
+        let mask = self.index_slots - 1;
+        let mut i = h as usize & mask;
+        loop {
+            // SAFETY: `i <= mask` indexes the mapped index, which is only
+            // accessed under the store's lock.
+            let id = unsafe { *self.index.add(i) };
+            if id == 0 {
+                return Err(i);
+            }
+            if self.matches(id, ips) {
+                return Ok(id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Doubles the index and files every stack in it again; false (the
+    /// old index kept) if it is at its largest or the kernel refused.
+    fn grow_index(&mut self) -> bool {
+        let slots = self.index_slots * 2;
+        if slots > MAX_INDEX_SLOTS {
+            return false;
+        }
+        let fresh = pages::map(slots * 4, false).cast::<u32>();
+        if fresh.is_null() {
+            return false;
+        }
+        let mask = slots - 1;
+        for id in 1..self.count as u32 {
+            let mut i = hash(self.stored(id)) as usize & mask;
+            // SAFETY: `i <= mask` indexes the fresh index, which holds fewer
+            // ids than slots, so the probe ends at an empty one.
+            while unsafe { *fresh.add(i) } != 0 {
+                i = (i + 1) & mask;
+            }
+            // SAFETY: as above.
+            unsafe { *fresh.add(i) = id };
+        }
+        // SAFETY: the old index was mapped with this size by `init` or an
+        // earlier `grow_index`, and nothing refers to it past this point.
+        unsafe { pages::unmap(self.index.cast(), self.index_slots * 4) };
+        self.index = fresh;
+        self.index_slots = slots;
+        true
     }
 }
 
@@ -386,7 +450,15 @@ fn hash(ips: &[usize]) -> u64 {
             .wrapping_mul(0x0100_0000_01b3)
             .rotate_left(23);
     }
-    h ^ (h >> 31)
+    // murmur3's finaliser: without it, stacks that differ in one frame by
+    // a few bytes (one function's call sites) clustered in the low bits,
+    // and linear probing of the index went from under one probe to
+    // thousands.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 fn intern(ips: &[usize]) -> u32 {
@@ -395,23 +467,22 @@ fn intern(ips: &[usize]) -> u32 {
     if !store.init() {
         return 0;
     }
-    let mask = INDEX_SLOTS - 1;
-    let mut i = h as usize & mask;
-    loop {
-        // SAFETY: `i <= mask` indexes the mapped index table.
-        let slot = unsafe { store.index.add(i) };
-        // SAFETY: as above; the table is only accessed under the lock.
-        let id = unsafe { *slot };
-        if id == 0 {
-            break;
-        }
-        if store.matches(id, ips) {
-            return id;
-        }
-        i = (i + 1) & mask;
-    }
+    let mut empty = match store.probe(h, ips) {
+        Ok(id) => return id,
+        Err(empty) => empty,
+    };
     if store.count >= MAX_STACKS || store.frames_used + ips.len() > FRAME_WORDS {
         return 0;
+    }
+    // Keep the index at most half full: grow it, or take no more stacks.
+    if (store.count + 1) * 2 > store.index_slots {
+        if !store.grow_index() {
+            return 0;
+        }
+        empty = match store.probe(h, ips) {
+            Ok(id) => return id,
+            Err(empty) => empty,
+        };
     }
     let id = store.count as u32;
     let start = store.frames_used;
@@ -420,8 +491,9 @@ fn intern(ips: &[usize]) -> u32 {
     unsafe { std::ptr::copy_nonoverlapping(ips.as_ptr(), store.frames.add(start), ips.len()) };
     // SAFETY: `id < MAX_STACKS`, checked above.
     unsafe { *store.entries.add(id as usize) = (start as u32, ips.len() as u32) };
-    // SAFETY: `i` is the empty index slot found by the probe above.
-    unsafe { *store.index.add(i) = id };
+    // SAFETY: `empty` is the empty slot the last probe of the current index
+    // found.
+    unsafe { *store.index.add(empty) = id };
     store.frames_used += ips.len();
     store.count += 1;
     id
@@ -459,5 +531,24 @@ mod tests {
         assert_eq!(out, [1, 2, 4]);
         frames(0, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_index_grows_and_keeps_every_stack() {
+        // Several doublings of the index past its first size.
+        let n = MIN_INDEX_SLOTS * 5;
+        let ids: Vec<u32> = (0..n).map(|i| intern(&[0xdead_0000, i, 7])).collect();
+        assert!(STORE.lock().index_slots >= MIN_INDEX_SLOTS * 8);
+        let mut out = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            assert_ne!(id, 0);
+            assert_eq!(intern(&[0xdead_0000, i, 7]), id);
+            frames(id, &mut out);
+            assert_eq!(out, [0xdead_0000, i, 7]);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), n);
     }
 }
