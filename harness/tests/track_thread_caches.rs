@@ -191,17 +191,25 @@ fn blocks_freed_on_other_threads_while_checks_come_and_go() {
         })
         .collect();
     drop(senders);
+    let mut definite = 0usize;
     for round in 0..CHECKS {
         let mut leaked = 0usize;
         let report = leakcheck::check(|| {
             // SAFETY: leaked on purpose, freed after the verdict.
             leaked = black_box(unsafe { libc::malloc(CHECK_LEAK) }) as usize;
         });
-        assert_eq!(
-            kinds(&report),
-            [(DefinitelyLost, 1, CHECK_LEAK)],
+        // Exactly its one block, of whatever kind: a stale copy of its
+        // address (glibc hands the same one out round after round) can make
+        // it reachable, a limitation of conservative scanning that the
+        // README states, not of the caches.
+        let found = kinds(&report);
+        assert!(
+            matches!(found[..], [(_, 1, CHECK_LEAK)]),
             "round {round}: {report}"
         );
+        if found[0].0 == DefinitelyLost {
+            definite += 1;
+        }
         assert!(report.errors().is_empty(), "round {round}: {report}");
         // SAFETY: the block the check leaked, freed once.
         unsafe { libc::free(leaked as *mut c_void) };
@@ -215,9 +223,13 @@ fn blocks_freed_on_other_threads_while_checks_come_and_go() {
     }
     let seen = seen_cached.load(Ordering::Relaxed);
     assert!(seen > 0, "no producer ever saw a cached block");
+    assert!(
+        definite * 10 >= CHECKS * 9,
+        "only {definite} of {CHECKS} checks found their leak definitely lost"
+    );
     println!(
-        "stress: ok ({CHECKS} checks, {sent} blocks, {} freed on other threads, caches seen \
-         holding blocks {seen} times)",
+        "stress: ok ({CHECKS} checks, {definite} leaks definitely lost, {sent} blocks, {} freed \
+         on other threads, caches seen holding blocks {seen} times)",
         freed.load(Ordering::Relaxed)
     );
 }
