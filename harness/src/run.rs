@@ -787,15 +787,26 @@ fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Err
 /// reports never sees half a file (the same test may run in several
 /// processes), nor no file where an earlier run left one.
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let extension = path.extension().unwrap_or_default().to_string_lossy();
-    let partial = path.with_extension(format!("{extension}.{}.partial", std::process::id()));
-    std::fs::write(&partial, bytes).map_err(|source| Error::ReportDir {
-        path: partial.clone(),
-        source,
-    })?;
-    if exchange(&partial, path) {
-        // `partial` now names the earlier report.
+    let partial = path.parent().and_then(spare::take).unwrap_or_else(|| {
+        // Unique in the process too: a spare keeps the name it was made
+        // with, whatever it is written for later.
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let extension = path.extension().unwrap_or_default().to_string_lossy();
+        let pid = std::process::id();
+        path.with_extension(format!("{extension}.{pid}.{made}.partial"))
+    });
+    if let Err(source) = write_into(&partial, bytes) {
         let _ = std::fs::remove_file(&partial);
+        return Err(Error::ReportDir {
+            path: partial,
+            source,
+        });
+    }
+    if exchange(&partial, path) {
+        // `partial` now names the earlier report: the next report is
+        // written into it.
+        spare::keep(partial);
         return Ok(());
     }
     std::fs::rename(&partial, path).map_err(|source| {
@@ -805,6 +816,108 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             source,
         }
     })
+}
+
+/// Writes `bytes` over what `path` held (creating it if need be) and cuts
+/// it to their length: an existing file is not truncated to nothing first,
+/// which would make ext4 write the new data out at `close`.
+fn write_into(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)
+}
+
+/// Where files cannot be swapped, nothing is kept.
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+mod spare {
+    use std::path::{Path, PathBuf};
+
+    pub(super) fn take(_dir: &Path) -> Option<PathBuf> {
+        None
+    }
+
+    pub(super) fn keep(path: PathBuf) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The file an earlier report was swapped out into: this process's, in the
+/// report directory. The next report is written into it, so a report costs
+/// no file creation and no unlink (on ext4 those were most of its cost);
+/// it is removed at exit.
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+mod spare {
+    use std::ffi::CString;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, Once, TryLockError};
+
+    struct Spare {
+        /// The process that made it: a fork child leaves its parent's alone.
+        pid: u32,
+        path: PathBuf,
+        /// `path` for `unlink` at exit, made beforehand.
+        c_path: CString,
+    }
+
+    static SPARE: Mutex<Option<Spare>> = Mutex::new(None);
+
+    /// This process's spare file in `dir`, if it has one; a spare in
+    /// another directory is removed.
+    pub(super) fn take(dir: &Path) -> Option<PathBuf> {
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        if spare.pid != std::process::id() {
+            return None;
+        }
+        if spare.path.parent() == Some(dir) {
+            return Some(spare.path);
+        }
+        let _ = std::fs::remove_file(&spare.path);
+        None
+    }
+
+    /// Keeps `path` (which holds a report no longer in use) for the next
+    /// report, or removes it if one is kept already.
+    pub(super) fn keep(path: PathBuf) {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+            let _ = std::fs::remove_file(&path);
+            return;
+        };
+        let pid = std::process::id();
+        let previous = SPARE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Spare { pid, path, c_path });
+        if let Some(previous) = previous.filter(|p| p.pid == pid) {
+            let _ = std::fs::remove_file(&previous.path);
+        }
+        static AT_EXIT: Once = Once::new();
+        AT_EXIT.call_once(|| {
+            // SAFETY: registers a function that takes no arguments and only
+            // unlinks a path; a failed registration leaves one file behind.
+            unsafe { libc::atexit(remove_at_exit) };
+        });
+    }
+
+    /// Removes the spare when the process exits. A thread that holds the
+    /// lock meanwhile (exit while a report is written) is not waited for:
+    /// the spare is then left behind.
+    extern "C" fn remove_at_exit() {
+        let guard = match SPARE.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if let Some(spare) = guard.as_ref().filter(|s| s.pid == std::process::id()) {
+            // SAFETY: a NUL-terminated path that the guard keeps alive.
+            unsafe { libc::unlink(spare.c_path.as_ptr()) };
+        }
+    }
 }
 
 /// Swaps the files `a` and `b` atomically (`renameat2` with
@@ -869,6 +982,35 @@ mod tests {
         assert!(a.ends_with(".ffi.tests.roundtrip.json"), "{a}");
         assert_ne!(a, b);
         assert!(!report_file_name("a b/c").contains('/'));
+    }
+
+    #[test]
+    fn reports_replace_earlier_ones_whole_and_leave_one_spare_at_most() {
+        let dir =
+            std::env::temp_dir().join(format!("leakcheck-write-whole-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+        let long = vec![b'l'; 3000];
+        for (path, bytes) in [
+            (&a, &b"first"[..]),
+            (&a, &long[..]),
+            (&b, &b"bee"[..]),
+            (&a, &b"short"[..]),
+            (&b, &long[..]),
+            (&b, &b"end"[..]),
+        ] {
+            write_whole(path, bytes).unwrap();
+            assert_eq!(std::fs::read(path).unwrap(), bytes, "{}", path.display());
+        }
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let partial = names.iter().filter(|n| n.ends_with(".partial")).count();
+        assert!(partial <= 1, "{names:?}");
+        assert_eq!(names.len(), 2 + partial, "{names:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
