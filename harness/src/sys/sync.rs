@@ -1,42 +1,29 @@
-//! A lock for the allocation path.
+//! A spin lock for the allocation path.
 //!
 //! `std::sync::Mutex` cannot be force-unlocked from a `pthread_atfork` child
 //! handler, and anything that can allocate is off limits here, so the tracker
 //! uses this instead. Critical sections are a few dozen instructions (a hash
-//! table probe), so a contended lock first spins; past that, on Linux, the
-//! waiter sleeps on a futex until the holder lets go (a holder the scheduler
-//! took off its CPU no longer costs every waiter a `sched_yield` loop until
-//! it is back), elsewhere it yields. Neither allocates nor registers anything,
-//! and both are async-signal-safe system calls.
+//! table probe), so spinning with a `sched_yield` back-off is cheaper than a
+//! futex round trip and never allocates.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// Free.
-const UNLOCKED: u32 = 0;
-/// Held, nobody asleep on it.
-const LOCKED: u32 = 1;
-/// Held, and a waiter may be asleep on it: the release wakes one.
-const CONTENDED: u32 = 2;
-
-/// Spins before a waiter sleeps (or yields).
-const SPINS: u32 = 64;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A lock around `T` that neither allocates nor registers anything.
 pub(crate) struct SpinLock<T> {
-    state: AtomicU32,
+    locked: AtomicBool,
     value: UnsafeCell<T>,
 }
 
-// SAFETY: access to `value` is serialised by `state`, so sharing the lock
+// SAFETY: access to `value` is serialised by `locked`, so sharing the lock
 // between threads is as sound as sending `T` between them.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> Self {
         SpinLock {
-            state: AtomicU32::new(UNLOCKED),
+            locked: AtomicBool::new(false),
             value: UnsafeCell::new(value),
         }
     }
@@ -50,8 +37,8 @@ impl<T> SpinLock<T> {
     #[inline]
     fn raw_lock(&self) {
         if self
-            .state
-            .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             return;
@@ -61,29 +48,23 @@ impl<T> SpinLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        for _ in 0..SPINS {
-            if self.state.load(Ordering::Relaxed) == UNLOCKED
+        let mut spins = 0u32;
+        loop {
+            if !self.locked.load(Ordering::Relaxed)
                 && self
-                    .state
-                    .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .locked
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 return;
             }
-            std::hint::spin_loop();
-        }
-        // From here on the lock is taken as CONTENDED, so that its release
-        // wakes the next sleeper (this thread may not have been the last).
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            wait(&self.state, CONTENDED);
-        }
-    }
-
-    /// Releases the lock, waking a sleeping waiter if there may be one.
-    #[inline]
-    fn raw_unlock(&self) {
-        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            wake_one(&self.state);
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                // sched_yield(2) on Unix: no allocation, no user-space lock.
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -94,59 +75,16 @@ impl<T> SpinLock<T> {
         self.raw_lock();
     }
 
-    /// Releases a lock taken by [`SpinLock::lock_for_fork`]. In a fork
-    /// child no other thread exists to wake, and the wake finds no one.
+    /// Releases a lock taken by [`SpinLock::lock_for_fork`].
     ///
     /// # Safety
     ///
     /// The lock must be held through `lock_for_fork` by this thread (or, in a
     /// fork child, by the thread that forked) and not through a guard.
     pub(crate) unsafe fn force_unlock(&self) {
-        self.raw_unlock();
+        self.locked.store(false, Ordering::Release);
     }
 }
-
-/// Sleeps while `state` is `expected` (or until woken, or spuriously: the
-/// caller checks again).
-#[cfg(target_os = "linux")]
-fn wait(state: &AtomicU32, expected: u32) {
-    // SAFETY: FUTEX_WAIT on a live, aligned u32 with no timeout; the kernel
-    // only reads the word. Any error (EAGAIN when the word changed, EINTR)
-    // sends the caller round its loop again.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            state.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            std::ptr::null::<libc::timespec>(),
-        )
-    };
-}
-
-/// Wakes one thread asleep in [`wait`] on `state`.
-#[cfg(target_os = "linux")]
-fn wake_one(state: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a live, aligned u32; the kernel only reads it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            state.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        )
-    };
-}
-
-/// Without futexes, waiters yield instead of sleeping.
-#[cfg(not(target_os = "linux"))]
-fn wait(_state: &AtomicU32, _expected: u32) {
-    // sched_yield(2) on Unix: no allocation, no user-space lock.
-    std::thread::yield_now();
-}
-
-#[cfg(not(target_os = "linux"))]
-fn wake_one(_state: &AtomicU32) {}
 
 /// Holds a [`SpinLock`] until dropped.
 pub(crate) struct SpinGuard<'a, T> {
@@ -156,7 +94,7 @@ pub(crate) struct SpinGuard<'a, T> {
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard exists only while the lock is held by us, so no
+        // SAFETY: the guard exists only while `locked` is held by us, so no
         // other reference to the value is live.
         unsafe { &*self.lock.value.get() }
     }
@@ -171,7 +109,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.raw_unlock();
+        self.lock.locked.store(false, Ordering::Release);
     }
 }
 
@@ -258,7 +196,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contended_lock_is_exclusive_and_wakes_sleepers() {
+    fn contended_lock_is_exclusive() {
         static COUNTER: SpinLock<(u64, bool)> = SpinLock::new((0, false));
         std::thread::scope(|s| {
             for t in 0..4 {
@@ -268,7 +206,7 @@ mod tests {
                         assert!(!guard.1, "two holders at once");
                         guard.1 = true;
                         // Now and then hold it long enough that waiters
-                        // go to sleep on the futex.
+                        // reach the yielding part of the wait.
                         if i % 5_000 == t {
                             std::thread::sleep(std::time::Duration::from_millis(2));
                         }
@@ -279,7 +217,7 @@ mod tests {
             }
         });
         assert_eq!(COUNTER.lock().0, 80_000);
-        assert_eq!(COUNTER.state.load(Ordering::Relaxed), UNLOCKED);
+        assert!(!COUNTER.locked.load(Ordering::Relaxed));
     }
 
     #[test]
