@@ -190,3 +190,46 @@ pub(crate) mod pages {
         unsafe { System.dealloc(p, Layout::from_size_align_unchecked(bytes, ALIGN)) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contended_lock_is_exclusive() {
+        static COUNTER: SpinLock<(u64, bool)> = SpinLock::new((0, false));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for i in 0..20_000u64 {
+                        let mut guard = COUNTER.lock();
+                        assert!(!guard.1, "two holders at once");
+                        guard.1 = true;
+                        // Now and then hold it long enough that waiters
+                        // reach the yielding part of the wait.
+                        if i % 5_000 == t {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                        guard.0 += 1;
+                        guard.1 = false;
+                    }
+                });
+            }
+        });
+        assert_eq!(COUNTER.lock().0, 80_000);
+        assert!(!COUNTER.locked.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_lock_held_for_fork_is_released_by_force_unlock() {
+        let lock = SpinLock::new(1u8);
+        lock.lock_for_fork();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| *lock.lock());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            // SAFETY: taken by lock_for_fork above, on this thread.
+            unsafe { lock.force_unlock() };
+            assert_eq!(waiter.join().unwrap(), 1);
+        });
+    }
+}

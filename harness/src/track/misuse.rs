@@ -363,8 +363,9 @@ pub(crate) struct Taken {
 
 /// Takes the events of `scope` (which has ended), then checks the guard
 /// bytes of its live `blocks` and the fill of its blocks the quarantine
-/// holds, adding what they show.
-pub(crate) fn take(scope: u32, blocks: impl Iterator<Item = Block>) -> Taken {
+/// holds (those held since `since`, the quarantine's position before the
+/// check began), adding what they show.
+pub(crate) fn take(scope: u32, since: u64, blocks: impl Iterator<Item = Block>) -> Taken {
     let mut events = crate::sys::mapvec::MapVec::<Event>::new();
     let mut dropped = 0;
     {
@@ -413,7 +414,7 @@ pub(crate) fn take(scope: u32, blocks: impl Iterator<Item = Block>) -> Taken {
             });
         }
     }
-    quarantine::check_scope(scope, |freed, offset| {
+    quarantine::check_scope(scope, since, |freed, offset| {
         let _ = events.push(write_after_free_event(freed, offset, scope, Call::Verdict));
     });
     Taken { events, dropped }

@@ -127,6 +127,9 @@ struct Ring {
     head: usize,
     len: usize,
     bytes: usize,
+    /// Entries pushed since the start, evicted ones included: the entry at
+    /// offset `i` from the oldest was the `pushed - len + i`-th pushed.
+    pushed: u64,
     /// The kernel refused the ring's pages: hold nothing.
     failed: bool,
 }
@@ -136,6 +139,18 @@ struct Ring {
 unsafe impl Send for Ring {}
 
 impl Ring {
+    /// Empty, its pages not mapped yet.
+    const fn new() -> Ring {
+        Ring {
+            slots: std::ptr::null_mut(),
+            head: 0,
+            len: 0,
+            bytes: 0,
+            pushed: 0,
+            failed: false,
+        }
+    }
+
     /// Maps the slots on first use. False if that failed.
     fn ready(&mut self) -> bool {
         if self.slots.is_null() && !self.failed {
@@ -161,6 +176,7 @@ impl Ring {
         *self.slot(at) = freed;
         self.len += 1;
         self.bytes += cost;
+        self.pushed += 1;
     }
 
     fn pop_oldest(&mut self) -> Option<Freed> {
@@ -193,13 +209,7 @@ fn cost_of(size: usize) -> usize {
     size.next_multiple_of(16) + CHUNK_OVERHEAD
 }
 
-static RING: SpinLock<Ring> = SpinLock::new(Ring {
-    slots: std::ptr::null_mut(),
-    head: 0,
-    len: 0,
-    bytes: 0,
-    failed: false,
-});
+static RING: SpinLock<Ring> = SpinLock::new(Ring::new());
 
 /// Frees of addresses the quarantine still held: double frees, not passed
 /// to glibc (which could abort, or corrupt its heap, on them).
@@ -271,22 +281,45 @@ pub(crate) fn held_at(addr: usize) -> Option<Freed> {
     held
 }
 
+/// Where the ring is now, for [`check_scope`]: taken before a check
+/// begins, every block of the check that is held later comes after it.
+pub(crate) fn position() -> u64 {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    RING.lock().pushed
+}
+
 /// Calls `changed` with every held block of `scope` whose fill changed (a
 /// write after free), and fills it again, so that each write is reported
-/// once. For the check's verdict; `changed` must not allocate.
-pub(crate) fn check_scope(scope: u32, mut changed: impl FnMut(&Freed, usize)) {
+/// once. Only the entries held since `since` (a [`position`] taken before
+/// the check began) are looked at: the check's blocks can only be there,
+/// and the rest of the ring (up to [`CAPACITY`] entries, most of them
+/// earlier checks') is not walked again at every verdict under the lock
+/// every quarantined free takes. For the check's verdict; `changed` must
+/// not allocate.
+pub(crate) fn check_scope(scope: u32, since: u64, changed: impl FnMut(&Freed, usize)) {
     let _bypass = crate::sys::reentry::Bypass::enter();
-    let mut ring = RING.lock();
-    for i in 0..ring.len {
-        let at = (ring.head + i) % CAPACITY;
-        let mut entry = *ring.slot(at);
-        if entry.scope != scope {
-            continue;
-        }
-        // SAFETY: the entry is in the ring, held, and the lock keeps it so.
-        if let Some(offset) = unsafe { first_changed(&entry) } {
-            changed(&entry, offset);
-            fill(&mut entry);
+    RING.lock().check_scope(scope, since, changed);
+}
+
+impl Ring {
+    /// [`check_scope`] on this ring.
+    fn check_scope(&mut self, scope: u32, since: u64, mut changed: impl FnMut(&Freed, usize)) {
+        let oldest = self.pushed - self.len as u64;
+        let skip = usize::try_from(since.saturating_sub(oldest))
+            .unwrap_or(usize::MAX)
+            .min(self.len);
+        for i in skip..self.len {
+            let at = (self.head + i) % CAPACITY;
+            let mut entry = *self.slot(at);
+            if entry.scope != scope {
+                continue;
+            }
+            // SAFETY: the entry is in the ring, held, and the lock (held for
+            // `&mut self`) keeps it so.
+            if let Some(offset) = unsafe { first_changed(&entry) } {
+                changed(&entry, offset);
+                fill(&mut entry);
+            }
         }
     }
 }
@@ -366,14 +399,94 @@ mod tests {
     }
 
     #[test]
-    fn ring_is_fifo_and_bounded_in_entries_and_bytes() {
-        let mut pages_ring = Ring {
-            slots: std::ptr::null_mut(),
-            head: 0,
-            len: 0,
-            bytes: 0,
-            failed: false,
+    fn the_first_changed_byte_is_found_at_any_offset() {
+        for size in [1usize, 7, 8, 9, 63, 64, 100, FILL_MAX, FILL_MAX + 50] {
+            let mut bytes = vec![FREED_FILL; size];
+            let freed = Freed {
+                addr: bytes.as_mut_ptr() as usize,
+                size,
+                filled: 1,
+                ..Freed::default()
+            };
+            // SAFETY: `bytes` is live and `size` long throughout.
+            assert_eq!(unsafe { first_changed(&freed) }, None, "size {size}");
+            for at in [0, 1, 7, 8, 15, size / 2, size - 1]
+                .into_iter()
+                .filter(|&at| at < size)
+            {
+                bytes[at] = 0;
+                let seen = (at < FILL_MAX).then_some(at);
+                // SAFETY: as above.
+                let found = unsafe { first_changed(&freed) };
+                assert_eq!(found, seen, "size {size}, byte {at}");
+                bytes[at] = FREED_FILL;
+            }
+            bytes[size - 1] = 1;
+            if size > 3 {
+                bytes[3] = 2;
+                // SAFETY: as above.
+                let found = unsafe { first_changed(&freed) };
+                assert_eq!(found, Some(3), "the first of two");
+            }
+        }
+    }
+
+    #[test]
+    fn a_check_looks_only_at_what_was_held_since_it_began() {
+        let mut ring = Ring::new();
+        assert!(ring.ready());
+        let scope = 7;
+        let mut memory = [[0u8; 24]; 3];
+        let mut entry = |i: usize, scope: u32| {
+            let mut freed = Freed {
+                addr: memory[i].as_mut_ptr() as usize,
+                size: 24,
+                scope,
+                ..Freed::default()
+            };
+            fill(&mut freed);
+            freed
         };
+        let early = entry(0, scope);
+        let other = entry(1, scope + 1);
+        let late = entry(2, scope);
+        ring.push(early, cost_of(24));
+        let since = ring.pushed;
+        ring.push(other, cost_of(24));
+        ring.push(late, cost_of(24));
+        for freed in [early, other, late] {
+            // SAFETY: `memory` outlives the ring's use of it, and only this
+            // test writes it: a write after the "free".
+            unsafe { *(freed.addr as *mut u8).add(5) = 1 };
+        }
+        let mut seen = Vec::new();
+        ring.check_scope(scope, since, |freed, offset| {
+            seen.push((freed.addr, offset))
+        });
+        assert_eq!(
+            seen,
+            vec![(late.addr, 5)],
+            "only the check's block held since"
+        );
+        let mut again = Vec::new();
+        ring.check_scope(scope, 0, |freed, offset| again.push((freed.addr, offset)));
+        assert_eq!(
+            again,
+            vec![(early.addr, 5)],
+            "the late one was filled again"
+        );
+        // Evicted entries are behind the oldest: `since` past them is fine.
+        assert_eq!(ring.pop_oldest(), Some(early));
+        let mut none = Vec::new();
+        ring.check_scope(scope, 0, |freed, offset| none.push((freed.addr, offset)));
+        assert_eq!(none, vec![]);
+        // SAFETY: mapped by `ready` with this size; no entry is used after.
+        unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
+    }
+
+    #[test]
+    fn ring_is_fifo_and_bounded_in_entries_and_bytes() {
+        let mut pages_ring = Ring::new();
         assert!(pages_ring.ready());
         let entry = |i: usize| Freed {
             addr: 0x1000 + i * 16,

@@ -207,7 +207,9 @@ pub(crate) fn wipe_dead_stack(stack_low: usize) {
     }
     let blocked = crate::sys::signals::Blocked::all();
     let sp = stack_pointer() & !7;
-    let mut vec = [0u8; 64];
+    // One `mincore` for a default 2 MiB thread stack (it was eight, each a
+    // system call at every check's end).
+    let mut vec = [0u8; 512];
     let mut page = stack_low.next_multiple_of(PAGE);
     while page < sp {
         let end = (page + vec.len() * PAGE).min(sp.next_multiple_of(PAGE));
