@@ -41,6 +41,13 @@
 //! destructor) and claimed again by a new thread, blocks and all; caches are
 //! never unmapped. A fork child frees the caches of the threads it did not
 //! inherit, finishing any move the fork cut short.
+//!
+//! Known limit: a free the hooks let by unrecorded (a signal handler inside
+//! a hook, a `Bypass` section) leaves its block's record behind, as it
+//! always did in the table. A stale entry left here stays until its entry is
+//! reused or drained, and a drain puts it over a newer record of the same
+//! address if the table has one. Both are rare; retiring records on such
+//! frees would end both.
 
 use crate::track::table::{self, Block, Packed};
 
