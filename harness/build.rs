@@ -36,7 +36,7 @@ fn profile_hint() {
     // Two lines: cargo prints a path dependency's build warnings again on
     // every build, not only when the script runs.
     println!(
-        "cargo:warning=leakcheck is built at opt-level 0, where checks run 3-5 times slower; \
+        "cargo:warning=leakcheck is built at opt-level 0, where checks run about twice as slow; \
          run the tests with `cargo leakcheck test`, which builds it optimised, or add to \
          your workspace's Cargo.toml (LEAKCHECK_PROFILE_HINT=0 hides this):"
     );
@@ -46,6 +46,91 @@ fn profile_hint() {
          for {} (README, \"Performance\", has the lines to copy)",
         rest.join(", ")
     );
+}
+
+/// At `opt-level = 0`, builds `src/stacks/walk_core.rs` (the stack
+/// walker's hot loop) as an object of its own at `opt-level = 3`, with the
+/// same compiler and target, and links it: unoptimised, that loop is most of
+/// what a check costs (see `walk_core.rs`). `LEAKCHECK_PREBUILT_WALK=1`
+/// builds it at every opt-level, `0` never.
+fn prebuilt_walk(interpose: bool) {
+    println!("cargo:rustc-check-cfg=cfg(leakcheck_prebuilt_walk)");
+    println!("cargo:rerun-if-env-changed=LEAKCHECK_PREBUILT_WALK");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/stacks/walk_core.rs");
+    println!("cargo:rerun-if-changed=src/stacks/walk_object.rs");
+    println!("cargo:rerun-if-changed=src/stacks/stack_hash.rs");
+    let wanted = match std::env::var("LEAKCHECK_PREBUILT_WALK").as_deref() {
+        Err(_) => std::env::var("OPT_LEVEL").as_deref() == Ok("0"),
+        Ok("1") => true,
+        Ok("0") => false,
+        Ok(other) => panic!("LEAKCHECK_PREBUILT_WALK={other:?}: expected 0 or 1 (or unset)"),
+    };
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if !wanted || !interpose || arch != "x86_64" {
+        return;
+    }
+    match build_walk_object() {
+        Ok(()) => println!("cargo:rustc-cfg=leakcheck_prebuilt_walk"),
+        Err(why) => println!(
+            "cargo:warning=leakcheck: could not build its stack walker optimised ({why}); \
+             it runs unoptimised (LEAKCHECK_PREBUILT_WALK=0 hides this)"
+        ),
+    }
+}
+
+fn build_walk_object() -> Result<(), String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let out = std::path::PathBuf::from(var("OUT_DIR")?);
+    let source =
+        std::path::Path::new(&var("CARGO_MANIFEST_DIR")?).join("src/stacks/walk_object.rs");
+    let object = out.join("leakcheck_walk_core.o");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let mut emit = std::ffi::OsString::from("obj=");
+    emit.push(&object);
+    let output = std::process::Command::new(&rustc)
+        .args([
+            "--crate-name",
+            "leakcheck_walk_core",
+            "--crate-type",
+            "rlib",
+        ])
+        .args([
+            "--edition",
+            "2021",
+            "--target",
+            &var("TARGET")?,
+            "--cap-lints",
+            "allow",
+        ])
+        .args([
+            "-C",
+            "opt-level=3",
+            "-C",
+            "codegen-units=1",
+            "-C",
+            "panic=abort",
+        ])
+        .args(["-C", "debug-assertions=off", "-C", "overflow-checks=off"])
+        .args([
+            "-C",
+            "force-unwind-tables=yes",
+            "-C",
+            "metadata=leakcheck_walk_core",
+        ])
+        .arg("--emit")
+        .arg(&emit)
+        .arg(&source)
+        .output()
+        .map_err(|e| format!("running {rustc}: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("{rustc} failed: {}", stderr.trim()));
+    }
+    cc::Build::new()
+        .object(&object)
+        .try_compile("leakcheck_walk_core")
+        .map_err(|e| format!("archiving {}: {e}", object.display()))
 }
 
 fn main() {
@@ -59,7 +144,9 @@ fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let arch_ok = arch == "x86_64" || arch == "aarch64";
     let portable = std::env::var_os("LEAKCHECK_BUILD_PORTABLE").is_some_and(|v| v == "1");
-    if os == "linux" && env == "gnu" && arch_ok && !portable {
+    let interpose = os == "linux" && env == "gnu" && arch_ok && !portable;
+    if interpose {
         println!("cargo:rustc-cfg=leakcheck_interpose");
     }
+    prebuilt_walk(interpose);
 }

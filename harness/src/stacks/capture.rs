@@ -45,8 +45,9 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     // Not zeroed: 2 KiB of stores per capture, twice per block inside a
     // check (its allocation and its free), were most of its cost. A local of
     // its own: inside the struct, LLVM merged it with the zeroed fields
-    // into one memset.
-    let mut ips = [std::mem::MaybeUninit::<usize>::uninit(); MAX_DEPTH + 1];
+    // into one memset. One uninitialised array, not an array of
+    // uninitialised words: unoptimised, that became a loop over the 257.
+    let mut ips = Frames::uninit();
     let mut stack = Collected {
         depth: DEPTH.load(Relaxed),
         hook_frame,
@@ -57,12 +58,12 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     let fall_back = {
-        let key = (hook_frame, stack.depth);
+        let key = [hook_frame, stack.depth];
         // SAFETY: the allocation path calls `capture` under the re-entrancy
-        // guard only, so no other walk on this thread runs meanwhile.
-        let (walked, same) = unsafe {
-            super::unwind::walk_joining(base, stack_low, key, |ip, sp| stack.keep(ip, sp))
-        };
+        // guard only, so no other walk on this thread runs meanwhile; `ips`
+        // has room for the depth.
+        let (walked, kept, same) =
+            unsafe { super::unwind::walk_joining(base, stack_low, key, stack.fast()) };
         if let Some(id) = same {
             // The frames of the last capture that left this trace, found
             // again: its stack.
@@ -71,6 +72,7 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
             }
             return id;
         }
+        stack.len = kept.len;
         if super::unwind::verifying() {
             verify(walked, &mut stack, stack_low);
         }
@@ -117,7 +119,7 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
 fn finish(stack: &mut Collected<'_>) -> u32 {
     if stack.reached_base {
         // `len < depth <= MAX_DEPTH`: the array has room for the marker.
-        stack.ips[stack.len].write(BASE_REACHED);
+        stack.set(stack.len, BASE_REACHED);
         stack.len += 1;
     }
     intern(stack.kept())
@@ -129,7 +131,9 @@ fn finish(stack: &mut Collected<'_>) -> u32 {
 #[cold]
 #[inline(never)]
 fn verify_same(id: u32, stack: &mut Collected<'_>, stack_low: usize) -> u32 {
-    let walked = super::unwind::walk(stack.base, stack_low, |ip, sp| stack.keep(ip, sp));
+    // SAFETY: `ips` has room for the depth.
+    let (walked, kept) = unsafe { super::unwind::walk(stack.base, stack_low, stack.fast()) };
+    stack.len = kept.len;
     if walked != super::unwind::Walk::Done {
         mismatch();
         return id;
@@ -165,7 +169,7 @@ fn mismatch() {
 #[inline(never)]
 pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: usize) -> u32 {
     // Not zeroed, as in `capture`.
-    let mut ips = [std::mem::MaybeUninit::<usize>::uninit(); MAX_DEPTH + 1];
+    let mut ips = Frames::uninit();
     let mut stack = Collected {
         depth: DEPTH.load(Relaxed),
         hook_frame,
@@ -175,7 +179,11 @@ pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: u
         reached_base: false,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let _ = super::unwind::walk(stack_high, stack_low, |ip, sp| stack.keep(ip, sp));
+    {
+        // SAFETY: `ips` has room for the depth.
+        let (_, kept) = unsafe { super::unwind::walk(stack_high, stack_low, stack.fast()) };
+        stack.len = kept.len;
+    }
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
     {
         let _ = stack_low;
@@ -197,7 +205,7 @@ pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: u
 #[cold]
 #[inline(never)]
 fn verify(walked: super::unwind::Walk, stack: &mut Collected<'_>, stack_low: usize) {
-    let mut ips = [std::mem::MaybeUninit::<usize>::uninit(); MAX_DEPTH + 1];
+    let mut ips = Frames::uninit();
     let mut full = Collected {
         depth: stack.depth,
         hook_frame: stack.hook_frame,
@@ -206,16 +214,16 @@ fn verify(walked: super::unwind::Walk, stack: &mut Collected<'_>, stack_low: usi
         len: 0,
         reached_base: false,
     };
-    let full_walk = super::unwind::walk(stack.base, stack_low, |ip, sp| full.keep(ip, sp));
+    // SAFETY: `ips` has room for the depth.
+    let (full_walk, kept) = unsafe { super::unwind::walk(stack.base, stack_low, full.fast()) };
+    full.len = kept.len;
     if full_walk == walked && full.kept() == stack.kept() {
         return;
     }
     mismatch();
     let len = full.len;
-    for i in 0..len {
-        // SAFETY: `keep` wrote the first `len` elements of `full.ips`.
-        let ip = unsafe { full.ips[i].assume_init() };
-        stack.ips[i].write(ip);
+    for (i, &ip) in full.kept().iter().enumerate() {
+        stack.set(i, ip);
     }
     stack.len = len;
 }
@@ -235,19 +243,37 @@ pub(crate) fn mismatches() -> usize {
 /// base frame. No return address is 0 (unwinders stop there).
 const BASE_REACHED: usize = 0;
 
+/// Room for the frames of one capture, uninitialised.
+type Frames = std::mem::MaybeUninit<[usize; MAX_DEPTH + 1]>;
+
 /// The frames one capture keeps.
 struct Collected<'a> {
     depth: usize,
     hook_frame: usize,
     base: usize,
     /// One more than kept, for [`BASE_REACHED`]; the first `len` written.
-    ips: &'a mut [std::mem::MaybeUninit<usize>; MAX_DEPTH + 1],
+    ips: &'a mut Frames,
     len: usize,
     /// The walk went past the base frame, so the last frame kept is it.
     reached_base: bool,
 }
 
 impl Collected<'_> {
+    /// The cached unwinder's view of this collection, empty: it keeps
+    /// frames as [`Collected::keep`] does, into the same array.
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    fn fast(&mut self) -> super::walk_core::Keep {
+        super::walk_core::Keep {
+            hook_frame: self.hook_frame,
+            base: self.base,
+            depth: self.depth,
+            ips: self.ips.as_mut_ptr().cast::<usize>(),
+            sps: std::ptr::null_mut(),
+            len: 0,
+            reached_base: false,
+        }
+    }
+
     /// Takes the frame at `ip` whose stack pointer is `sp`, unless it is
     /// the tracker's own; returns whether to go on.
     fn keep(&mut self, ip: usize, sp: usize) -> bool {
@@ -258,9 +284,20 @@ impl Collected<'_> {
             self.reached_base = self.len < self.depth;
             return false;
         }
-        self.ips[self.len].write(ip);
+        self.set(self.len, ip);
         self.len += 1;
         self.len < self.depth
+    }
+
+    /// Writes frame `i`, at most `MAX_DEPTH` (the array's last word, for
+    /// [`BASE_REACHED`]); callers never pass more, and more is dropped (no
+    /// panic on the allocation path).
+    fn set(&mut self, i: usize, ip: usize) {
+        if i > MAX_DEPTH {
+            return;
+        }
+        // SAFETY: `i` indexes the array, of MAX_DEPTH + 1 words.
+        unsafe { self.ips.as_mut_ptr().cast::<usize>().add(i).write(ip) };
     }
 
     /// The frames written so far.
@@ -443,22 +480,23 @@ impl Store {
     }
 }
 
+/// The stack's hash for the index: in the optimised walker object when
+/// this crate is built unoptimised (a loop over every frame of every
+/// capture), here otherwise.
 fn hash(ips: &[usize]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ ips.len() as u64;
-    for &ip in ips {
-        h = (h ^ ip as u64)
-            .wrapping_mul(0x0100_0000_01b3)
-            .rotate_left(23);
+    #[cfg(leakcheck_prebuilt_walk)]
+    {
+        extern "C" {
+            /// `walk_core::hash`, built optimised (`walk_object.rs`).
+            fn leakcheck_stack_hash_v1(ips: *const usize, len: usize) -> u64;
+        }
+        // SAFETY: reads the `len` words of a live slice.
+        unsafe { leakcheck_stack_hash_v1(ips.as_ptr(), ips.len()) }
     }
-    // murmur3's finaliser: without it, stacks that differ in one frame by
-    // a few bytes (one function's call sites) clustered in the low bits,
-    // and linear probing of the index went from under one probe to
-    // thousands.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    {
+        super::stack_hash::stack_hash(ips)
+    }
 }
 
 fn intern(ips: &[usize]) -> u32 {

@@ -2,14 +2,22 @@
 //! and symbolised only when a report shows them.
 //!
 //! [`capture()`] is what the allocation path calls; it walks with the cached
-//! DWARF unwinder in [`unwind`] where it can and with libgcc's otherwise.
+//! DWARF unwinder in [`unwind`] (whose hot loop is `walk_core`, built
+//! optimised even in unoptimised builds) where it can and with libgcc's
+//! otherwise.
 //! [`symbols`] turns addresses into functions, files and lines for reports.
 //! Imports go down only: to `sys`.
 
 mod capture;
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod stack_hash;
 pub(crate) mod symbols;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
 pub(crate) mod unwind;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+// With the prebuilt object, this copy gives only the shared types.
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod walk_core;
 
 #[cfg(feature = "profile")]
 pub(crate) use capture::capture_sampled;

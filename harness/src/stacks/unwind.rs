@@ -21,7 +21,13 @@
 //! walk early, never fault. Anything unusual (no unwind info, a CFA computed
 //! by expression, a signal frame) makes [`walk`] report failure, and the
 //! caller falls back to libgcc for that capture.
+//!
+//! The walk itself — the loop over frames, the rule look-up that hits, and
+//! the joining — is in `walk_core.rs`, which is also built as an optimised
+//! object for unoptimised builds; this file computes the rules and hands
+//! each walk what it needs.
 
+use super::walk_core::{self, Entry, Keep, Request, Rule, CACHE_SLOTS};
 use crate::sys::sync::{pages, SpinLock};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, Pointer, Register, RegisterRule,
@@ -30,68 +36,11 @@ use gimli::{
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+pub(crate) use walk_core::{Walk, MAX_FRAMES};
+
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
 const RA: Register = Register(16);
-
-/// How to unwind one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Rule {
-    cfa_from_rbp: bool,
-    cfa_offset: i32,
-    rbp_saved_at: Option<i16>,
-}
-
-/// A cache entry, packed into a `u64` for the lock-free table: bit 63 valid,
-/// bit 62 CFA from `rbp` (else `rsp`), bit 61 `rbp` saved, bit 60 "no usable
-/// rule" (fall back without parsing again), bits 48..60 the generation of
-/// loaded objects it was computed in, bits 32..48 the offset of the saved
-/// `rbp` from the CFA (signed), bits 0..32 the CFA offset (signed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Entry {
-    Rule(Rule),
-    Unsupported,
-}
-
-const GENERATION_BITS: u32 = 12;
-
-impl Entry {
-    fn pack(self, generation: u32) -> u64 {
-        let mut v = 1u64 << 63;
-        v |= u64::from(generation & ((1 << GENERATION_BITS) - 1)) << 48;
-        match self {
-            Entry::Unsupported => v | 1 << 60,
-            Entry::Rule(rule) => {
-                if rule.cfa_from_rbp {
-                    v |= 1 << 62;
-                }
-                if let Some(at) = rule.rbp_saved_at {
-                    v |= 1 << 61;
-                    v |= u64::from(at as u16) << 32;
-                }
-                v | u64::from(rule.cfa_offset as u32)
-            }
-        }
-    }
-
-    /// The entry, unless it is empty or from another generation.
-    fn unpack(v: u64, generation: u32) -> Option<Entry> {
-        if v >> 63 == 0
-            || (v >> 48) as u32 & ((1 << GENERATION_BITS) - 1)
-                != generation & ((1 << GENERATION_BITS) - 1)
-        {
-            return None;
-        }
-        if v & (1 << 60) != 0 {
-            return Some(Entry::Unsupported);
-        }
-        Some(Entry::Rule(Rule {
-            cfa_from_rbp: v & (1 << 62) != 0,
-            cfa_offset: v as u32 as i32,
-            rbp_saved_at: (v & (1 << 61) != 0).then_some((v >> 32) as u16 as i16),
-        }))
-    }
-}
 
 /// Bumped whenever code may have been unmapped (`dlclose`): an address can
 /// then hold another object's code, so older entries no longer apply.
@@ -103,8 +52,6 @@ pub(crate) fn code_unmapped() {
 }
 
 // --- the cache ------------------------------------------------------------
-
-const CACHE_SLOTS: usize = 1 << 16;
 
 /// Return address → packed rule. Keys are claimed with a CAS and never
 /// removed; a reader that finds its key before the rule is published just
@@ -144,7 +91,7 @@ impl Cache {
 
     fn get(&self, ip: usize, generation: u32) -> Option<Entry> {
         let table = self.table()?;
-        let mut i = slot_of(ip);
+        let mut i = walk_core::slot_of(ip);
         for _ in 0..16 {
             let key = table[2 * i].load(Ordering::Acquire);
             if key == 0 {
@@ -161,7 +108,7 @@ impl Cache {
     /// Records `entry` for `ip`, replacing an entry of an older generation.
     fn put(&self, ip: usize, entry: Entry, generation: u32) {
         let Some(table) = self.table() else { return };
-        let mut i = slot_of(ip);
+        let mut i = walk_core::slot_of(ip);
         for _ in 0..16 {
             let key = &table[2 * i];
             match key.compare_exchange(0, ip as u64, Ordering::AcqRel, Ordering::Acquire) {
@@ -174,11 +121,6 @@ impl Cache {
             }
         }
     }
-}
-
-fn slot_of(ip: usize) -> usize {
-    let h = (ip as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 40) as usize & (CACHE_SLOTS - 1)
 }
 
 // --- computing a rule -----------------------------------------------------
@@ -243,10 +185,6 @@ pub(crate) fn init() {
 /// held — falling back to libgcc to unwind would wait on that same mutex.
 static UNWINDER_START: AtomicUsize = AtomicUsize::new(0);
 static UNWINDER_END: AtomicUsize = AtomicUsize::new(0);
-
-fn in_unwinder(ip: usize) -> bool {
-    ip >= UNWINDER_START.load(Ordering::Relaxed) && ip < UNWINDER_END.load(Ordering::Relaxed)
-}
 
 /// glibc's description of the loaded object holding `address`.
 fn find_object(address: usize) -> Option<DlFindObject> {
@@ -378,31 +316,9 @@ fn rule_of(row: &UnwindTableRow<usize, FixedStorage>) -> Option<Rule> {
     })
 }
 
-/// The rule for `address`: a direct look-up of its home slot (a load, a
-/// compare and the unpacking) for the frames a test walks over and over,
-/// the probing and computing path otherwise.
-#[inline(always)]
-fn rule_for(address: usize) -> Option<Rule> {
-    let generation = GENERATION.load(Ordering::Acquire);
-    let table = CACHE.slots.load(Ordering::Acquire) as *const AtomicU64;
-    if !table.is_null() {
-        let i = slot_of(address);
-        // SAFETY: a non-null table maps 2 * CACHE_SLOTS words, never
-        // unmapped, and `i < CACHE_SLOTS`.
-        let (key, value) = unsafe { (&*table.add(2 * i), &*table.add(2 * i + 1)) };
-        if key.load(Ordering::Acquire) == address as u64 {
-            if let Some(Entry::Rule(rule)) =
-                Entry::unpack(value.load(Ordering::Acquire), generation)
-            {
-                return Some(rule);
-            }
-        }
-    }
-    rule_for_slow(address, generation)
-}
-
-#[inline(never)]
-fn rule_for_slow(address: usize, generation: u32) -> Option<Rule> {
+/// The rule for `address` when its home slot does not hold it: probes the
+/// cache, computes it on a miss. The walk's [`walk_core::Context::slow`].
+unsafe extern "C" fn rule_for_slow(address: usize, generation: u32) -> u64 {
     let entry = match CACHE.get(address, generation) {
         Some(entry) => entry,
         None => {
@@ -411,86 +327,114 @@ fn rule_for_slow(address: usize, generation: u32) -> Option<Rule> {
             entry
         }
     };
-    match entry {
-        Entry::Rule(rule) => Some(rule),
-        Entry::Unsupported => None,
-    }
+    entry.pack(generation)
 }
 
 // --- walking ---------------------------------------------------------------
 
-/// Frames one walk visits at most: more than any capture keeps
-/// (`capture::MAX_DEPTH`), so a corrupt or cyclic stack ends the walk.
-pub(crate) const MAX_FRAMES: usize = 272;
-
-/// How a walk ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Walk {
-    /// Every frame up to the base (or as many as `visit` wanted) was visited.
-    Done,
-    /// A frame could not be unwound: start over with libgcc.
-    Failed,
-    /// A frame could not be unwound, and the stack passes through libgcc's
-    /// unwinder, which may hold its lock: keep what was visited, do not call
-    /// libgcc.
-    FailedInsideUnwinder,
+thread_local! {
+    /// This thread's previous walks (`walk_core::Traces`), touched only by
+    /// [`walk_joining`] and [`remember`], under the re-entrancy guard.
+    static TRACES: std::cell::UnsafeCell<walk_core::Traces> =
+        const { std::cell::UnsafeCell::new(walk_core::NO_TRACES) };
 }
 
-/// Walks this thread's stack from the caller of this function, calling
-/// `visit(return address, frame's stack pointer)` for each frame, innermost
-/// first, until `visit` returns false or a frame's stack pointer passes
-/// `base`. `stack_low` is the lowest address of this thread's stack (0 if
-/// unknown).
-#[inline(never)]
-pub(crate) fn walk(base: usize, stack_low: usize, visit: impl FnMut(usize, usize) -> bool) -> Walk {
-    let mut inside_unwinder = false;
-    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder, None);
-    match (done, inside_unwinder) {
-        (true, _) => Walk::Done,
-        (false, false) => Walk::Failed,
-        (false, true) => Walk::FailedInsideUnwinder,
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    /// `walk_core::walk`, built optimised by `build.rs` (`walk_object.rs`).
+    fn leakcheck_walk_core_v1(request: *mut Request);
+}
+
+/// Runs one walk: in the optimised object when this crate is built
+/// unoptimised, in this crate otherwise.
+///
+/// # Safety
+///
+/// As [`walk_core::walk`].
+#[inline(always)]
+unsafe fn run(request: &mut Request) {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the same function, compiled from the same source with the
+    // same `#[repr(C)]` layouts; the caller upholds its contract.
+    unsafe {
+        leakcheck_walk_core_v1(request)
+    };
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller upholds its contract.
+    unsafe {
+        walk_core::walk(request)
+    };
+}
+
+fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Traces) -> Request {
+    Request {
+        context: walk_core::Context {
+            table: CACHE.slots.load(Ordering::Acquire),
+            generation: GENERATION.load(Ordering::Acquire),
+            unwinder: [
+                UNWINDER_START.load(Ordering::Relaxed),
+                UNWINDER_END.load(Ordering::Relaxed),
+            ],
+            slow: rule_for_slow,
+        },
+        base,
+        stack_low,
+        traces,
+        key: [0, 0],
+        keep,
+        walk: Walk::Failed,
+        found_same: false,
+        same: 0,
     }
+}
+
+/// Walks this thread's stack from the walker's own frame, visiting each
+/// frame, innermost first, with `keep` (see [`walk_core::Keep`]), until it
+/// has enough or a frame's stack pointer passes `base`. `stack_low` is the
+/// lowest address of this thread's stack (0 if unknown). Returns how the
+/// walk ended and what `keep` kept.
+///
+/// # Safety
+///
+/// `keep`'s arrays have room for its depth.
+pub(crate) unsafe fn walk(base: usize, stack_low: usize, keep: Keep) -> (Walk, Keep) {
+    let mut request = request(base, stack_low, keep, std::ptr::null_mut());
+    // SAFETY: no traces; the caller vouches for the arrays.
+    unsafe { run(&mut request) };
+    (request.walk, request.keep)
 }
 
 /// [`walk`], joining a previous walk of this thread where the stack still
 /// is what that walk found: the frames from the join outward are taken from
-/// it instead of unwound again (see [`Trace`]). `visit` sees exactly the
-/// frames, and the walk ends exactly as, [`walk`] would.
+/// it instead of unwound again (`walk_core::Trace`). `keep` keeps exactly
+/// the frames, and the walk ends exactly as, [`walk`] would.
 ///
-/// `key` is what, besides the frames, decides what `visit` keeps (the
+/// `key` is what, besides the frames, decides what `keep` keeps (the
 /// capture's hook frame and depth). When this walk would visit exactly the
 /// frames of the previous walk that used the same trace, and that walk had
-/// the same key and was [`remember`]ed, `visit` is not called at all and
-/// the remembered value comes back instead.
+/// the same key and was [`remember`]ed, nothing is kept and the remembered
+/// value comes back instead.
 ///
 /// # Safety
 ///
-/// Only under the re-entrancy guard (`sys::reentry::Guard`): nothing else on
-/// this thread may walk with the traces meanwhile (a signal handler's
-/// allocation is not recorded while the guard is held).
-#[inline(never)]
+/// As [`walk`], and only under the re-entrancy guard
+/// (`sys::reentry::Guard`): nothing else on this thread may walk with the
+/// traces meanwhile (a signal handler's allocation is not recorded while
+/// the guard is held).
 pub(crate) unsafe fn walk_joining(
     base: usize,
     stack_low: usize,
-    key: (usize, usize),
-    visit: impl FnMut(usize, usize) -> bool,
-) -> (Walk, Option<u32>) {
-    let mut inside_unwinder = false;
+    key: [usize; 2],
+    keep: Keep,
+) -> (Walk, Keep, Option<u32>) {
     let traces = TRACES.with(|t| t.get());
-    // SAFETY: the thread's own traces, and the caller guarantees no other
-    // walk on this thread uses them until this one returns.
-    let traces = unsafe { &mut *traces };
-    traces.key = key;
-    let done = walk_frames(base, stack_low, visit, &mut inside_unwinder, Some(traces));
-    if let Some(value) = traces.same.take() {
-        return (Walk::Done, Some(value));
-    }
-    let walk = match (done, inside_unwinder) {
-        (true, _) => Walk::Done,
-        (false, false) => Walk::Failed,
-        (false, true) => Walk::FailedInsideUnwinder,
-    };
-    (walk, None)
+    let mut request = request(base, stack_low, keep, traces);
+    request.key = key;
+    // SAFETY: the thread's own traces, unshared until this returns (the
+    // caller holds the guard); the caller vouches for the arrays.
+    unsafe { run(&mut request) };
+    let same = request.found_same.then_some(request.same);
+    (request.walk, request.keep, same)
 }
 
 /// Remembers `value` (an interned stack) for the last [`walk_joining`] of
@@ -502,148 +446,7 @@ pub(crate) unsafe fn walk_joining(
 pub(crate) unsafe fn remember(value: u32) {
     let traces = TRACES.with(|t| t.get());
     // SAFETY: as in `walk_joining`.
-    let traces = unsafe { &mut *traces };
-    if let Some(slot) = traces.last.take() {
-        traces.slots[slot].remembered = Some((traces.key, value));
-    }
-}
-
-// --- joining the previous walk --------------------------------------------
-//
-// A walk is a deterministic function of the registers it starts a frame
-// with (`ip`, `sp`, and `rbp` where a rule uses it) and of the stack words
-// it reads (each return address at CFA - 8, each saved `rbp`), given the
-// rules, which depend only on `ip` and the generation of loaded objects. So
-// when this walk reaches a frame at the same `sp` with the same return
-// address (and the same `rbp` where what follows depends on it) as the
-// previous walk of this thread did, and every stack word the previous walk
-// read from there outward still holds what it read, the rest of this walk
-// is the rest of that one: those frames are taken from the trace, not
-// unwound again. The words are read again each time (a load and a compare a
-// frame, instead of a cache look-up and a rule): a frame popped and pushed
-// again by another call path, a `longjmp`, an unwinding panic or a signal
-// handler that ran on the stack meanwhile all change some word the join
-// depends on, or leave the stack as it was. Nothing is assumed from
-// matching `(ip, sp)` alone: the frames above a matching one may belong to
-// a different caller that happens to put its callee at the same address.
-
-/// Frames a trace holds; a longer walk is not kept (the next walk then
-/// unwinds everything, as without a trace).
-const TRACE_STEPS: usize = 64;
-
-/// One frame of a walk, as a trace keeps it.
-#[derive(Clone, Copy, Debug, Default)]
-struct Step {
-    /// The frame's return address and stack pointer, as visited.
-    ip: usize,
-    sp: usize,
-    /// `rbp` as the walk had it at this frame.
-    rbp: usize,
-    /// Where the step to this frame read the saved `rbp`, from `sp`.
-    rbp_at: i16,
-    /// [`CFA_FROM_RBP`], [`RBP_SAVED`], [`NEEDS_RBP`].
-    flags: u8,
-}
-
-/// The step to this frame computed its CFA from `rbp`.
-const CFA_FROM_RBP: u8 = 1;
-/// The step to this frame read `rbp` from `sp + rbp_at`.
-const RBP_SAVED: u8 = 2;
-/// What the walk does after this frame depends on its `rbp`.
-const NEEDS_RBP: u8 = 4;
-
-/// How a traced walk ended after its outermost frame.
-#[derive(Clone, Copy, Debug)]
-enum End {
-    /// `visit` asked to stop (the capture's depth).
-    Stopped,
-    /// The next CFA lies above the base.
-    Base { from_rbp: bool },
-    /// The next return address, at `cfa - 8`, is 0.
-    Zero {
-        cfa: usize,
-        from_rbp: bool,
-        rbp_at: Option<i16>,
-    },
-}
-
-impl End {
-    /// Whether the end depends on the outermost frame's `rbp`. A stop does:
-    /// a later walk may have to go on from that frame.
-    fn needs_rbp(self) -> bool {
-        match self {
-            End::Stopped => true,
-            End::Base { from_rbp } | End::Zero { from_rbp, .. } => from_rbp,
-        }
-    }
-}
-
-/// This thread's previous walk: its frames, outermost first, and how it
-/// ended. Touched only by [`walk_joining`], under the re-entrancy guard.
-pub(crate) struct Trace {
-    /// Frames held; 0: none (the next walk unwinds everything).
-    len: usize,
-    base: usize,
-    generation: u32,
-    end: End,
-    steps: [Step; TRACE_STEPS],
-    /// What [`remember`] stored for the walk that left these frames, and
-    /// its key; cleared whenever they change.
-    remembered: Option<((usize, usize), u32)>,
-}
-
-/// Traces kept per thread: a test's allocations and frees come from
-/// different call sites, each joining its own trace at its first frame.
-const TRACES_KEPT: usize = 2;
-
-/// This thread's traces.
-pub(crate) struct Traces {
-    slots: [Trace; TRACES_KEPT],
-    /// The slot used most recently.
-    mru: usize,
-    /// The slot the last walk left its frames in, for [`remember`].
-    last: Option<usize>,
-    /// The key of the current walk.
-    key: (usize, usize),
-    /// Set by a walk that found the remembered walk again: its value.
-    same: Option<u32>,
-    /// Walks that joined a trace, walks made with a trace to join, and
-    /// walks that found a remembered walk again.
-    joins: usize,
-    walks: usize,
-    sames: usize,
-}
-
-const NO_STEP: Step = Step {
-    ip: 0,
-    sp: 0,
-    rbp: 0,
-    rbp_at: 0,
-    flags: 0,
-};
-
-const NO_TRACE: Trace = Trace {
-    len: 0,
-    base: 0,
-    generation: 0,
-    end: End::Stopped,
-    steps: [NO_STEP; TRACE_STEPS],
-    remembered: None,
-};
-
-thread_local! {
-    static TRACES: std::cell::UnsafeCell<Traces> = const {
-        std::cell::UnsafeCell::new(Traces {
-            slots: [NO_TRACE; TRACES_KEPT],
-            mru: 0,
-            last: None,
-            key: (0, 0),
-            same: None,
-            joins: 0,
-            walks: 0,
-            sames: 0,
-        })
-    };
+    walk_core::remember(unsafe { &mut *traces }, value);
 }
 
 /// (walks that joined a previous one, walks made with a trace, walks that
@@ -656,402 +459,6 @@ pub(crate) fn join_counts() -> (usize, usize, usize) {
         let t = &*t.get();
         (t.joins, t.walks, t.sames)
     })
-}
-
-/// What the current walk knows of the previous one's validity.
-struct Join {
-    /// Candidate frames are at positions below this (outermost first), so
-    /// it moves down as the walk moves up the stack.
-    cursor: usize,
-    /// Positions below this were read again and hold what they held.
-    valid_below: usize,
-    /// No join above this position: the word there changed.
-    blocked_above: usize,
-    /// The end was checked, and whether it still holds.
-    end_checked: bool,
-    end_ok: bool,
-}
-
-impl Trace {
-    /// Whether the stack still is what this trace found from its frame at
-    /// `p` outward: every word read there reads the same now.
-    fn holds_above(
-        &self,
-        p: usize,
-        join: &mut Join,
-        read: &impl Fn(usize) -> Option<usize>,
-    ) -> bool {
-        if !join.end_checked {
-            join.end_checked = true;
-            join.end_ok = match self.end {
-                End::Zero { cfa, rbp_at, .. } => {
-                    read(cfa - 8) == Some(0)
-                        && rbp_at.is_none_or(|at| {
-                            cfa.checked_add_signed(isize::from(at))
-                                .and_then(read)
-                                .is_some()
-                        })
-                }
-                End::Stopped | End::Base { .. } => true,
-            };
-        }
-        if !join.end_ok || p > join.blocked_above {
-            return false;
-        }
-        while join.valid_below < p {
-            let step = self.steps[join.valid_below];
-            // The return address: above the join's `sp` (so above this
-            // walk's lowest), and where the previous walk, with the same
-            // base, read it: in bounds and aligned.
-            // SAFETY: `step.sp - 8` lies in [the join frame's sp, base),
-            // this thread's live stack between the walking frame and the
-            // base, as `read` would have checked.
-            let ra = unsafe { ((step.sp - 8) as *const usize).read() };
-            let same_rbp = step.flags & RBP_SAVED == 0
-                || match step
-                    .sp
-                    .checked_add_signed(isize::from(step.rbp_at))
-                    .and_then(read)
-                {
-                    Some(saved) => step.flags & NEEDS_RBP == 0 || saved == step.rbp,
-                    None => false,
-                };
-            if ra != step.ip || !same_rbp {
-                join.blocked_above = join.valid_below;
-                return p <= join.blocked_above;
-            }
-            join.valid_below += 1;
-        }
-        true
-    }
-
-    /// Forgets the frames.
-    fn clear(&mut self) {
-        self.len = 0;
-        self.remembered = None;
-    }
-
-    /// Records a walk that ended with `end` and did not join: its frames are
-    /// `new`, innermost first.
-    fn record(&mut self, new: &[Step], end: End, base: usize, generation: u32) {
-        self.len = 0;
-        self.remembered = None;
-        if new.is_empty() {
-            return;
-        }
-        self.end = end;
-        self.base = base;
-        self.generation = generation;
-        self.put(0, new, end.needs_rbp());
-    }
-
-    /// Writes `new` (innermost first) at positions `from..`, outermost
-    /// first; the outermost of them depends on its `rbp` if `needs_rbp`.
-    fn put(&mut self, from: usize, new: &[Step], mut needs_rbp: bool) {
-        self.remembered = None;
-        if from + new.len() > TRACE_STEPS {
-            self.clear();
-            return;
-        }
-        let mut at = from;
-        for i in (0..new.len()).rev() {
-            let mut step = new[i];
-            step.flags = (step.flags & !NEEDS_RBP) | if needs_rbp { NEEDS_RBP } else { 0 };
-            self.steps[at] = step;
-            at += 1;
-            // What the frame inside it depends on: the rbp this step used
-            // (its CFA), unless this step replaced it by a saved one.
-            needs_rbp =
-                step.flags & CFA_FROM_RBP != 0 || (step.flags & RBP_SAVED == 0 && needs_rbp);
-        }
-        self.len = at;
-    }
-}
-
-#[inline(always)]
-fn walk_frames(
-    base: usize,
-    stack_low: usize,
-    mut visit: impl FnMut(usize, usize) -> bool,
-    inside_unwinder: &mut bool,
-    mut traces: Option<&mut Traces>,
-) -> bool {
-    let (mut ip, mut sp, mut rbp): (usize, usize, usize);
-    // SAFETY: reads three registers; no memory access, no stack change.
-    unsafe {
-        std::arch::asm!(
-            "lea {ip}, [rip]",
-            "mov {sp}, rsp",
-            "mov {bp}, rbp",
-            ip = out(reg) ip,
-            sp = out(reg) sp,
-            bp = out(reg) rbp,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
-    let low = sp;
-    let generation = GENERATION.load(Ordering::Acquire);
-    // A trace is joinable only if made for this base, with the rules in
-    // force now.
-    let mut joinable = [false; TRACES_KEPT];
-    let mut join = [const {
-        Join {
-            cursor: 0,
-            valid_below: 0,
-            blocked_above: usize::MAX,
-            end_checked: false,
-            end_ok: false,
-        }
-    }; TRACES_KEPT];
-    if let Some(traces) = traces.as_deref_mut() {
-        traces.last = None;
-        traces.same = None;
-        for (i, trace) in traces.slots.iter_mut().enumerate() {
-            if trace.base != base || trace.generation != generation {
-                trace.clear();
-            }
-            joinable[i] = trace.len != 0;
-            join[i].cursor = trace.len;
-        }
-        traces.walks += usize::from(joinable.contains(&true));
-    }
-    // On another stack than the scope's (a signal handler on sigaltstack,
-    // a coroutine), [low, base] is not one mapping: leave it to libgcc.
-    if base == 0 || base <= low || low < stack_low {
-        return false;
-    }
-    // Stack reads stay within [low, base]: this thread's live stack.
-    let read = |at: usize| -> Option<usize> {
-        if at < low || at.checked_add(8)? > base || at % 8 != 0 {
-            return None;
-        }
-        // SAFETY: `at` is an aligned word inside the live stack between this
-        // frame and the scope's base frame, both on this thread.
-        Some(unsafe { (at as *const usize).read() })
-    };
-    // This walk's own frames (not taken from a trace), innermost first;
-    // not zeroed (2 KiB of stores a walk).
-    let mut new = [const { std::mem::MaybeUninit::<Step>::uninit() }; TRACE_STEPS];
-    let mut new_len = 0;
-    // Whether this walk's frames can become a trace.
-    let mut keep = traces.is_some();
-    // The trace and position joined, and whether its frame depends on its
-    // rbp.
-    let mut joined: Option<(usize, usize, bool)> = None;
-    // The first frame is this function's own; its rule is looked up at the
-    // current instruction, every caller's at its return address - 1.
-    let mut lookup = ip;
-    let mut steps = 0;
-    let end: Option<End> = 'walk: loop {
-        if steps == MAX_FRAMES {
-            // Deeper than any capture keeps: something is off, let libgcc
-            // decide.
-            break None;
-        }
-        steps += 1;
-        let Some(rule) = rule_for(lookup) else {
-            break None;
-        };
-        let cfa = if rule.cfa_from_rbp { rbp } else { sp };
-        let Some(cfa) = cfa.checked_add_signed(rule.cfa_offset as isize) else {
-            break None;
-        };
-        if cfa <= sp {
-            break None;
-        }
-        if cfa > base {
-            // The caller's frame begins above the base: the walk is done.
-            break Some(End::Base {
-                from_rbp: rule.cfa_from_rbp,
-            });
-        }
-        let Some(return_address) = read(cfa - 8) else {
-            break None;
-        };
-        if let Some(at) = rule.rbp_saved_at {
-            let Some(saved) = cfa.checked_add_signed(isize::from(at)).and_then(read) else {
-                break None;
-            };
-            rbp = saved;
-        }
-        ip = return_address;
-        sp = cfa;
-        if ip == 0 {
-            break Some(End::Zero {
-                cfa,
-                from_rbp: rule.cfa_from_rbp,
-                rbp_at: rule.rbp_saved_at,
-            });
-        }
-        *inside_unwinder |= in_unwinder(ip);
-        if keep {
-            if new_len < TRACE_STEPS {
-                new[new_len].write(Step {
-                    ip,
-                    sp,
-                    rbp,
-                    rbp_at: rule.rbp_saved_at.unwrap_or(0),
-                    flags: if rule.cfa_from_rbp { CFA_FROM_RBP } else { 0 }
-                        | if rule.rbp_saved_at.is_some() {
-                            RBP_SAVED
-                        } else {
-                            0
-                        },
-                });
-                new_len += 1;
-            } else {
-                keep = false;
-            }
-        }
-        lookup = ip - 1;
-        let Some(all) = traces.as_deref_mut() else {
-            if !visit(ip, sp) {
-                break Some(End::Stopped);
-            }
-            continue;
-        };
-        let mut found = None;
-        for (i, trace) in all.slots.iter().enumerate() {
-            if !joinable[i] {
-                continue;
-            }
-            let join = &mut join[i];
-            while join.cursor > 0 && trace.steps[join.cursor - 1].sp < sp {
-                join.cursor -= 1;
-            }
-            if join.cursor == 0 {
-                continue;
-            }
-            let p = join.cursor - 1;
-            let at = trace.steps[p];
-            let needs_rbp = at.flags & NEEDS_RBP != 0;
-            if at.sp == sp
-                && at.ip == ip
-                && (!needs_rbp || at.rbp == rbp)
-                && trace.holds_above(p, join, &read)
-            {
-                found = Some((i, p, needs_rbp));
-                break;
-            }
-        }
-        let Some((i, p, needs_rbp)) = found else {
-            if !visit(ip, sp) {
-                break Some(End::Stopped);
-            }
-            continue;
-        };
-        // Joined: the frames from `p` on are the trace's, exactly as
-        // unwinding them would find them.
-        all.joins += 1;
-        joinable = [false; TRACES_KEPT];
-        joined = Some((i, p, needs_rbp));
-        let trace = &all.slots[i];
-        if p + 1 == trace.len && new_len == 1 {
-            // This walk is the trace's own walk again, frame for frame.
-            if let Some((key, value)) = trace.remembered {
-                if key == all.key {
-                    all.sames += 1;
-                    all.same = Some(value);
-                    all.last = None;
-                    all.mru = i;
-                    return true;
-                }
-            }
-        }
-        if !visit(ip, sp) {
-            break Some(End::Stopped);
-        }
-        for q in (0..p).rev() {
-            if steps == MAX_FRAMES {
-                break 'walk None;
-            }
-            steps += 1;
-            let step = trace.steps[q];
-            *inside_unwinder |= in_unwinder(step.ip);
-            if !visit(step.ip, step.sp) {
-                break 'walk Some(End::Stopped);
-            }
-        }
-        match trace.end {
-            End::Base { .. } | End::Zero { .. } => {
-                if steps == MAX_FRAMES {
-                    break None;
-                }
-                break Some(trace.end);
-            }
-            End::Stopped => {
-                // The previous walk stopped at its depth and this one wants
-                // more: unwinding goes on from its outermost frame, whose
-                // rbp is right (`NEEDS_RBP`, compared above). The trace
-                // would need the new frames before its own: not kept.
-                let outermost = trace.steps[0];
-                ip = outermost.ip;
-                sp = outermost.sp;
-                rbp = outermost.rbp;
-                lookup = ip - 1;
-                keep = false;
-            }
-        }
-    };
-    let Some(all) = traces else {
-        return end.is_some();
-    };
-    // SAFETY: `write` initialised the first `new_len` elements, and
-    // MaybeUninit<Step> has Step's layout.
-    let new = unsafe { std::slice::from_raw_parts(new.as_ptr().cast::<Step>(), new_len) };
-    let Some(end) = end else {
-        // The traces stay: a failed walk read nothing they depend on.
-        return false;
-    };
-    let lru = (all.mru + 1) % TRACES_KEPT;
-    let slot = match joined {
-        // The frames above the join and the end are the trace's: this walk
-        // read every word they depend on again.
-        Some((i, p, needs_rbp)) if keep && p + 1 == all.slots[i].len && new_len == 1 => {
-            // The same frames: what was remembered still holds.
-            let remembered = all.slots[i].remembered;
-            all.slots[i].put(p, new, needs_rbp);
-            all.slots[i].remembered = remembered;
-            i
-        }
-        Some((i, p, needs_rbp)) if keep => {
-            // Another call path into the same frames: its own trace (the
-            // least recent one), so that each path finds its own at its
-            // first frame next time.
-            if i != lru {
-                let (from, to) = if i < lru {
-                    let (left, right) = all.slots.split_at_mut(lru);
-                    (&left[i], &mut right[0])
-                } else {
-                    let (left, right) = all.slots.split_at_mut(i);
-                    (&right[0], &mut left[lru])
-                };
-                to.steps[..p].copy_from_slice(&from.steps[..p]);
-                to.end = from.end;
-                to.base = from.base;
-                to.generation = from.generation;
-            }
-            all.slots[lru].put(p, new, needs_rbp);
-            lru
-        }
-        // Frames beyond the trace (it stopped at its depth, this walk went
-        // on) or too many to keep: a later walk could not check them.
-        Some((i, ..)) => {
-            all.slots[i].clear();
-            i
-        }
-        None => {
-            if keep {
-                all.slots[lru].record(new, end, base, generation);
-            } else {
-                all.slots[lru].clear();
-            }
-            lru
-        }
-    };
-    all.mru = slot;
-    all.last = (all.slots[slot].len != 0).then_some(slot);
-    true
 }
 
 #[cfg(test)]
@@ -1089,6 +496,31 @@ mod tests {
     }
 }
 
+/// The optimised object is linked as a native library, outside Rust's
+/// view of which symbols are used (link-time optimisation may drop or hide
+/// any of `core`'s): it must need nothing but libc's memory functions.
+#[cfg(all(test, leakcheck_prebuilt_walk))]
+#[test]
+fn the_prebuilt_walker_needs_only_libc() {
+    let object = concat!(env!("OUT_DIR"), "/leakcheck_walk_core.o");
+    let out = std::process::Command::new("nm")
+        .args(["-u", object])
+        .output()
+        .expect("nm (binutils, beside the C compiler) runs");
+    assert!(out.status.success(), "nm -u {object}: {out:?}");
+    let text = String::from_utf8(out.stdout).expect("nm prints text");
+    let needed: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    for symbol in &needed {
+        assert!(
+            ["memcpy", "memmove", "memset", "memcmp", "bcmp"].contains(symbol),
+            "{object} needs {symbol} (all: {needed:?})"
+        );
+    }
+}
+
 #[cfg(test)]
 mod agreement {
     //! The cached unwinder must find exactly the frames libgcc finds.
@@ -1099,16 +531,26 @@ mod agreement {
     /// (ip, sp) of each frame.
     type Frames = Vec<(usize, usize)>;
 
-    /// Every frame between here and `base`, by both unwinders.
+    /// Every frame between `both`'s caller and `base`, by both unwinders.
+    #[inline(never)]
     fn both(base: usize) -> (Frames, Frames) {
-        let mut fast = Vec::with_capacity(256);
-        assert_eq!(
-            super::Walk::Done,
-            super::walk(base, 0, |ip, sp| {
-                fast.push((ip, sp));
-                true
-            })
-        );
+        // Frames at or below this are `both`'s own and the unwinders'.
+        let here = crate::stacks::frame_marker();
+        let mut ips = [0usize; super::MAX_FRAMES];
+        let mut sps = [0usize; super::MAX_FRAMES];
+        let keep = super::Keep {
+            hook_frame: here,
+            base: 0,
+            depth: super::MAX_FRAMES,
+            ips: ips.as_mut_ptr(),
+            sps: sps.as_mut_ptr(),
+            len: 0,
+            reached_base: false,
+        };
+        // SAFETY: both arrays have room for the depth.
+        let (walked, keep) = unsafe { super::walk(base, 0, keep) };
+        assert_eq!(super::Walk::Done, walked);
+        let fast: Frames = (0..keep.len).map(|i| (ips[i], sps[i])).collect();
         let mut slow = Vec::with_capacity(256);
         // SAFETY: libgcc's unwinder is thread-safe; the callback only pushes
         // into spare capacity.
@@ -1118,7 +560,9 @@ mod agreement {
                 if sp > base {
                     return false;
                 }
-                slow.push((ip, sp));
+                if sp > here {
+                    slow.push((ip, sp));
+                }
                 true
             })
         };
@@ -1126,18 +570,9 @@ mod agreement {
     }
 
     fn assert_agree(fast: &[(usize, usize)], slow: &[(usize, usize)]) {
-        // Both start in `both`, at different calls (so its ip differs) and
-        // libgcc a few frames deeper; from there on they must be identical.
-        assert!(fast.len() >= 3, "too few frames: {fast:x?}");
-        assert!(
-            slow.ends_with(&fast[1..]),
-            "fast {fast:x?}\nlibgcc {slow:x?}"
-        );
-        assert_eq!(
-            slow[slow.len() - fast.len()].1,
-            fast[0].1,
-            "fast {fast:x?}\nlibgcc {slow:x?}"
-        );
+        // Both from `both`'s caller: the same frames.
+        assert!(fast.len() >= 2, "too few frames: {fast:x?}");
+        assert_eq!(fast, slow, "fast {fast:x?}\nlibgcc {slow:x?}");
     }
 
     #[inline(never)]
