@@ -79,6 +79,20 @@ fn prebuilt_walk(interpose: bool) {
     }
 }
 
+/// How the walker's object is compiled: optimised, without the checks of a
+/// debug build, unwindable (leakcheck's own walker unwinds through it), and
+/// with line tables for profilers and debuggers.
+const WALK_OBJECT_CODEGEN: &[&str] = &[
+    "-Copt-level=3",
+    "-Ccodegen-units=1",
+    "-Cpanic=abort",
+    "-Cdebug-assertions=off",
+    "-Coverflow-checks=off",
+    "-Cforce-unwind-tables=yes",
+    "-Cmetadata=leakcheck_walk_core",
+    "-Cdebuginfo=line-tables-only",
+];
+
 fn build_walk_object() -> Result<(), String> {
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let out = std::path::PathBuf::from(var("OUT_DIR")?);
@@ -90,34 +104,12 @@ fn build_walk_object() -> Result<(), String> {
     emit.push(&object);
     let output = std::process::Command::new(&rustc)
         .args([
-            "--crate-name",
-            "leakcheck_walk_core",
-            "--crate-type",
-            "rlib",
+            "--crate-name=leakcheck_walk_core",
+            "--crate-type=rlib",
+            "--edition=2021",
         ])
-        .args([
-            "--edition",
-            "2021",
-            "--target",
-            &var("TARGET")?,
-            "--cap-lints",
-            "allow",
-        ])
-        .args([
-            "-C",
-            "opt-level=3",
-            "-C",
-            "codegen-units=1",
-            "-C",
-            "panic=abort",
-        ])
-        .args(["-C", "debug-assertions=off", "-C", "overflow-checks=off"])
-        .args([
-            "-C",
-            "force-unwind-tables=yes",
-            "-C",
-            "metadata=leakcheck_walk_core",
-        ])
+        .args(["--target", &var("TARGET")?, "--cap-lints=allow"])
+        .args(WALK_OBJECT_CODEGEN)
         .arg("--emit")
         .arg(&emit)
         .arg(&source)
