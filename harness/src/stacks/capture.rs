@@ -131,6 +131,8 @@ fn finish(stack: &mut Collected<'_>) -> u32 {
 #[cold]
 #[inline(never)]
 fn verify_same(id: u32, stack: &mut Collected<'_>, stack_low: usize) -> u32 {
+    // From the walker's own frame, as in `verify`.
+    stack.hook_frame &= !1;
     // SAFETY: `ips` has room for the depth.
     let (walked, kept) = unsafe { super::unwind::walk(stack.base, stack_low, stack.fast()) };
     stack.len = kept.len;
@@ -208,7 +210,9 @@ fn verify(walked: super::unwind::Walk, stack: &mut Collected<'_>, stack_low: usi
     let mut ips = Frames::uninit();
     let mut full = Collected {
         depth: stack.depth,
-        hook_frame: stack.hook_frame,
+        // Without the hook's registers: the full walk starts in the walker
+        // and unwinds the tracker's frames too, checking that start as well.
+        hook_frame: stack.hook_frame & !1,
         base: stack.base,
         ips: &mut ips,
         len: 0,

@@ -379,6 +379,7 @@ fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Tr
         },
         base,
         stack_low,
+        start: hook_registers(keep.hook_frame, base).unwrap_or([0; 3]),
         traces,
         key: [0, 0],
         keep,
@@ -388,7 +389,27 @@ fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Tr
     }
 }
 
-/// Walks this thread's stack from the walker's own frame, visiting each
+/// The registers a `stacks::HookFrame` at `marker` holds (see
+/// `HookFrame::marker`), if it is one and lies where a live hook's frame
+/// can: aligned, between this frame and `base`, its `sp` below it.
+#[inline(always)]
+fn hook_registers(marker: usize, base: usize) -> Option<[usize; 3]> {
+    if marker & 1 == 0 {
+        return None;
+    }
+    let at = marker & !1;
+    let here = super::frame_marker();
+    if at % 8 != 0 || at <= here || at.checked_add(24)? > base {
+        return None;
+    }
+    // SAFETY: an aligned `HookFrame` inside this thread's live stack
+    // between this frame and the base: the hook that holds it called us.
+    let registers = unsafe { (at as *const [usize; 3]).read() };
+    (registers[1] > here && registers[1] <= at).then_some(registers)
+}
+
+/// Walks this thread's stack from the hook's frame (when `keep`'s marker
+/// is a `stacks::HookFrame`) or the walker's own, visiting each
 /// frame, innermost first, with `keep` (see [`walk_core::Keep`]), until it
 /// has enough or a frame's stack pointer passes `base`. `stack_low` is the
 /// lowest address of this thread's stack (0 if unknown). Returns how the

@@ -144,6 +144,28 @@ impl Context {
     }
 }
 
+/// `[ip, sp, rbp]` where this expands: a macro, so that they are the
+/// registers of the function it is written in, whatever is inlined.
+macro_rules! registers_here {
+    () => {{
+        let (ip, sp, rbp): (usize, usize, usize);
+        // SAFETY: reads three registers; no memory access, no stack change.
+        unsafe {
+            core::arch::asm!(
+                "lea {ip}, [rip]",
+                "mov {sp}, rsp",
+                "mov {bp}, rbp",
+                ip = out(reg) ip,
+                sp = out(reg) sp,
+                bp = out(reg) rbp,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        [ip, sp, rbp]
+    }};
+}
+pub(crate) use registers_here;
+
 // --- what a walk keeps -----------------------------------------------------
 
 /// The frames one walk keeps: those above the hook's frame and not above
@@ -216,6 +238,11 @@ pub(crate) struct Request {
     pub(crate) base: usize,
     /// The lowest address of this thread's stack (0 if unknown).
     pub(crate) stack_low: usize,
+    /// `ip`, `sp` and `rbp` of a frame of this thread's stack between the
+    /// walker's and the base, as they were at `ip` in it (the hook's, read
+    /// by `stacks::hook_frame_here!`): the walk starts there. `ip` 0: from
+    /// the walker's own frame.
+    pub(crate) start: [usize; 3],
     /// This thread's traces, to join and to leave this walk's frames in;
     /// null: a walk of its own.
     pub(crate) traces: *mut Traces,
@@ -577,18 +604,12 @@ fn walk_frames(
     mut traces: Option<&mut Traces>,
     inside_unwinder: &mut bool,
 ) -> bool {
-    let (mut ip, mut sp, mut rbp): (usize, usize, usize);
-    // SAFETY: reads three registers; no memory access, no stack change.
-    unsafe {
-        core::arch::asm!(
-            "lea {ip}, [rip]",
-            "mov {sp}, rsp",
-            "mov {bp}, rbp",
-            ip = out(reg) ip,
-            sp = out(reg) sp,
-            bp = out(reg) rbp,
-            options(nomem, nostack, preserves_flags),
-        );
+    let [mut ip, mut sp, mut rbp] = registers_here!();
+    if request.start[0] != 0 && request.start[1] >= sp {
+        // A frame further out than this one, still live (it called the
+        // walker): its registers are as good as this frame's, and the
+        // frames in between are the tracker's own, skipped anyway.
+        [ip, sp, rbp] = request.start;
     }
     let context = &request.context;
     let keep = &mut request.keep;
@@ -642,8 +663,9 @@ fn walk_frames(
     // The trace and position joined, and whether its frame depends on its
     // rbp.
     let mut joined: Option<(usize, usize, bool)> = None;
-    // The first frame is this function's own; its rule is looked up at the
-    // current instruction, every caller's at its return address - 1.
+    // The first frame is this function's own (or the start's); its rule
+    // is looked up at that instruction, every caller's at its return
+    // address - 1.
     let mut lookup = ip;
     let mut steps = 0;
     let end: Option<End> = 'walk: loop {

@@ -1,6 +1,6 @@
 //! Rust allocations: the tracking global allocator.
 
-use crate::stacks::frame_marker;
+use crate::stacks::hook_frame_here;
 use crate::sys::reentry::WrappedAllocatorCall;
 #[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
 use crate::track::hooks;
@@ -123,7 +123,8 @@ impl<A> Tracked<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let hook_frame = frame_marker();
+        let frame = hook_frame_here!();
+        let hook_frame = frame.marker();
         // SAFETY: the caller upholds GlobalAlloc::alloc's contract; the
         // layout may carry guard bytes more.
         self.record(layout, Allocator::RustAlloc, hook_frame, |l| unsafe {
@@ -133,7 +134,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let hook_frame = frame_marker();
+        let frame = hook_frame_here!();
+        let hook_frame = frame.marker();
         self.record(layout, Allocator::RustAllocZeroed, hook_frame, |l| {
             // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
             unsafe { self.inner.alloc_zeroed(l) }
@@ -156,10 +158,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             }
         }
         #[cfg(leakcheck_interpose)]
+        let frame = hook_frame_here!();
+        #[cfg(leakcheck_interpose)]
         let how = crate::track::misuse::Release {
             call: crate::track::misuse::Call::RustDealloc,
             layout: Some((layout.size(), layout.align())),
-            hook_frame: frame_marker(),
+            hook_frame: frame.marker(),
         };
         #[cfg(leakcheck_interpose)]
         if self.inner_bypasses_hooks {
@@ -188,7 +192,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let hook_frame = frame_marker();
+        let frame = hook_frame_here!();
+        let hook_frame = frame.marker();
         let old = on_free(ptr.cast());
         #[cfg(leakcheck_interpose)]
         {

@@ -9,7 +9,7 @@
 //! no allocation through the tracked allocator, no lock a fork could leave
 //! held (`pthread_atfork` handlers hold ours across `fork`), no panic.
 
-use crate::stacks::frame_marker;
+use crate::stacks::{frame_marker, hook_frame_here};
 use crate::sys::reentry::Guard;
 use crate::track::misuse::{self, guard_for_new, Call, Release};
 use crate::track::record::{
@@ -88,7 +88,8 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
         return ptr;
     }
     // In this frame, so that stacks start at malloc's caller.
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     // SAFETY: malloc's own contract.
     unsafe { malloc_general(size, hook_frame) }
 }
@@ -118,7 +119,8 @@ unsafe fn malloc_general(size: usize, hook_frame: usize) -> *mut c_void {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     let guarded = n
         .checked_mul(size)
         .filter(|&bytes| guard_for_new(bytes) != 0);
@@ -147,7 +149,8 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     // SAFETY: the caller upholds realloc's contract.
     unsafe { realloc_as(ptr, size, Allocator::Realloc, hook_frame) }
 }
@@ -223,7 +226,8 @@ fn realloc_misuse(ptr: *mut c_void, old: Option<&Block>, hook_frame: usize) -> b
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     let Some(bytes) = n.checked_mul(size) else {
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
@@ -251,7 +255,8 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         return;
     }
     // In this frame, so that stacks start at free's caller.
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     // SAFETY: free's own contract.
     unsafe { free_general(ptr, hook_frame) }
 }
@@ -283,7 +288,8 @@ unsafe fn free_general(ptr: *mut c_void, hook_frame: usize) {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
@@ -314,7 +320,8 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     if !align.is_power_of_two() {
         set_errno(libc::EINVAL);
         return std::ptr::null_mut();
@@ -341,7 +348,8 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added; glibc validates and rounds
     // `align`.
@@ -365,7 +373,8 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added.
     let ptr = unsafe { __libc_valloc(size + guard) };
@@ -388,7 +397,8 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    let hook_frame = frame_marker();
+    let frame = hook_frame_here!();
+    let hook_frame = frame.marker();
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added.
     let ptr = unsafe { __libc_pvalloc(size + guard) };
