@@ -603,7 +603,7 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
     #[cfg(target_os = "linux")]
     crate::track::threads::mark_harness(scope);
-    let previous = scope::enter_thread(scope, base);
+    let previous = scope::enter_body(scope, base);
     // Left also when the body panics: the thread's exit is not the test's.
     let _leave = LeaveThread(previous);
     let result = body();
