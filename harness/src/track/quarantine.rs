@@ -348,11 +348,13 @@ impl Drop for Pin {
 /// and freed outside it, as an eviction's).
 fn release_unneeded() {
     const BATCH: usize = 64;
+    // Taken once: a pin added meanwhile is where the ring is then, after
+    // every entry this releases.
+    let oldest_pin = RING.lock().oldest_pin();
     loop {
         let mut batch = [Freed::default(); BATCH];
         let taken = {
             let mut ring = RING.lock();
-            let oldest_pin = ring.oldest_pin();
             let mut taken = 0;
             while taken < BATCH && ring.releasable(oldest_pin) {
                 match ring.pop_oldest() {
@@ -360,6 +362,9 @@ fn release_unneeded() {
                     None => break,
                 }
                 taken += 1;
+            }
+            if taken < BATCH {
+                ring.compact();
             }
             taken
         };
@@ -391,6 +396,25 @@ unsafe fn really_free(freed: &Freed) {
 }
 
 impl Ring {
+    /// Moves the entries to the front of the ring's pages when they are few
+    /// and do not wrap: released from the front, the ring would otherwise
+    /// creep through all its pages (8 MiB resident in the end), each entry
+    /// a cache line never touched before. Positions are counted, not
+    /// indices, so the pins and `pushed` stay as they are.
+    fn compact(&mut self) {
+        const MOST: usize = 16 << 10;
+        if self.head == 0 || self.len > MOST || self.head + self.len > CAPACITY {
+            return;
+        }
+        for i in 0..self.len {
+            // Forward: index `head + i` is read before index `i` (`< head + i`)
+            // is written.
+            let entry = *self.slot(self.head + i);
+            *self.slot(i) = entry;
+        }
+        self.head = 0;
+    }
+
     /// Where the oldest running check began; [`NO_PIN`] if none runs.
     fn oldest_pin(&self) -> u64 {
         self.pins.iter().copied().min().unwrap_or(NO_PIN)
@@ -641,6 +665,18 @@ mod tests {
             ring.pop_oldest();
         }
         assert!(ring.bytes <= RESERVE_BYTES && ring.bytes + cost > RESERVE_BYTES);
+        // Moved to the front, in order, still counted from where they were.
+        let (len, oldest) = (ring.len, ring.pushed - ring.len as u64);
+        ring.compact();
+        assert_eq!(
+            (ring.head, ring.len, ring.pushed - ring.len as u64),
+            (0, len, oldest)
+        );
+        let entries: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
+        let expected: Vec<Freed> = (2 * reserve_entries - len..2 * reserve_entries)
+            .map(entry)
+            .collect();
+        assert_eq!(entries, expected);
         // SAFETY: mapped by `ready` with this size; no entry is used after.
         unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
     }
