@@ -380,9 +380,12 @@ fn run<R: Send>(
     // Every block in the table from here to the verdict, which reads it all
     // (the blocks of no check are the verdict's roots).
     let caches_closed = crate::track::cache::Closed::new();
-    // Every block of the check that the quarantine holds comes after this.
+    // Every block of the check that the quarantine holds comes after this,
+    // and stays held until the pin is dropped after the verdict.
     #[cfg(leakcheck_interpose)]
-    let held_since = crate::track::quarantine::position();
+    let held = crate::track::quarantine::pin();
+    #[cfg(leakcheck_interpose)]
+    let held_since = held.since;
     #[cfg(not(leakcheck_interpose))]
     let held_since = 0;
     let scope = scope::begin().ok_or(Error::TooManyScopes)?;
@@ -453,6 +456,10 @@ fn run<R: Send>(
         )
     };
     let misuse = misused(scope, held_since, &blocks);
+    // What this check freed is no longer needed for it (writes after free
+    // were looked for just now): the quarantine may give it back.
+    #[cfg(leakcheck_interpose)]
+    drop(held);
     drop(caches_closed);
     if !blocks.is_empty() && counters.unwaited_threads > 0 {
         warnings.push(ReportError {
@@ -603,7 +610,7 @@ fn run_body<R>(scope: u32, body: impl FnOnce() -> R) -> R {
     let base = frame_marker();
     #[cfg(target_os = "linux")]
     crate::track::threads::mark_harness(scope);
-    let previous = scope::enter_thread(scope, base);
+    let previous = scope::enter_body(scope, base);
     // Left also when the body panics: the thread's exit is not the test's.
     let _leave = LeaveThread(previous);
     let result = body();

@@ -8,8 +8,13 @@
 //! names, and be reported still reachable. While a check runs (or
 //! leakcheck's own code frees, or a check's or leakcheck's block is freed),
 //! a freed block is therefore not given back to glibc but kept here, oldest
-//! first, and really freed only when the quarantine is full: a new block
-//! cannot get an address that was freed recently.
+//! first: a new block cannot get an address that was freed while its check
+//! runs. Each check pins the ring where it began ([`pin`]); once its verdict
+//! has looked at its entries, what no running check needs (entries held
+//! before the oldest running check began) is really freed, down to
+//! [`RESERVE_BYTES`] of the newest; and the oldest entries go whenever the
+//! quarantine is full ([`MAX_BYTES`]). So a suite of small tests holds
+//! about a test's frees, not [`MAX_BYTES`] of them.
 //!
 //! Each entry records what misuse detection needs about a recently freed
 //! block (address, size, owning check, its allocation stack and the stack
@@ -133,7 +138,26 @@ struct Ring {
     pushed: u64,
     /// The kernel refused the ring's pages: hold nothing.
     failed: bool,
+    /// Where each running check began ([`pin`]), `NO_PIN` for a free
+    /// entry: every entry pushed since the oldest of them is kept for the
+    /// checks that may still need it.
+    pins: [u64; PINS],
+    /// Checks running with no entry in `pins` (all were taken): while there
+    /// are any, nothing is released early (the ring is FIFO as without pins).
+    unpinned: usize,
 }
+
+/// Checks whose start [`pin`] records at once: as many as can run
+/// (`scope`'s slots); more only make the release wait.
+const PINS: usize = 256;
+const NO_PIN: u64 = u64::MAX;
+
+/// Bytes of entries no running check needs that stay held, newest first:
+/// a check starting right after another does not get at once the addresses
+/// the previous one freed (stale copies of which it may have left in
+/// globals or in blocks of no check). Small next to [`MAX_BYTES`]: what is
+/// held beyond it is memory glibc cannot reuse, so the process grows.
+pub(crate) const RESERVE_BYTES: usize = 1 << 18;
 
 // SAFETY: the ring's pages are owned by the ring and only touched under its
 // lock.
@@ -149,6 +173,8 @@ impl Ring {
             bytes: 0,
             pushed: 0,
             failed: false,
+            pins: [NO_PIN; PINS],
+            unpinned: 0,
         }
     }
 
@@ -249,13 +275,9 @@ pub(crate) fn hold(mut freed: Freed) -> bool {
             (evicted, held)
         };
         if let Some(oldest) = evicted {
-            // SAFETY: the entry left the ring just now and is not freed yet.
-            if let Some(offset) = unsafe { first_changed(&oldest) } {
-                crate::track::misuse::write_after_free(&oldest, offset);
-            }
-            // SAFETY: the entry was a live glibc block when it was held,
-            // and leaving the ring makes this its only free.
-            unsafe { real::free(oldest.addr as *mut _) };
+            // SAFETY: the entry left the ring just now and is not freed yet;
+            // `hold` runs under the guard.
+            unsafe { really_free(&oldest) };
         }
         if held {
             return true;
@@ -282,17 +304,137 @@ pub(crate) fn held_at(addr: usize) -> Option<Freed> {
     held
 }
 
-/// Where the ring is now, for [`check_scope`]: taken before a check
-/// begins, every block of the check that is held later comes after it.
-pub(crate) fn position() -> u64 {
+/// A running check's hold on the quarantine: every entry held from its
+/// start on stays held (unless the quarantine is full) until it is dropped,
+/// after the check's verdict has looked at its entries ([`check_scope`]).
+/// Dropping it releases what no running check needs any more, down to
+/// [`RESERVE_BYTES`].
+pub(crate) struct Pin {
+    /// Where the ring was when the check began: every block of the check
+    /// that is held later comes after it.
+    pub(crate) since: u64,
+    /// Its entry in the ring's pins, `None` if they were all taken.
+    index: Option<usize>,
+}
+
+/// Pins the ring where it is now, for a check about to begin.
+pub(crate) fn pin() -> Pin {
     let _bypass = crate::sys::reentry::Bypass::enter();
-    RING.lock().pushed
+    let mut ring = RING.lock();
+    let since = ring.pushed;
+    let index = ring.pins.iter().position(|&p| p == NO_PIN);
+    match index {
+        Some(i) => ring.pins[i] = since,
+        None => ring.unpinned += 1,
+    }
+    Pin { since, index }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let _bypass = crate::sys::reentry::Bypass::enter();
+        {
+            let mut ring = RING.lock();
+            match self.index {
+                Some(i) => ring.pins[i] = NO_PIN,
+                None => ring.unpinned -= 1,
+            }
+        }
+        release_unneeded();
+    }
+}
+
+/// Really frees the oldest entries that no running check needs while more
+/// than [`RESERVE_BYTES`] are held, a batch per lock (their fills checked
+/// and freed outside it, as an eviction's).
+fn release_unneeded() {
+    const BATCH: usize = 64;
+    // Taken once: a pin added meanwhile is where the ring is then, after
+    // every entry this releases.
+    let oldest_pin = RING.lock().oldest_pin();
+    loop {
+        let mut batch = [Freed::default(); BATCH];
+        let taken = {
+            let mut ring = RING.lock();
+            let mut taken = 0;
+            while taken < BATCH && ring.releasable(oldest_pin) {
+                match ring.pop_oldest() {
+                    Some(oldest) => batch[taken] = oldest,
+                    None => break,
+                }
+                taken += 1;
+            }
+            if taken < BATCH {
+                ring.compact();
+            }
+            taken
+        };
+        for freed in &batch[..taken] {
+            // SAFETY: the entry left the ring just now and is not freed yet.
+            unsafe { really_free(freed) };
+        }
+        if taken < BATCH {
+            return;
+        }
+    }
+}
+
+/// Reports a write after free into `freed`, which has just left the ring,
+/// then gives it back to glibc.
+///
+/// # Safety
+///
+/// `freed` left the ring just now (so it is still a live glibc block that
+/// nothing else frees); call with the re-entrancy guard (or a bypass) held.
+unsafe fn really_free(freed: &Freed) {
+    // SAFETY: the caller guarantees the block is still held by us alone.
+    if let Some(offset) = unsafe { first_changed(freed) } {
+        crate::track::misuse::write_after_free(freed, offset);
+    }
+    // SAFETY: the entry was a live glibc block when it was held, and
+    // leaving the ring makes this its only free.
+    unsafe { real::free(freed.addr as *mut _) };
+}
+
+impl Ring {
+    /// Moves the entries to the front of the ring's pages when they are few
+    /// and do not wrap: released from the front, the ring would otherwise
+    /// creep through all its pages (8 MiB resident in the end), each entry
+    /// a cache line never touched before. Positions are counted, not
+    /// indices, so the pins and `pushed` stay as they are.
+    fn compact(&mut self) {
+        const MOST: usize = 16 << 10;
+        if self.head == 0 || self.len > MOST || self.head + self.len > CAPACITY {
+            return;
+        }
+        for i in 0..self.len {
+            // Forward: index `head + i` is read before index `i` (`< head + i`)
+            // is written.
+            let entry = *self.slot(self.head + i);
+            *self.slot(i) = entry;
+        }
+        self.head = 0;
+    }
+
+    /// Where the oldest running check began; [`NO_PIN`] if none runs.
+    fn oldest_pin(&self) -> u64 {
+        self.pins.iter().copied().min().unwrap_or(NO_PIN)
+    }
+
+    /// Whether the oldest entry may be released early: more than
+    /// [`RESERVE_BYTES`] are held, every running check is pinned, and it
+    /// was pushed before the oldest of them began (`oldest_pin`).
+    fn releasable(&self, oldest_pin: u64) -> bool {
+        if self.len == 0 || self.bytes <= RESERVE_BYTES || self.unpinned != 0 {
+            return false;
+        }
+        self.pushed - (self.len as u64) < oldest_pin
+    }
 }
 
 /// Calls `changed` with every held block of `scope` whose fill changed (a
 /// write after free), and fills it again, so that each write is reported
-/// once. Only the entries held since `since` (a [`position`] taken before
-/// the check began) are looked at: the check's blocks can only be there,
+/// once. Only the entries held since `since` (the check's [`Pin::since`]) are looked at: the check's blocks can only be there,
 /// and the rest of the ring (up to [`CAPACITY`] entries, most of them
 /// earlier checks') is not walked again at every verdict under the lock
 /// every quarantined free takes. For the check's verdict; `changed` must
@@ -370,6 +512,9 @@ mod tests {
 
     #[test]
     fn a_held_block_is_a_double_free_and_bytes_stay_bounded() {
+        // As a running check does: another test's check ending meanwhile
+        // releases nothing held from here on.
+        let _pin = pin();
         let first = held_block(40);
         assert!(hold(first));
         let before = double_frees();
@@ -481,6 +626,58 @@ mod tests {
         let mut none = Vec::new();
         ring.check_scope(scope, 0, |freed, offset| none.push((freed.addr, offset)));
         assert_eq!(none, vec![]);
+        // SAFETY: mapped by `ready` with this size; no entry is used after.
+        unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
+    }
+
+    #[test]
+    fn only_entries_older_than_every_running_check_beyond_the_reserve_are_released() {
+        let mut ring = Ring::new();
+        assert!(ring.ready());
+        let entry = |i: usize| Freed {
+            addr: 0x1000 + i * 4096,
+            size: 4000,
+            ..Freed::default()
+        };
+        let cost = cost_of(4000);
+        let reserve_entries = RESERVE_BYTES / cost;
+        for i in 0..reserve_entries {
+            ring.push(entry(i), cost);
+        }
+        assert!(!ring.releasable(ring.oldest_pin()), "within the reserve");
+        for i in reserve_entries..2 * reserve_entries {
+            ring.push(entry(i), cost);
+        }
+        assert!(ring.releasable(ring.oldest_pin()), "no check runs");
+        // A check began at entry 3: entries 0..3 may go, and no more.
+        ring.pins[7] = 3;
+        let mut released = 0;
+        while ring.releasable(ring.oldest_pin()) {
+            assert_eq!(ring.pop_oldest(), Some(entry(released)));
+            released += 1;
+        }
+        assert_eq!(released, 3);
+        // A check that found no pin free: nothing goes early.
+        ring.pins[7] = NO_PIN;
+        ring.unpinned = 1;
+        assert!(!ring.releasable(ring.oldest_pin()));
+        ring.unpinned = 0;
+        while ring.releasable(ring.oldest_pin()) {
+            ring.pop_oldest();
+        }
+        assert!(ring.bytes <= RESERVE_BYTES && ring.bytes + cost > RESERVE_BYTES);
+        // Moved to the front, in order, still counted from where they were.
+        let (len, oldest) = (ring.len, ring.pushed - ring.len as u64);
+        ring.compact();
+        assert_eq!(
+            (ring.head, ring.len, ring.pushed - ring.len as u64),
+            (0, len, oldest)
+        );
+        let entries: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
+        let expected: Vec<Freed> = (2 * reserve_entries - len..2 * reserve_entries)
+            .map(entry)
+            .collect();
+        assert_eq!(entries, expected);
         // SAFETY: mapped by `ready` with this size; no entry is used after.
         unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
     }

@@ -293,9 +293,19 @@ pub(crate) fn stack_low() -> usize {
     STATE.try_with(|s| s.stack_low.load(Relaxed)).unwrap_or(0)
 }
 
-/// Restores what [`enter_thread`] returned.
+/// [`enter_thread`] for a check's body thread, which from now on counts the
+/// scope's blocks in the scope's lane (until [`leave_thread`]).
+pub(crate) fn enter_body(scope: u32, base: usize) -> Current {
+    let _ = OWNER.try_with(|o| o.store(scope, Relaxed));
+    enter_thread(scope, base)
+}
+
+/// Restores what [`enter_thread`] returned. A body thread stops owning its
+/// scope's lane: what it frees from here on (its thread-locals, at exit)
+/// counts as any other thread's would.
 pub(crate) fn leave_thread(prev: Current) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    let _ = OWNER.try_with(|o| o.store(0, Relaxed));
     let _ = STATE.try_with(|s| {
         s.scope.store(prev.scope, Relaxed);
         s.base.store(prev.base, Relaxed);
@@ -303,9 +313,13 @@ pub(crate) fn leave_thread(prev: Current) {
     });
 }
 
-/// Per-scope counters. `live` packs the owning scope id (high 32 bits) with
-/// the live block count, so a late free of a block from a scope that has
-/// ended can never decrement the counter of the scope that reused the slot.
+/// Per-scope counters that any thread may update: `live` packs the owning
+/// scope id (high 32 bits) with the count of live blocks these updates
+/// added (low 32 bits, wrapping: frees of the body thread's blocks by other
+/// threads take it below zero), so a late free of a block from a scope that
+/// has ended can never touch the counters of the scope that reused the slot.
+/// The body thread counts in its [`Lane`] instead.
+#[repr(C, align(64))]
 struct Slot {
     live: AtomicU64,
     /// Threads created in the scope that have not yet registered themselves
@@ -314,7 +328,26 @@ struct Slot {
     /// Threads of the scope that found the registry of [`THREADS`] full, so
     /// the verdict could not wait for them (packed like `live`).
     unwaited_threads: AtomicU64,
-    /// Signed: a late free from an ended scope may land here after a reuse.
+    /// Signed: a late free from an ended scope may land here after a reuse,
+    /// and frees of the body thread's blocks land here.
+    live_bytes: AtomicIsize,
+    /// The highest total of live bytes an update here saw.
+    peak_bytes: AtomicUsize,
+    allocations: AtomicUsize,
+    frees: AtomicUsize,
+}
+
+/// The counters of a scope's body thread (the thread `run` starts for the
+/// check, which makes most of its allocations): written by that thread
+/// alone, with plain loads and stores (atomics only so that the verdict's
+/// thread may read them; it does after joining the body thread), so that an
+/// allocation inside a check makes no shared read-modify-write. Each in a
+/// cache line of its own: no other thread writes near it. The verdict adds
+/// them to the [`Slot`]'s. Under the re-entrancy guard, so a signal handler
+/// never interrupts an update with one of its own.
+#[repr(C, align(64))]
+struct Lane {
+    live: AtomicIsize,
     live_bytes: AtomicIsize,
     peak_bytes: AtomicUsize,
     allocations: AtomicUsize,
@@ -333,6 +366,22 @@ static SLOTS: [Slot; SLOT_COUNT] = [const {
     }
 }; SLOT_COUNT];
 
+static LANES: [Lane; SLOT_COUNT] = [const {
+    Lane {
+        live: AtomicIsize::new(0),
+        live_bytes: AtomicIsize::new(0),
+        peak_bytes: AtomicUsize::new(0),
+        allocations: AtomicUsize::new(0),
+        frees: AtomicUsize::new(0),
+    }
+}; SLOT_COUNT];
+
+thread_local! {
+    /// The scope whose [`Lane`] this thread writes: set on a check's body
+    /// thread for the body's run, 0 elsewhere.
+    static OWNER: AtomicU32 = const { AtomicU32::new(0) };
+}
+
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// How many scopes are running.
@@ -349,34 +398,80 @@ fn slot(scope: u32) -> &'static Slot {
     &SLOTS[scope as usize & (SLOT_COUNT - 1)]
 }
 
+fn lane(scope: u32) -> &'static Lane {
+    &LANES[scope as usize & (SLOT_COUNT - 1)]
+}
+
 pub(crate) fn is_active(scope: u32) -> bool {
     (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
+}
+
+/// Whether this thread counts `scope`'s blocks in its lane. The body thread
+/// owns its lane only while its scope runs (the verdict joins it first).
+#[inline(always)]
+fn owns(scope: u32) -> bool {
+    OWNER
+        .try_with(|o| o.load(Relaxed) == scope)
+        .unwrap_or(false)
+}
+
+/// `value + delta`, by the lane's only writer.
+#[inline(always)]
+fn add_own(value: &AtomicIsize, delta: isize) -> isize {
+    let next = value.load(Relaxed).wrapping_add(delta);
+    value.store(next, Relaxed);
+    next
+}
+
+#[inline(always)]
+fn bump_own(value: &AtomicUsize) {
+    value.store(value.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// Adds `delta` to the wrapping count in the low half of `live`, if its
+/// high half is still `scope`. False if the scope has ended.
+#[inline]
+fn adjust_live(live: &AtomicU64, scope: u32, delta: u32) -> bool {
+    let mut cur = live.load(Relaxed);
+    loop {
+        if (cur >> 32) as u32 != scope {
+            return false;
+        }
+        let next = (cur & !u64::from(u32::MAX)) | u64::from((cur as u32).wrapping_add(delta));
+        match live.compare_exchange_weak(cur, next, Relaxed, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// Counts a new block for `scope`. Returns false if the scope has ended (the
 /// block then belongs to no scope).
 #[inline]
 pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
+    let size = size as isize;
+    if owns(scope) {
+        let lane = lane(scope);
+        add_own(&lane.live, 1);
+        bump_own(&lane.allocations);
+        let own = add_own(&lane.live_bytes, size);
+        let total = own.saturating_add(slot(scope).live_bytes.load(Relaxed));
+        let total = total.max(0) as usize;
+        if total > lane.peak_bytes.load(Relaxed) {
+            lane.peak_bytes.store(total, Relaxed);
+        }
+        return true;
+    }
     let slot = slot(scope);
-    let mut cur = slot.live.load(Relaxed);
-    loop {
-        if (cur >> 32) as u32 != scope {
-            return false;
-        }
-        match slot
-            .live
-            .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
-        {
-            Ok(_) => break,
-            Err(now) => cur = now,
-        }
+    if !adjust_live(&slot.live, scope, 1) {
+        return false;
     }
     slot.allocations.fetch_add(1, Relaxed);
-    let size = size as isize;
     let live = slot
         .live_bytes
         .fetch_add(size, Relaxed)
-        .saturating_add(size);
+        .saturating_add(size)
+        .saturating_add(lane(scope).live_bytes.load(Relaxed));
     slot.peak_bytes.fetch_max(live.max(0) as usize, Relaxed);
     true
 }
@@ -424,19 +519,16 @@ fn pending_threads(scope: u32) -> bool {
 /// Counts the end of a block that belonged to `scope`.
 #[inline]
 pub(crate) fn count_free(scope: u32, size: usize) {
+    if owns(scope) {
+        let lane = lane(scope);
+        add_own(&lane.live, -1);
+        bump_own(&lane.frees);
+        add_own(&lane.live_bytes, -(size as isize));
+        return;
+    }
     let slot = slot(scope);
-    let mut cur = slot.live.load(Relaxed);
-    loop {
-        if (cur >> 32) as u32 != scope || cur as u32 == 0 {
-            return;
-        }
-        match slot
-            .live
-            .compare_exchange_weak(cur, cur - 1, Relaxed, Relaxed)
-        {
-            Ok(_) => break,
-            Err(now) => cur = now,
-        }
+    if !adjust_live(&slot.live, scope, u32::MAX) {
+        return;
     }
     slot.frees.fetch_add(1, Relaxed);
     slot.live_bytes.fetch_sub(size as isize, Relaxed);
@@ -480,6 +572,14 @@ pub(crate) fn begin() -> Option<u32> {
             slot.peak_bytes.store(0, Relaxed);
             slot.allocations.store(0, Relaxed);
             slot.frees.store(0, Relaxed);
+            // No thread owns the lane: its last owner, an ended scope's
+            // body thread, was joined before that scope's `end`.
+            let lane = &LANES[index as usize];
+            lane.live.store(0, Relaxed);
+            lane.live_bytes.store(0, Relaxed);
+            lane.peak_bytes.store(0, Relaxed);
+            lane.allocations.store(0, Relaxed);
+            lane.frees.store(0, Relaxed);
             if slot
                 .live
                 .compare_exchange(cur, u64::from(id) << 32, Relaxed, Relaxed)
@@ -509,11 +609,23 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
         ACTIVE.fetch_sub(1, Relaxed);
     }
     debug_assert_eq!((live >> 32) as u32, scope);
+    // The body thread has been joined: its lane is final.
+    let lane = lane(scope);
+    let live_blocks = (live as u32 as i32 as isize).wrapping_add(lane.live.load(Relaxed));
     ScopeStats {
-        live_blocks: live as u32 as usize,
-        allocations: slot.allocations.load(Relaxed),
-        frees: slot.frees.load(Relaxed),
-        peak_live_bytes: slot.peak_bytes.load(Relaxed),
+        live_blocks: live_blocks.max(0) as usize,
+        allocations: slot
+            .allocations
+            .load(Relaxed)
+            .wrapping_add(lane.allocations.load(Relaxed)),
+        frees: slot
+            .frees
+            .load(Relaxed)
+            .wrapping_add(lane.frees.load(Relaxed)),
+        peak_live_bytes: slot
+            .peak_bytes
+            .load(Relaxed)
+            .max(lane.peak_bytes.load(Relaxed)),
         unwaited_threads: unwaited,
     }
 }
@@ -725,5 +837,40 @@ mod tests {
         assert!(!count_alloc(a, 5), "an ended scope takes no blocks");
         count_free(a, 20); // a late free must not disturb anything
         assert!(!is_active(a));
+    }
+
+    #[test]
+    fn the_body_threads_lane_and_other_threads_add_up() {
+        let a = begin().expect("slot");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let previous = enter_body(a, 0);
+                // This thread's own allocations stay out of the counts.
+                let untracked = Untracked::harness();
+                assert!(count_alloc(a, 100));
+                assert!(count_alloc(a, 50));
+                count_free(a, 100);
+                // Another thread frees one of the body's blocks meanwhile,
+                // and allocates one of its own.
+                std::thread::scope(|t| {
+                    t.spawn(|| {
+                        count_free(a, 50);
+                        assert!(count_alloc(a, 70));
+                    });
+                });
+                assert!(count_alloc(a, 30));
+                drop(untracked);
+                leave_thread(previous);
+                // After the body: counted as any other thread's free.
+                count_free(a, 30);
+            });
+        });
+        let stats = end(a);
+        assert_eq!(stats.live_blocks, 1, "{stats:?}");
+        assert_eq!(stats.allocations, 4, "{stats:?}");
+        assert_eq!(stats.frees, 3, "{stats:?}");
+        // 150 live before the remote free; 70 + 30 after.
+        assert_eq!(stats.peak_live_bytes, 150, "{stats:?}");
+        assert!(!count_alloc(a, 5), "an ended scope takes no blocks");
     }
 }
