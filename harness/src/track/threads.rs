@@ -125,15 +125,43 @@ impl Registry {
         }
     }
 
-    /// Frees the entries of threads that `dead` says have exited.
+    /// Frees the entries of threads that `dead` says have exited, in one
+    /// pass: from a free entry on (no probe run crosses it), each dead
+    /// thread's entry is freed and each live one moves back to the first
+    /// free entry from its home. Removing them one by one instead walks to
+    /// the end of the run each time, and the kernel's sequential ids make
+    /// one run of every entry: quadratic (perf: 14% of the example
+    /// service's user time).
     fn sweep(&mut self, mut dead: impl FnMut(&Thread) -> bool) {
-        let mut i = 0;
-        while i < CAPACITY {
-            // A removal may move a later entry into `i`: look at it again.
-            if self.threads[i].tid != 0 && dead(&self.threads[i]) {
+        let start = match self.threads.iter().position(|t| t.tid == 0) {
+            Some(free) => Some(free),
+            None => (0..CAPACITY).find(|&i| dead(&self.threads[i])).map(|i| {
                 self.remove(i);
-            } else {
-                i += 1;
+                self.threads.iter().position(|t| t.tid == 0).unwrap_or(i)
+            }),
+        };
+        if let Some(start) = start {
+            for step in 1..CAPACITY {
+                let i = (start + step) & MASK;
+                let t = self.threads[i];
+                if t.tid == 0 {
+                    continue;
+                }
+                if dead(&t) {
+                    self.threads[i] = Thread::default();
+                    self.len -= 1;
+                    continue;
+                }
+                // Every entry of its run before `i` stays taken: moving it
+                // to the first free one keeps it found.
+                let mut j = Self::home(t.tid);
+                while j != i && self.threads[j].tid != 0 {
+                    j = (j + 1) & MASK;
+                }
+                if j != i {
+                    self.threads[j] = t;
+                    self.threads[i] = Thread::default();
+                }
             }
         }
         self.sweep_at = SWEEP_AT.max(self.len + (CAPACITY - self.len) / 2);
@@ -447,6 +475,29 @@ mod tests {
         }
         assert_eq!(reg.find(5), None);
         assert_eq!(reg.live().count(), 4);
+    }
+
+    #[test]
+    fn a_sweep_of_one_long_run_keeps_every_survivor_found() {
+        let mut reg = registry();
+        // Sequential ids from just below the wrap: one run of 3000 entries
+        // across the end of the table, some of them displaced.
+        let ids: Vec<i32> = (4000..7000)
+            .chain([4000 + CAPACITY as i32, 4001 + 2 * CAPACITY as i32])
+            .collect();
+        for &tid in &ids {
+            assert!(reg.put(thread(tid)));
+        }
+        reg.sweep(|t| t.tid % 3 != 0);
+        let kept: Vec<i32> = ids.iter().copied().filter(|t| t % 3 == 0).collect();
+        assert_eq!(reg.len, kept.len());
+        assert_eq!(reg.live().count(), kept.len());
+        for &tid in &kept {
+            assert_eq!(reg.threads[reg.find(tid).unwrap()].tid, tid, "{tid}");
+        }
+        for tid in ids.iter().copied().filter(|t| t % 3 != 0) {
+            assert_eq!(reg.find(tid), None, "{tid}");
+        }
     }
 
     #[test]
