@@ -644,7 +644,7 @@ pub unsafe extern "C" fn pthread_create(
     // stacks hold nothing another test's check gave them, only their own
     // test's stale slots (a blocked `Command::output` frame naming a block
     // it freed before another test's leak got that address).
-    let harness = inherited.scope == 0 && i64::from(parent) == i64::from(std::process::id());
+    let harness = inherited.scope == 0 && parent == crate::sys::thread::current_pid();
     let _runtime = Untracked::enter();
     // Every thread starts in `thread_start`, which registers its stack as a
     // root for the classifier.

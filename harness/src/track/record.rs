@@ -419,6 +419,8 @@ extern "C" fn after_fork() {
 
 #[cfg(unix)]
 extern "C" fn after_fork_child() {
+    #[cfg(target_os = "linux")]
+    crate::sys::thread::forget_ids_in_child();
     after_fork();
     // The other threads' caches, with the table's locks free again. Under
     // the guard the prepare handler's bypass left: nothing here is recorded.
