@@ -1,18 +1,61 @@
 //! What the operating system says about threads: ids, liveness, stack
 //! bounds. Nothing here allocates but [`stack_bounds`], which says so.
 
-/// The calling thread's kernel id.
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+thread_local! {
+    /// The calling thread's id once asked for (0 before): a thread's id
+    /// never changes but in a `fork` child (see [`forget_ids_in_child`]).
+    static TID: AtomicI32 = const { AtomicI32::new(0) };
+}
+
+/// The process id once asked for (0 before).
+static PID: AtomicI32 = AtomicI32::new(0);
+
+/// The calling thread's kernel id: a system call on each thread's first
+/// use, then its thread-local copy (every thread start asks for it twice:
+/// its creator's in `pthread_create`, its own when it registers).
 pub(crate) fn current_tid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    fn gettid() -> i32 {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    }
+    TID.try_with(|t| match t.load(Relaxed) {
+        0 => {
+            let tid = gettid();
+            t.store(tid, Relaxed);
+            tid
+        }
+        tid => tid,
+    })
+    .unwrap_or_else(|_| gettid())
+}
+
+/// This process's id, asked for once.
+pub(crate) fn current_pid() -> i32 {
+    match PID.load(Relaxed) {
+        0 => {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            PID.store(pid, Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+/// `pthread_atfork` child: the process and its one thread have new ids.
+/// (A child made by a raw `fork` system call, which runs no handlers,
+/// keeps the parent's, as glibc's own copy of the thread id does.)
+pub(crate) fn forget_ids_in_child() {
+    PID.store(0, Relaxed);
+    let _ = TID.try_with(|t| t.store(0, Relaxed));
 }
 
 /// Whether thread `tid` of this process still exists.
 pub(crate) fn alive(tid: i32) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
     // SAFETY: signal 0 only checks that the thread exists.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
+    unsafe { libc::syscall(libc::SYS_tgkill, current_pid(), tid, 0) == 0 }
 }
 
 /// The calling thread's stack bounds, (0, 0) if unknown
@@ -127,6 +170,44 @@ mod tests {
         stop_tx.send(()).unwrap();
         sleeper.join().unwrap();
         assert!(!runnable(tid), "an exited thread");
+    }
+
+    #[test]
+    fn ids_are_the_kernels_and_each_thread_keeps_its_own() {
+        // SAFETY: gettid and getpid have no preconditions.
+        let (tid, pid) = unsafe { (libc::syscall(libc::SYS_gettid) as i32, libc::getpid()) };
+        assert_eq!(current_tid(), tid);
+        assert_eq!(current_tid(), tid, "from the copy");
+        assert_eq!(current_pid(), pid);
+        let other = std::thread::spawn(current_tid).join().unwrap();
+        assert_ne!(other, tid);
+        assert_eq!(current_tid(), tid);
+    }
+
+    #[cfg(leakcheck_interpose)]
+    #[test]
+    fn a_fork_child_has_its_own_ids() {
+        crate::track::hooks::init();
+        let (tid, pid) = (current_tid(), current_pid());
+        // SAFETY: the child only makes system calls and exits.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // SAFETY: getpid has no preconditions.
+            let real = unsafe { libc::getpid() };
+            let ok = current_pid() == real && current_tid() == real && current_tid() != tid;
+            // SAFETY: _exit ends the child without running the parent's
+            // exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child made above; `status` is valid.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+        assert_eq!((current_tid(), current_pid()), (tid, pid));
     }
 
     #[test]

@@ -183,11 +183,9 @@ mod imp {
     #[inline(always)]
     fn own() -> Option<&'static Cache> {
         let cache = OWN.try_with(|own| own.load(Relaxed)).ok()?;
-        if cache.is_null() {
-            return claim();
-        }
-        if cache == DEAD {
-            return None;
+        // Null and `DEAD` in one compare on the fast path.
+        if cache as usize <= DEAD as usize {
+            return if cache.is_null() { claim() } else { None };
         }
         // SAFETY: a claimed cache is a mapped page that is never unmapped.
         Some(unsafe { &*cache })
@@ -272,9 +270,13 @@ mod imp {
     /// no stack and not leakcheck's own. Call under the re-entrancy guard.
     #[inline(always)]
     pub(crate) fn put(block: &Block) -> bool {
-        if GATE.load(Relaxed) != OPEN {
-            return false;
-        }
+        GATE.load(Relaxed) == OPEN && put_if_open(block)
+    }
+
+    /// [`put`] for a caller that has just seen the gate open
+    /// ([`open`]): the owner's window looks again.
+    #[inline(always)]
+    pub(crate) fn put_if_open(block: &Block) -> bool {
         let Some(cache) = own() else { return false };
         if !enter(cache) {
             return false;

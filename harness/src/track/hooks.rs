@@ -648,13 +648,13 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     };
     let inherited = scope::inheritable();
+    let parent = crate::sys::thread::current_tid();
     // The main thread runs only libtest's harness (every test runs on a
     // thread it makes): the threads it makes are the harness's, whose
     // stacks hold nothing another test's check gave them, only their own
     // test's stale slots (a blocked `Command::output` frame naming a block
     // it freed before another test's leak got that address).
-    let harness = inherited.scope == 0
-        && i64::from(crate::sys::thread::current_tid()) == i64::from(std::process::id());
+    let harness = inherited.scope == 0 && parent == crate::sys::thread::current_pid();
     let _runtime = Untracked::enter();
     // Every thread starts in `thread_start`, which registers its stack as a
     // root for the classifier.
@@ -670,7 +670,7 @@ pub unsafe extern "C" fn pthread_create(
             arg,
             scope: inherited.scope,
             harness,
-            parent: crate::sys::thread::current_tid(),
+            parent,
         })
     };
     if inherited.scope != 0 {

@@ -37,9 +37,143 @@ pub(crate) struct Thread {
 }
 
 const CAPACITY: usize = 4096;
+const MASK: usize = CAPACITY - 1;
+const _: () = assert!(CAPACITY.is_power_of_two());
 
-static THREADS: SpinLock<[Thread; CAPACITY]> = SpinLock::new(
-    [Thread {
+/// The registered threads: an open-addressed table keyed by thread id
+/// (linear probing from `tid & MASK`; the kernel hands out ids in
+/// sequence, so live threads mostly sit at their home entry). A thread's
+/// start finds its entry, or the dead thread's whose id it reuses, in a few
+/// steps rather than by reading the whole array.
+struct Registry {
+    threads: [Thread; CAPACITY],
+    /// Entries in use.
+    len: usize,
+    /// A thread's start sweeps dead threads' entries out once this many are
+    /// in use (so that probe runs stay short), then not before half the
+    /// entries still free are taken (so that a process with thousands of
+    /// live threads does not sweep at every start).
+    sweep_at: usize,
+}
+
+const SWEEP_AT: usize = CAPACITY / 2;
+
+impl Registry {
+    fn home(tid: i32) -> usize {
+        tid as u32 as usize & MASK
+    }
+
+    /// The entry of `tid`, or the free entry where it would go; `None` if
+    /// the table is full without it.
+    fn slot(&self, tid: i32) -> Option<usize> {
+        let mut i = Self::home(tid);
+        for _ in 0..CAPACITY {
+            let at = self.threads[i].tid;
+            if at == tid || at == 0 {
+                return Some(i);
+            }
+            i = (i + 1) & MASK;
+        }
+        None
+    }
+
+    /// The entry of `tid`, if it has one.
+    fn find(&self, tid: i32) -> Option<usize> {
+        self.slot(tid)
+            .filter(|&i| tid != 0 && self.threads[i].tid == tid)
+    }
+
+    /// Puts `t` in its entry (replacing a dead thread's of the same id);
+    /// false if the table is full.
+    fn put(&mut self, t: Thread) -> bool {
+        let Some(i) = self.slot(t.tid) else {
+            return false;
+        };
+        if self.threads[i].tid == 0 {
+            self.len += 1;
+        }
+        self.threads[i] = t;
+        true
+    }
+
+    /// Frees entry `i`, moving back the entries after it that would
+    /// otherwise no longer be found from their home (Knuth's algorithm R).
+    fn remove(&mut self, mut i: usize) {
+        self.len -= 1;
+        let mut j = i;
+        loop {
+            self.threads[i] = Thread::default();
+            loop {
+                j = (j + 1) & MASK;
+                let t = self.threads[j];
+                if t.tid == 0 {
+                    return;
+                }
+                let home = Self::home(t.tid);
+                // Stays unless its home is cyclically outside (i, j].
+                let stays = if i <= j {
+                    i < home && home <= j
+                } else {
+                    i < home || home <= j
+                };
+                if !stays {
+                    self.threads[i] = t;
+                    i = j;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Frees the entries of threads that `dead` says have exited, in one
+    /// pass: from a free entry on (no probe run crosses it), each dead
+    /// thread's entry is freed and each live one moves back to the first
+    /// free entry from its home. Removing them one by one instead walks to
+    /// the end of the run each time, and the kernel's sequential ids make
+    /// one run of every entry: quadratic (perf: 14% of the example
+    /// service's user time).
+    fn sweep(&mut self, mut dead: impl FnMut(&Thread) -> bool) {
+        let start = match self.threads.iter().position(|t| t.tid == 0) {
+            Some(free) => Some(free),
+            None => (0..CAPACITY).find(|&i| dead(&self.threads[i])).map(|i| {
+                self.remove(i);
+                self.threads.iter().position(|t| t.tid == 0).unwrap_or(i)
+            }),
+        };
+        if let Some(start) = start {
+            for step in 1..CAPACITY {
+                let i = (start + step) & MASK;
+                let t = self.threads[i];
+                if t.tid == 0 {
+                    continue;
+                }
+                if dead(&t) {
+                    self.threads[i] = Thread::default();
+                    self.len -= 1;
+                    continue;
+                }
+                // Every entry of its run before `i` stays taken: moving it
+                // to the first free one keeps it found.
+                let mut j = Self::home(t.tid);
+                while j != i && self.threads[j].tid != 0 {
+                    j = (j + 1) & MASK;
+                }
+                if j != i {
+                    self.threads[j] = t;
+                    self.threads[i] = Thread::default();
+                }
+            }
+        }
+        self.sweep_at = SWEEP_AT.max(self.len + (CAPACITY - self.len) / 2);
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Thread> {
+        self.threads.iter().filter(|t| t.tid != 0)
+    }
+}
+
+static THREADS: SpinLock<Registry> = SpinLock::new(Registry {
+    threads: [Thread {
         tid: 0,
         tp: 0,
         stack_low: 0,
@@ -48,7 +182,9 @@ static THREADS: SpinLock<[Thread; CAPACITY]> = SpinLock::new(
         harness: false,
         parent: 0,
     }; CAPACITY],
-);
+    len: 0,
+    sweep_at: SWEEP_AT,
+});
 
 /// Threads that found the registry full.
 static UNREGISTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -70,27 +206,14 @@ pub(crate) fn register_current(scope: u32, harness: bool, parent: i32) {
         harness,
         parent,
     };
-    let mut threads = THREADS.lock();
+    let mut reg = THREADS.lock();
     // A thread id is unique among live threads: an entry with ours is a
-    // dead thread's whose id the kernel reused.
-    if let Some(old) = threads.iter_mut().find(|t| t.tid == me.tid) {
-        *old = me;
-        return;
+    // dead thread's whose id the kernel reused, and `put` replaces it.
+    if reg.len >= reg.sweep_at && reg.find(me.tid).is_none() {
+        reg.sweep(|t| !alive(t.tid));
     }
-    let free = match threads.iter().position(|t| t.tid == 0) {
-        Some(free) => Some(free),
-        None => {
-            for t in threads.iter_mut().filter(|t| !alive(t.tid)) {
-                *t = Thread::default();
-            }
-            threads.iter().position(|t| t.tid == 0)
-        }
-    };
-    match free {
-        Some(i) => threads[i] = me,
-        None => {
-            UNREGISTERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+    if !reg.put(me) {
+        UNREGISTERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -101,8 +224,9 @@ pub(crate) fn mark_harness(scope: u32) {
     let tid = current_tid();
     {
         let _bypass = Bypass::enter();
-        let mut threads = THREADS.lock();
-        if let Some(t) = threads.iter_mut().find(|t| t.tid == tid) {
+        let mut reg = THREADS.lock();
+        if let Some(i) = reg.find(tid) {
+            let t = &mut reg.threads[i];
             t.harness = true;
             if scope != 0 {
                 t.scope = scope;
@@ -121,12 +245,12 @@ pub(crate) fn ancestors(tid: i32, out: &mut [i32]) -> usize {
     // SAFETY: getpid has no preconditions.
     let main = unsafe { libc::getpid() };
     let _bypass = Bypass::enter();
-    let threads = THREADS.lock();
+    let reg = THREADS.lock();
     let mut len = 0;
     let mut at = tid;
     while len < out.len() {
-        let parent = match threads.iter().find(|t| t.tid == at) {
-            Some(t) => t.parent,
+        let parent = match reg.find(at) {
+            Some(i) => reg.threads[i].parent,
             None => break,
         };
         if parent == 0 || parent == main || out[..len].contains(&parent) {
@@ -149,14 +273,11 @@ pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
     let mut snapshot = crate::sys::mapvec::MapVec::<Thread>::new();
     {
         let _bypass = Bypass::enter();
-        let mut threads = THREADS.lock();
-        for t in threads.iter_mut().filter(|t| t.tid != 0) {
-            if alive(t.tid) {
-                if !snapshot.push(*t) {
-                    break;
-                }
-            } else {
-                *t = Thread::default();
+        let mut reg = THREADS.lock();
+        reg.sweep(|t| !alive(t.tid));
+        for t in reg.live() {
+            if !snapshot.push(*t) {
+                break;
             }
         }
     }
@@ -171,10 +292,11 @@ pub(crate) fn for_each_live(mut f: impl FnMut(&Thread)) {
 #[cfg(leakcheck_interpose)]
 pub(crate) fn on_a_stack(addr: usize) -> bool {
     let _bypass = Bypass::enter();
-    let threads = THREADS.lock();
-    threads
-        .iter()
-        .any(|t| t.tid != 0 && t.stack_low <= addr && addr < t.stack_high && alive(t.tid))
+    let reg = THREADS.lock();
+    let found = reg
+        .live()
+        .any(|t| t.stack_low <= addr && addr < t.stack_high && alive(t.tid));
+    found
 }
 
 /// `pthread_atfork` prepare.
@@ -297,4 +419,100 @@ fn stack_pointer() -> usize {
         sp = (std::hint::black_box(&marker) as *const u8 as usize).saturating_sub(4096);
     }
     sp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Box<Registry> {
+        Box::new(Registry {
+            threads: [Thread::default(); CAPACITY],
+            len: 0,
+            sweep_at: SWEEP_AT,
+        })
+    }
+
+    fn thread(tid: i32) -> Thread {
+        Thread {
+            tid,
+            ..Thread::default()
+        }
+    }
+
+    #[test]
+    fn entries_are_found_past_collisions_and_after_removals() {
+        let mut reg = registry();
+        // Three ids with one home, one at the next entry, one wrapping.
+        let ids = [
+            5,
+            5 + CAPACITY as i32,
+            6,
+            5 + 2 * CAPACITY as i32,
+            4095,
+            8191,
+        ];
+        for tid in ids {
+            assert!(reg.put(thread(tid)));
+        }
+        assert_eq!(reg.len, ids.len());
+        for tid in ids {
+            assert_eq!(reg.threads[reg.find(tid).unwrap()].tid, tid);
+        }
+        assert_eq!(reg.find(7), None);
+        assert_eq!(reg.find(0), None);
+        // A reused id replaces its dead thread's entry.
+        assert!(reg.put(Thread {
+            parent: 9,
+            ..thread(6)
+        }));
+        assert_eq!(reg.len, ids.len());
+        assert_eq!(reg.threads[reg.find(6).unwrap()].parent, 9);
+        reg.sweep(|t| t.tid == 5 || t.tid == 4095);
+        assert_eq!(reg.len, ids.len() - 2);
+        for tid in [5 + CAPACITY as i32, 6, 5 + 2 * CAPACITY as i32, 8191] {
+            assert_eq!(reg.threads[reg.find(tid).unwrap()].tid, tid, "{tid}");
+        }
+        assert_eq!(reg.find(5), None);
+        assert_eq!(reg.live().count(), 4);
+    }
+
+    #[test]
+    fn a_sweep_of_one_long_run_keeps_every_survivor_found() {
+        let mut reg = registry();
+        // Sequential ids from just below the wrap: one run of 3000 entries
+        // across the end of the table, some of them displaced.
+        let ids: Vec<i32> = (4000..7000)
+            .chain([4000 + CAPACITY as i32, 4001 + 2 * CAPACITY as i32])
+            .collect();
+        for &tid in &ids {
+            assert!(reg.put(thread(tid)));
+        }
+        reg.sweep(|t| t.tid % 3 != 0);
+        let kept: Vec<i32> = ids.iter().copied().filter(|t| t % 3 == 0).collect();
+        assert_eq!(reg.len, kept.len());
+        assert_eq!(reg.live().count(), kept.len());
+        for &tid in &kept {
+            assert_eq!(reg.threads[reg.find(tid).unwrap()].tid, tid, "{tid}");
+        }
+        for tid in ids.iter().copied().filter(|t| t % 3 != 0) {
+            assert_eq!(reg.find(tid), None, "{tid}");
+        }
+    }
+
+    #[test]
+    fn a_full_registry_takes_no_more_until_swept() {
+        let mut reg = registry();
+        for tid in 1..=CAPACITY as i32 {
+            assert!(reg.put(thread(tid)));
+        }
+        assert!(!reg.put(thread(CAPACITY as i32 + 1)));
+        assert!(reg.put(thread(3)), "an id it holds");
+        reg.sweep(|t| t.tid % 2 == 0);
+        assert_eq!(reg.len, CAPACITY / 2);
+        assert!(reg.put(thread(CAPACITY as i32 + 1)));
+        for tid in (1..=CAPACITY as i32).step_by(2) {
+            assert!(reg.find(tid).is_some(), "{tid}");
+        }
+    }
 }
