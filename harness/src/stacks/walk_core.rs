@@ -299,7 +299,7 @@ pub(crate) unsafe fn walk(request: &mut Request) {
 pub(crate) fn remember(traces: &mut Traces, value: u32) {
     if traces.last != NO_SLOT {
         let key = traces.key;
-        let slot = &mut traces.slots[traces.last];
+        let slot = &mut traces.slots[at_slot(traces.last - 1)];
         slot.remembered = Remembered {
             set: true,
             key,
@@ -434,8 +434,9 @@ fn at_slot(i: usize) -> usize {
     i & (TRACES_KEPT - 1)
 }
 
-/// `Traces::last` when no slot is.
-const NO_SLOT: usize = usize::MAX;
+/// `Traces::last` when no slot is (it holds a slot plus one: a thread's
+/// traces start all zero, so they cost new threads no copy of an image).
+const NO_SLOT: usize = 0;
 
 /// A thread's traces.
 #[repr(C)]
@@ -443,8 +444,8 @@ pub(crate) struct Traces {
     slots: [Trace; TRACES_KEPT],
     /// The slot used most recently.
     mru: usize,
-    /// The slot the last walk left its frames in, for [`remember`], or
-    /// [`NO_SLOT`].
+    /// One more than the slot the last walk left its frames in, for
+    /// [`remember`], or [`NO_SLOT`].
     last: usize,
     /// The key of the current walk.
     key: [usize; 2],
@@ -880,7 +881,7 @@ fn walk_frames(
     };
     all.mru = slot;
     all.last = if all.slots[at_slot(slot)].len != 0 {
-        slot
+        slot + 1
     } else {
         NO_SLOT
     };
