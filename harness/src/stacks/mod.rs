@@ -9,6 +9,9 @@
 //! Imports go down only: to `sys`.
 
 mod capture;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+pub(crate) mod cfi;
 #[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
 mod stack_hash;
 pub(crate) mod symbols;

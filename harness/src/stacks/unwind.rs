@@ -225,16 +225,62 @@ type Context = UnwindContext<usize, FixedStorage>;
 /// storage (a few KiB) is better off the stack of whatever thread missed.
 static CONTEXT: SpinLock<Option<Context>> = SpinLock::new(None);
 
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    /// `cfi::rule_at`, built optimised by `build.rs` (`walk_object.rs`).
+    fn leakcheck_cfi_rule_v1(hdr: usize, start: usize, end: usize, address: usize) -> u64;
+}
+
+/// [`cfi::rule_at`](super::cfi::rule_at): in the optimised object when this
+/// crate is built unoptimised. `None`: the reader does not know.
+///
+/// # Safety
+///
+/// As `cfi::rule_at`.
+unsafe fn read_rule(hdr: usize, start: usize, end: usize, address: usize) -> Option<Entry> {
+    #[cfg(leakcheck_prebuilt_walk)]
+    {
+        // SAFETY: the same function, compiled from the same source; the
+        // caller upholds its contract.
+        let packed = unsafe { leakcheck_cfi_rule_v1(hdr, start, end, address) };
+        Entry::unpack(packed, 0)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    {
+        use super::cfi::{rule_at, Answer};
+        // SAFETY: the caller upholds its contract.
+        match unsafe { rule_at(hdr, start, end, address) } {
+            Answer::Rule(rule) => Some(Entry::Rule(rule)),
+            Answer::Unsupported => Some(Entry::Unsupported),
+            Answer::Unknown => None,
+        }
+    }
+}
+
 /// The rule for the instruction at `address` (already `return address - 1`
-/// for callers), from the object's `.eh_frame_hdr` and `.eh_frame`.
-fn compute(address: usize) -> Option<Rule> {
-    let object = find_object(address)?;
+/// for callers), from the object's `.eh_frame_hdr` and `.eh_frame`: read by
+/// `cfi`, or by gimli where `cfi` does not know the encoding.
+fn compute(address: usize) -> Entry {
+    let Some(object) = find_object(address) else {
+        return Entry::Unsupported;
+    };
     let hdr = object.eh_frame as usize;
     let start = object.map_start as usize;
     let end = object.map_end as usize;
     if hdr < start || end <= hdr {
-        return None;
+        return Entry::Unsupported;
     }
+    // SAFETY: `_dl_find_object` describes the loaded object holding
+    // `address` (it cannot be unloaded while code of it is on this stack),
+    // and `hdr` lies inside its mapping.
+    if let Some(entry) = unsafe { read_rule(hdr, start, end, address) } {
+        return entry;
+    }
+    compute_with_gimli(address, hdr, start, end).map_or(Entry::Unsupported, Entry::Rule)
+}
+
+/// [`compute`] by gimli.
+fn compute_with_gimli(address: usize, hdr: usize, start: usize, end: usize) -> Option<Rule> {
     // The object's mapping ends at `end`; gimli reads only what the
     // headers' own lengths and counts describe.
     // SAFETY: [hdr, end) lies inside the loaded object.
@@ -322,7 +368,7 @@ unsafe extern "C" fn rule_for_slow(address: usize, generation: u32) -> u64 {
     let entry = match CACHE.get(address, generation) {
         Some(entry) => entry,
         None => {
-            let entry = compute(address).map_or(Entry::Unsupported, Entry::Rule);
+            let entry = compute(address);
             CACHE.put(address, entry, generation);
             entry
         }
@@ -485,6 +531,104 @@ pub(crate) fn join_counts() -> (usize, usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every FDE start of the loaded object holding `code`, in address
+    /// order, with the object's header and mapping.
+    fn fde_starts(code: usize) -> (usize, usize, usize, Vec<usize>) {
+        let object = find_object(code).expect("_dl_find_object knows the object");
+        let hdr = object.eh_frame as usize;
+        // SAFETY: the header of a loaded object: 4 bytes of encodings.
+        let encodings = unsafe { std::slice::from_raw_parts(hdr as *const u8, 4) };
+        assert_eq!(
+            encodings,
+            [1, 0x1b, 0x03, 0x3b],
+            "the linker's usual header"
+        );
+        // SAFETY: the header's eh_frame pointer (4 bytes), count (4), table.
+        let count = unsafe { ((hdr + 8) as *const u32).read_unaligned() } as usize;
+        let starts = (0..count)
+            .map(|i| {
+                // SAFETY: entry `i < count` of the table after the count.
+                let loc = unsafe { ((hdr + 12 + 8 * i) as *const i32).read_unaligned() };
+                (hdr as isize + loc as isize) as usize
+            })
+            .collect();
+        (
+            hdr,
+            object.map_start as usize,
+            object.map_end as usize,
+            starts,
+        )
+    }
+
+    /// `cfi`'s answers against gimli's at addresses across the functions of
+    /// the object holding `code` (every `step`-th FDE): where `cfi` answers,
+    /// the same rule, or no rule where gimli has none. Returns (addresses,
+    /// answered by `cfi`, left to gimli, rules found where gimli gave up).
+    fn compare_with_gimli(code: usize, step: usize) -> (usize, usize, usize, usize) {
+        let (hdr, start, end, starts) = fde_starts(code);
+        let (mut seen, mut answered, mut unknown, mut more) = (0, 0, 0, 0);
+        for i in (0..starts.len()).step_by(step) {
+            let from = starts[i];
+            let to = starts.get(i + 1).copied().unwrap_or(from + 64);
+            let mut offsets = vec![
+                0, 1, 2, 3, 4, 5, 6, 8, 11, 16, 23, 32, 64, 100, 128, 256, 1000,
+            ];
+            offsets.push((to - from) / 2);
+            offsets.push((to - from).saturating_sub(1));
+            for offset in offsets {
+                if offset >= (to - from).max(1) {
+                    continue;
+                }
+                let address = from + offset;
+                seen += 1;
+                let gimli = compute_with_gimli(address, hdr, start, end);
+                // SAFETY: a loaded object's mapping, as `_dl_find_object`
+                // describes it; `hdr` inside it.
+                let ours = unsafe { read_rule(hdr, start, end, address) };
+                match (ours, gimli) {
+                    (None, _) => unknown += 1,
+                    (Some(Entry::Rule(a)), Some(b)) => {
+                        assert_eq!(a, b, "rule at {address:#x} (FDE at {from:#x} + {offset})");
+                        answered += 1;
+                    }
+                    (Some(Entry::Unsupported), None) => answered += 1,
+                    (Some(Entry::Rule(_)), None) => {
+                        answered += 1;
+                        more += 1;
+                    }
+                    (Some(Entry::Unsupported), Some(b)) => {
+                        panic!(
+                            "no rule at {address:#x} (FDE at {from:#x} + {offset}), gimli: {b:?}"
+                        )
+                    }
+                }
+            }
+        }
+        (seen, answered, unknown, more)
+    }
+
+    #[test]
+    fn the_cfi_reader_agrees_with_gimli() {
+        extern "C" {
+            fn _Unwind_Backtrace();
+            fn __libc_malloc(size: usize) -> *mut c_void;
+        }
+        init();
+        for (name, code, step) in [
+            ("libc", __libc_malloc as *const () as usize, 1),
+            ("libgcc_s", _Unwind_Backtrace as *const () as usize, 1),
+            ("the test binary", init as *const () as usize, 1),
+        ] {
+            let (seen, answered, unknown, more) = compare_with_gimli(code, step);
+            eprintln!("{name}: {seen} addresses, {answered} read, {unknown} left to gimli, {more} beyond gimli");
+            assert!(seen > 1000, "{name}: {seen} addresses compared");
+            assert!(
+                unknown * 100 <= seen,
+                "{name}: {unknown} of {seen} left to gimli"
+            );
+        }
+    }
 
     #[test]
     fn entries_round_trip_and_expire_with_their_generation() {

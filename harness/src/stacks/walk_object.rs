@@ -1,4 +1,5 @@
-//! The crate root `build.rs` compiles `walk_core.rs` through, as a
+//! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs` and
+//! `stack_hash.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
 
@@ -9,6 +10,9 @@ mod walk_core;
 
 #[path = "stack_hash.rs"]
 mod stack_hash;
+
+#[path = "cfi.rs"]
+mod cfi;
 
 /// [`walk_core::walk`] under a name and ABI the unoptimised build links to.
 ///
@@ -31,4 +35,25 @@ pub unsafe extern "C" fn leakcheck_walk_core_v1(request: *mut walk_core::Request
 pub unsafe extern "C" fn leakcheck_stack_hash_v1(ips: *const usize, len: usize) -> u64 {
     // SAFETY: the caller passes a live slice's pointer and length.
     stack_hash::stack_hash(unsafe { core::slice::from_raw_parts(ips, len) })
+}
+
+/// [`cfi::rule_at`], packed as `walk_core::Entry::pack` with generation 0;
+/// 0 for [`cfi::Answer::Unknown`].
+///
+/// # Safety
+///
+/// As [`cfi::rule_at`].
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_cfi_rule_v1(
+    hdr: usize,
+    start: usize,
+    end: usize,
+    address: usize,
+) -> u64 {
+    // SAFETY: the caller upholds `rule_at`'s contract.
+    match unsafe { cfi::rule_at(hdr, start, end, address) } {
+        cfi::Answer::Rule(rule) => walk_core::Entry::Rule(rule).pack(0),
+        cfi::Answer::Unsupported => walk_core::Entry::Unsupported.pack(0),
+        cfi::Answer::Unknown => 0,
+    }
 }
