@@ -264,10 +264,8 @@ fn compute(address: usize) -> Entry {
     let Some(object) = find_object(address) else {
         return Entry::Unsupported;
     };
-    let hdr = object.eh_frame as usize;
-    let start = object.map_start as usize;
-    let end = object.map_end as usize;
-    if hdr < start || end <= hdr {
+    let (hdr, start, end) = readable(&object);
+    if end <= hdr {
         return Entry::Unsupported;
     }
     // SAFETY: `_dl_find_object` describes the loaded object holding
@@ -277,6 +275,19 @@ fn compute(address: usize) -> Entry {
         return entry;
     }
     compute_with_gimli(address, hdr, start, end).map_or(Entry::Unsupported, Entry::Rule)
+}
+
+/// The object's `.eh_frame_hdr` and the range its unwind data is read in.
+/// The range starts at the header when that lies below the mapping's start
+/// as `_dl_find_object` reports it: for the main program glibc reports the
+/// mapping from its first executable segment, and a linker may put
+/// `.eh_frame_hdr` and `.eh_frame` in the read-only segment before it (seen
+/// in a fat-LTO test binary). The loader maps every loadable segment, so
+/// the header's segment is mapped.
+fn readable(object: &DlFindObject) -> (usize, usize, usize) {
+    let hdr = object.eh_frame as usize;
+    let start = (object.map_start as usize).min(hdr);
+    (hdr, start, object.map_end as usize)
 }
 
 /// [`compute`] by gimli.
@@ -536,7 +547,7 @@ mod tests {
     /// order, with the object's header and mapping.
     fn fde_starts(code: usize) -> (usize, usize, usize, Vec<usize>) {
         let object = find_object(code).expect("_dl_find_object knows the object");
-        let hdr = object.eh_frame as usize;
+        let (hdr, start, end) = readable(&object);
         // SAFETY: the header of a loaded object: 4 bytes of encodings.
         let encodings = unsafe { std::slice::from_raw_parts(hdr as *const u8, 4) };
         assert_eq!(
@@ -553,12 +564,7 @@ mod tests {
                 (hdr as isize + loc as isize) as usize
             })
             .collect();
-        (
-            hdr,
-            object.map_start as usize,
-            object.map_end as usize,
-            starts,
-        )
+        (hdr, start, end, starts)
     }
 
     /// `cfi`'s answers against gimli's at addresses across the functions of
