@@ -21,6 +21,12 @@ struct Flags {
     flags: AtomicU32,
     /// `flags` as they were before `pthread_atfork`'s prepare handler.
     flags_before_fork: AtomicU32,
+    /// What the allocation path reads of the thread's check (`track::scope`
+    /// owns it). Here, in the guard's thread-local, so that a hook finds all
+    /// of its thread's state at the address [`Guard::enter`] read once: at
+    /// `opt-level = 0` each access through `LocalKey` had cost 100 to 230
+    /// instructions, several times a hook.
+    scope: crate::track::scope::ThreadState,
 }
 
 thread_local! {
@@ -28,6 +34,7 @@ thread_local! {
         Flags {
             flags: AtomicU32::new(0),
             flags_before_fork: AtomicU32::new(0),
+            scope: crate::track::scope::ThreadState::new(),
         }
     };
 }
@@ -36,7 +43,12 @@ thread_local! {
 /// that may allocate. While it is held on a thread, the hooks pass every call
 /// straight to glibc without recording it, so bookkeeping can never recurse
 /// into itself (stack unwinding, a signal handler that mallocs, ...).
-pub(crate) struct Guard(());
+///
+/// It holds the address of its thread's state: a raw pointer, so a guard is
+/// neither `Send` nor `Sync` and never leaves the thread that took it.
+pub(crate) struct Guard {
+    state: *const Flags,
+}
 
 impl Guard {
     /// Takes the guard, or returns `None` if this thread already holds it, is
@@ -49,18 +61,36 @@ impl Guard {
                     return None;
                 }
                 s.flags.store(GUARD, Relaxed);
-                Some(Guard(()))
+                Some(Guard { state: s })
             })
             .ok()
             .flatten()
+    }
+
+    /// This thread's state as `track::scope` keeps it.
+    #[inline(always)]
+    pub(crate) fn thread(&self) -> &crate::track::scope::ThreadState {
+        // SAFETY: `state` is this thread's `STATE`, const-initialised and
+        // without a destructor, so it lives as long as the thread; the guard
+        // cannot leave the thread (a raw pointer: neither Send nor Sync),
+        // and every field is an atomic, so shared access is sound.
+        unsafe { &(*self.state).scope }
     }
 }
 
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        STATE.with(|s| s.flags.store(0, Relaxed));
+        // SAFETY: as in `thread`: the thread's own live thread-local.
+        unsafe { (*self.state).flags.store(0, Relaxed) };
     }
+}
+
+/// Runs `f` on this thread's `track::scope` state, for code that holds no
+/// [`Guard`]; `None` once the thread is past its thread-locals.
+#[inline(always)]
+pub(crate) fn with_thread<R>(f: impl FnOnce(&crate::track::scope::ThreadState) -> R) -> Option<R> {
+    STATE.try_with(|s| f(&s.scope)).ok()
 }
 
 /// Sets this thread's allocation-path flags while alive, then restores

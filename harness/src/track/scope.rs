@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering
 const SLOT_BITS: u32 = 8;
 const SLOT_COUNT: usize = 1 << SLOT_BITS;
 
-struct ThreadState {
+pub(crate) struct ThreadState {
     /// The scope new blocks of this thread belong to, 0 for none.
     scope: AtomicU32,
     /// Nesting depth of [`Untracked`]: while non-zero, new blocks belong to
@@ -41,8 +41,9 @@ struct ThreadState {
     in_signal: AtomicU32,
 }
 
-thread_local! {
-    static STATE: ThreadState = const {
+impl ThreadState {
+    /// A thread's state before anything ran on it.
+    pub(crate) const fn new() -> ThreadState {
         ThreadState {
             scope: AtomicU32::new(0),
             untracked: AtomicU32::new(0),
@@ -53,7 +54,15 @@ thread_local! {
             #[cfg(leakcheck_interpose)]
             in_signal: AtomicU32::new(0),
         }
-    };
+    }
+}
+
+/// Runs `f` on this thread's state, which lives in `sys::reentry`'s
+/// thread-local beside the guard's flags; `None` once the thread is past
+/// its thread-locals.
+#[inline(always)]
+fn state<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
+    crate::sys::reentry::with_thread(f)
 }
 
 /// What the allocation path needs to know about the current thread.
@@ -75,7 +84,8 @@ impl Guard {
     /// not in an [`Untracked`] section.
     #[inline]
     pub(crate) fn current(&self) -> Current {
-        STATE.with(|s| {
+        let s = self.thread();
+        {
             let scope = s.scope.load(Relaxed);
             if scope == 0 || s.untracked.load(Relaxed) != 0 {
                 return Current {
@@ -91,21 +101,21 @@ impl Guard {
                 base: s.base.load(Relaxed),
                 stack_low: s.stack_low.load(Relaxed),
             }
-        })
+        }
     }
 
     /// Whether this thread is in an [`Untracked::harness`] section.
     #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_harness(&self) -> bool {
-        STATE.with(|s| s.harness.load(Relaxed) != 0)
+        self.thread().harness.load(Relaxed) != 0
     }
 
     /// Whether this thread is running a signal handler.
     #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_signal_handler(&self) -> bool {
-        STATE.with(|s| s.in_signal.load(Relaxed) != 0)
+        self.thread().in_signal.load(Relaxed) != 0
     }
 }
 
@@ -115,18 +125,14 @@ impl Guard {
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn in_check_fast() -> bool {
-    STATE
-        .try_with(|s| s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0)
-        .unwrap_or(false)
+    state(|s| s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0).unwrap_or(false)
 }
 
 /// Whether this thread is running a signal handler installed through
 /// `sigaction`.
 #[cfg(leakcheck_interpose)]
 pub(crate) fn in_signal_handler_now() -> bool {
-    STATE
-        .try_with(|s| s.in_signal.load(Relaxed) != 0)
-        .unwrap_or(true)
+    state(|s| s.in_signal.load(Relaxed) != 0).unwrap_or(true)
 }
 
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
@@ -150,27 +156,25 @@ fn epoch_of(s: &ThreadState) -> u32 {
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn plain_epoch() -> Option<u32> {
-    STATE
-        .try_with(|s| {
-            let in_check = s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0;
-            if in_check || s.harness.load(Relaxed) != 0 {
-                return None;
-            }
-            Some(epoch_of(s))
-        })
-        .ok()
-        .flatten()
+    state(|s| {
+        let in_check = s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0;
+        if in_check || s.harness.load(Relaxed) != 0 {
+            return None;
+        }
+        Some(epoch_of(s))
+    })
+    .flatten()
 }
 
 /// The calling thread's current allocation epoch.
 pub(crate) fn current_epoch() -> u32 {
-    STATE.try_with(epoch_of).unwrap_or(0)
+    state(epoch_of).unwrap_or(0)
 }
 
 /// Starts a new allocation epoch on the calling thread: what it allocates
 /// from now on belongs to the caller of its next check.
 pub(crate) fn next_epoch() {
-    let _ = STATE.try_with(|s| {
+    let _ = state(|s| {
         s.epoch
             .store(NEXT_EPOCH.fetch_add(1, Relaxed).max(1), Relaxed)
     });
@@ -185,7 +189,7 @@ pub(crate) struct InSignalHandler(());
 impl InSignalHandler {
     #[inline]
     pub(crate) fn enter() -> InSignalHandler {
-        let _ = STATE.try_with(|s| s.in_signal.fetch_add(1, Relaxed));
+        let _ = state(|s| s.in_signal.fetch_add(1, Relaxed));
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         InSignalHandler(())
     }
@@ -196,7 +200,7 @@ impl Drop for InSignalHandler {
     #[inline]
     fn drop(&mut self) {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let _ = STATE.try_with(|s| s.in_signal.fetch_sub(1, Relaxed));
+        let _ = state(|s| s.in_signal.fetch_sub(1, Relaxed));
     }
 }
 
@@ -212,7 +216,7 @@ impl Untracked {
     /// allocations.
     #[cfg(leakcheck_interpose)]
     pub(crate) fn enter() -> Untracked {
-        let _ = STATE.try_with(|s| s.untracked.fetch_add(1, Relaxed));
+        let _ = state(|s| s.untracked.fetch_add(1, Relaxed));
         Untracked { harness: false }
     }
 
@@ -220,7 +224,7 @@ impl Untracked {
     /// allocates (symbols, reports, their spare capacity full of stale
     /// addresses) is also never a root when leaks are classified.
     pub(crate) fn harness() -> Untracked {
-        let _ = STATE.try_with(|s| {
+        let _ = state(|s| {
             s.untracked.fetch_add(1, Relaxed);
             s.harness.fetch_add(1, Relaxed);
         });
@@ -230,7 +234,7 @@ impl Untracked {
 
 impl Drop for Untracked {
     fn drop(&mut self) {
-        let _ = STATE.try_with(|s| {
+        let _ = state(|s| {
             s.untracked.fetch_sub(1, Relaxed);
             if self.harness {
                 s.harness.fetch_sub(1, Relaxed);
@@ -242,26 +246,25 @@ impl Drop for Untracked {
 /// The scope and stack base of this thread, for handing to a child thread.
 #[cfg(leakcheck_interpose)]
 pub(crate) fn inheritable() -> Current {
-    STATE
-        .try_with(|s| {
-            let scope = s.scope.load(Relaxed);
-            if scope == 0 || s.untracked.load(Relaxed) != 0 || !is_active(scope) {
-                Current::default()
-            } else {
-                Current {
-                    scope,
-                    ..Current::default()
-                }
+    state(|s| {
+        let scope = s.scope.load(Relaxed);
+        if scope == 0 || s.untracked.load(Relaxed) != 0 || !is_active(scope) {
+            Current::default()
+        } else {
+            Current {
+                scope,
+                ..Current::default()
             }
-        })
-        .unwrap_or_default()
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// Puts this thread in `scope`, with frames above `base` cut from stacks.
 /// Returns what was there before.
 pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
     let stack_low = this_thread_stack_low();
-    STATE.with(|s| {
+    state(|s| {
         let prev = Current {
             harness: false,
             epoch: 0,
@@ -272,6 +275,7 @@ pub(crate) fn enter_thread(scope: u32, base: usize) -> Current {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         prev
     })
+    .unwrap_or_default()
 }
 
 /// The lowest address of this thread's stack, or 0 if unknown. Allocates
@@ -290,7 +294,7 @@ fn this_thread_stack_low() -> usize {
 /// The calling thread's stack low bound as [`enter_thread`] found it, 0 if
 /// unknown.
 pub(crate) fn stack_low() -> usize {
-    STATE.try_with(|s| s.stack_low.load(Relaxed)).unwrap_or(0)
+    state(|s| s.stack_low.load(Relaxed)).unwrap_or(0)
 }
 
 /// [`enter_thread`] for a check's body thread, which from now on counts the
@@ -306,7 +310,7 @@ pub(crate) fn enter_body(scope: u32, base: usize) -> Current {
 pub(crate) fn leave_thread(prev: Current) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
     let _ = OWNER.try_with(|o| o.store(0, Relaxed));
-    let _ = STATE.try_with(|s| {
+    let _ = state(|s| {
         s.scope.store(prev.scope, Relaxed);
         s.base.store(prev.base, Relaxed);
         s.stack_low.store(prev.stack_low, Relaxed);
