@@ -7,6 +7,7 @@
 //! the walk joins one of the thread's previous walks) and falls back to
 //! libgcc's (~100 ns a frame) for stacks the cache cannot walk.
 
+use super::stack_index::{Pages, GROW};
 use crate::sys::sync::{pages, SpinLock};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -330,7 +331,8 @@ pub(crate) fn frames(id: u32, out: &mut Vec<usize>) -> bool {
                 let len = len.min(MAX_DEPTH + 1);
                 // SAFETY: `entry` only returns ranges inside the written part
                 // of the frame arena, which is never unmapped or rewritten.
-                let slice = unsafe { std::slice::from_raw_parts(store.frames.add(start), len) };
+                let slice =
+                    unsafe { std::slice::from_raw_parts(store.pages.frames.add(start), len) };
                 buf[..len].copy_from_slice(slice);
                 len
             }
@@ -353,19 +355,13 @@ const MAX_STACKS: usize = MAX_INDEX_SLOTS / 2;
 const FRAME_WORDS: usize = 1 << 25; // 256 MiB of frames, reserved lazily
 
 /// Interned stacks: an arena of frames, a table of (start, len) per id and an
-/// open-addressing index from hash to id, at most half full. The arena and
-/// the table are reserved pages filled from the start, so they cost memory
-/// only as they fill; the index grows as stacks come. When full, new stacks
-/// come back as 0 ("unknown") rather than failing the allocation.
+/// open-addressing index from hash to id, at most half full
+/// (`stack_index`, which finds and adds stacks). The arena and the table
+/// are reserved pages filled from the start, so they cost memory only as
+/// they fill; the index grows as stacks come. When full, new stacks come
+/// back as 0 ("unknown") rather than failing the allocation.
 struct Store {
-    frames: *mut usize,
-    frames_used: usize,
-    /// (start, len) per id; id 0 is unused.
-    entries: *mut (u32, u32),
-    count: usize,
-    index: *mut u32,
-    /// Slots in `index`, a power of two.
-    index_slots: usize,
+    pages: Pages,
     ready: bool,
     failed: bool,
 }
@@ -374,12 +370,16 @@ struct Store {
 unsafe impl Send for Store {}
 
 static STORE: SpinLock<Store> = SpinLock::new(Store {
-    frames: std::ptr::null_mut(),
-    frames_used: 0,
-    entries: std::ptr::null_mut(),
-    count: 0,
-    index: std::ptr::null_mut(),
-    index_slots: 0,
+    pages: Pages {
+        frames: std::ptr::null_mut(),
+        frame_words: 0,
+        frames_used: 0,
+        entries: std::ptr::null_mut(),
+        max_stacks: 0,
+        count: 0,
+        index: std::ptr::null_mut(),
+        index_slots: 0,
+    },
     ready: false,
     failed: false,
 });
@@ -399,64 +399,34 @@ impl Store {
             self.failed = true;
             return false;
         }
-        self.frames = frames.cast();
-        self.entries = entries.cast();
-        self.index = index.cast();
-        self.index_slots = MIN_INDEX_SLOTS;
-        self.count = 1;
+        self.pages = Pages {
+            frames: frames.cast(),
+            frame_words: FRAME_WORDS,
+            frames_used: 0,
+            entries: entries.cast(),
+            max_stacks: MAX_STACKS,
+            count: 1,
+            index: index.cast(),
+            index_slots: MIN_INDEX_SLOTS,
+        };
         self.ready = true;
         true
     }
 
     fn entry(&self, id: u32) -> Option<(usize, usize)> {
-        if !self.ready || id as usize >= self.count {
+        if !self.ready || id as usize >= self.pages.count {
             return None;
         }
         // SAFETY: ids below `count` index initialised entries of the mapped
         // entry table.
-        let (start, len) = unsafe { *self.entries.add(id as usize) };
+        let [start, len] = unsafe { *self.pages.entries.add(id as usize) };
         Some((start as usize, len as usize))
-    }
-
-    /// The frames of stack `id`, which must be below `count`.
-    fn stored(&self, id: u32) -> &[usize] {
-        match self.entry(id) {
-            // SAFETY: the entry's range lies in the written part of the
-            // frame arena, which is never unmapped or rewritten.
-            Some((start, len)) => unsafe {
-                std::slice::from_raw_parts(self.frames.add(start), len)
-            },
-            None => &[],
-        }
-    }
-
-    fn matches(&self, id: u32, ips: &[usize]) -> bool {
-        self.entry(id).is_some_and(|(_, len)| len == ips.len()) && self.stored(id) == ips
-    }
-
-    /// The index slot for a stack hashed to `h`: the one holding an equal
-    /// stack (`Ok`), else the empty one where it goes (`Err`).
-    fn probe(&self, h: u64, ips: &[usize]) -> Result<u32, usize> {
-        let mask = self.index_slots - 1;
-        let mut i = h as usize & mask;
-        loop {
-            // SAFETY: `i <= mask` indexes the mapped index, which is only
-            // accessed under the store's lock.
-            let id = unsafe { *self.index.add(i) };
-            if id == 0 {
-                return Err(i);
-            }
-            if self.matches(id, ips) {
-                return Ok(id);
-            }
-            i = (i + 1) & mask;
-        }
     }
 
     /// Doubles the index and files every stack in it again; false (the
     /// old index kept) if it is at its largest or the kernel refused.
     fn grow_index(&mut self) -> bool {
-        let slots = self.index_slots * 2;
+        let slots = self.pages.index_slots * 2;
         if slots > MAX_INDEX_SLOTS {
             return false;
         }
@@ -464,22 +434,15 @@ impl Store {
         if fresh.is_null() {
             return false;
         }
-        let mask = slots - 1;
-        for id in 1..self.count as u32 {
-            let mut i = hash(self.stored(id)) as usize & mask;
-            // SAFETY: `i <= mask` indexes the fresh index, which holds fewer
-            // ids than slots, so the probe ends at an empty one.
-            while unsafe { *fresh.add(i) } != 0 {
-                i = (i + 1) & mask;
-            }
-            // SAFETY: as above.
-            unsafe { *fresh.add(i) = id };
-        }
+        // SAFETY: the store is ready and locked (`&mut self`), and `fresh`
+        // maps `slots` zeroed ids, more than twice the stacks (the index is
+        // grown when it would be more than half full).
+        unsafe { refile(&self.pages, fresh, slots) };
         // SAFETY: the old index was mapped with this size by `init` or an
         // earlier `grow_index`, and nothing refers to it past this point.
-        unsafe { pages::unmap(self.index.cast(), self.index_slots * 4) };
-        self.index = fresh;
-        self.index_slots = slots;
+        unsafe { pages::unmap(self.pages.index.cast(), self.pages.index_slots * 4) };
+        self.pages.index = fresh;
+        self.pages.index_slots = slots;
         true
     }
 }
@@ -503,42 +466,71 @@ fn hash(ips: &[usize]) -> u64 {
     }
 }
 
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    /// `stack_index::intern`, built optimised (`walk_object.rs`).
+    fn leakcheck_stack_intern_v1(pages: *mut Pages, h: u64, ips: *const usize, len: usize) -> u64;
+    /// `stack_index::refile` with `stack_hash`, built optimised.
+    fn leakcheck_stack_refile_v1(pages: *const Pages, fresh: *mut u32, slots: usize);
+}
+
+/// `stack_index::intern`, from the optimised object when this crate is
+/// built unoptimised.
+///
+/// # Safety
+///
+/// As `stack_index::intern`.
+unsafe fn intern_in(pages: &mut Pages, h: u64, ips: &[usize]) -> u64 {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract; `ips` is a live slice.
+    unsafe {
+        leakcheck_stack_intern_v1(pages, h, ips.as_ptr(), ips.len())
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        super::stack_index::intern(pages, h, ips)
+    }
+}
+
+/// `stack_index::refile` with [`hash`]'s function, from the optimised
+/// object when this crate is built unoptimised.
+///
+/// # Safety
+///
+/// As `stack_index::refile`.
+unsafe fn refile(pages: &Pages, fresh: *mut u32, slots: usize) {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract.
+    unsafe {
+        leakcheck_stack_refile_v1(pages, fresh, slots)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        super::stack_index::refile(pages, fresh, slots, super::stack_hash::stack_hash)
+    }
+}
+
 fn intern(ips: &[usize]) -> u32 {
     let h = hash(ips);
     let mut store = STORE.lock();
     if !store.init() {
         return 0;
     }
-    let mut empty = match store.probe(h, ips) {
-        Ok(id) => return id,
-        Err(empty) => empty,
-    };
-    if store.count >= MAX_STACKS || store.frames_used + ips.len() > FRAME_WORDS {
-        return 0;
-    }
-    // Keep the index at most half full: grow it, or take no more stacks.
-    if (store.count + 1) * 2 > store.index_slots {
+    loop {
+        // SAFETY: the store is ready and locked; its pages keep
+        // `stack_index`'s invariants (only `intern_in` and `grow_index`
+        // write them).
+        let found = unsafe { intern_in(&mut store.pages, h, ips) };
+        if found != GROW {
+            return found as u32;
+        }
+        // Keep the index at most half full: grow it, or take no more stacks.
         if !store.grow_index() {
             return 0;
         }
-        empty = match store.probe(h, ips) {
-            Ok(id) => return id,
-            Err(empty) => empty,
-        };
     }
-    let id = store.count as u32;
-    let start = store.frames_used;
-    // SAFETY: `start + ips.len() <= FRAME_WORDS`, checked above, so the copy
-    // stays inside the arena; source and arena cannot overlap.
-    unsafe { std::ptr::copy_nonoverlapping(ips.as_ptr(), store.frames.add(start), ips.len()) };
-    // SAFETY: `id < MAX_STACKS`, checked above.
-    unsafe { *store.entries.add(id as usize) = (start as u32, ips.len() as u32) };
-    // SAFETY: `empty` is the empty slot the last probe of the current index
-    // found.
-    unsafe { *store.index.add(empty) = id };
-    store.frames_used += ips.len();
-    store.count += 1;
-    id
 }
 
 /// `pthread_atfork` prepare.
@@ -580,7 +572,7 @@ mod tests {
         // Several doublings of the index past its first size.
         let n = MIN_INDEX_SLOTS * 5;
         let ids: Vec<u32> = (0..n).map(|i| intern(&[0xdead_0000, i, 7])).collect();
-        assert!(STORE.lock().index_slots >= MIN_INDEX_SLOTS * 8);
+        assert!(STORE.lock().pages.index_slots >= MIN_INDEX_SLOTS * 8);
         let mut out = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             assert_ne!(id, 0);

@@ -14,6 +14,8 @@ mod capture;
 pub(crate) mod cfi;
 #[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
 mod stack_hash;
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod stack_index;
 pub(crate) mod symbols;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
 pub(crate) mod unwind;

@@ -1,5 +1,5 @@
-//! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs` and
-//! `stack_hash.rs`) through, as a
+//! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs`,
+//! `stack_hash.rs` and `stack_index.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
 
@@ -13,6 +13,9 @@ mod stack_hash;
 
 #[path = "cfi.rs"]
 mod cfi;
+
+#[path = "stack_index.rs"]
+mod stack_index;
 
 /// [`walk_core::walk`] under a name and ABI the unoptimised build links to.
 ///
@@ -56,4 +59,37 @@ pub unsafe extern "C" fn leakcheck_cfi_rule_v1(
         cfi::Answer::Unsupported => walk_core::Entry::Unsupported.pack(0),
         cfi::Answer::Unknown => 0,
     }
+}
+
+/// [`stack_index::intern`] of the `len` words at `ips`.
+///
+/// # Safety
+///
+/// As [`stack_index::intern`], with `pages` valid for reads and writes and
+/// `ips` pointing to `len` readable words.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_stack_intern_v1(
+    pages: *mut stack_index::Pages,
+    h: u64,
+    ips: *const usize,
+    len: usize,
+) -> u64 {
+    // SAFETY: the caller upholds `intern`'s contract and passes a live
+    // slice's pointer and length.
+    unsafe { stack_index::intern(&mut *pages, h, core::slice::from_raw_parts(ips, len)) }
+}
+
+/// [`stack_index::refile`] with [`stack_hash::stack_hash`].
+///
+/// # Safety
+///
+/// As [`stack_index::refile`], with `pages` valid for reads.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_stack_refile_v1(
+    pages: *const stack_index::Pages,
+    fresh: *mut u32,
+    slots: usize,
+) {
+    // SAFETY: the caller upholds `refile`'s contract.
+    unsafe { stack_index::refile(&*pages, fresh, slots, stack_hash::stack_hash) }
 }
