@@ -36,11 +36,11 @@ impl<T> SpinLock<T> {
 
     #[inline]
     fn raw_lock(&self) {
-        if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
+        // A swap, not a compare-exchange: the same `xchg`-class instruction,
+        // but at `opt-level = 0` (a user's dev profile) the compare-exchange
+        // went through `core`'s run-time match over both orderings, 90
+        // instructions a lock on the allocation path.
+        if !self.locked.swap(true, Ordering::Acquire) {
             return;
         }
         self.lock_contended();
@@ -50,12 +50,7 @@ impl<T> SpinLock<T> {
     fn lock_contended(&self) {
         let mut spins = 0u32;
         loop {
-            if !self.locked.load(Ordering::Relaxed)
-                && self
-                    .locked
-                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if !self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire) {
                 return;
             }
             spins += 1;
