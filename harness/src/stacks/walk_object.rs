@@ -1,5 +1,5 @@
 //! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs`,
-//! `stack_hash.rs` and `stack_index.rs`) through, as a
+//! `stack_hash.rs`, `stack_index.rs` and `../sys/bytes.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
 
@@ -16,6 +16,9 @@ mod cfi;
 
 #[path = "stack_index.rs"]
 mod stack_index;
+
+#[path = "../sys/bytes.rs"]
+mod bytes;
 
 /// [`walk_core::walk`] under a name and ABI the unoptimised build links to.
 ///
@@ -92,4 +95,26 @@ pub unsafe extern "C" fn leakcheck_stack_refile_v1(
 ) {
     // SAFETY: the caller upholds `refile`'s contract.
     unsafe { stack_index::refile(&*pages, fresh, slots, stack_hash::stack_hash) }
+}
+
+/// [`bytes::zero`].
+///
+/// # Safety
+///
+/// As [`bytes::zero`].
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_zero_v1(at: *mut u8, len: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { bytes::zero(at, len) }
+}
+
+/// [`bytes::first_not`] of the `len` bytes at `at`; `usize::MAX` for none.
+///
+/// # Safety
+///
+/// `at` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_first_not_v1(at: *const u8, len: usize, fill: u8) -> usize {
+    // SAFETY: the caller passes a live slice's pointer and length.
+    bytes::first_not(unsafe { core::slice::from_raw_parts(at, len) }, fill).unwrap_or(usize::MAX)
 }

@@ -4,6 +4,8 @@
 //! threads, and the re-entrancy flag that tells the allocation path which of
 //! leakcheck's own calls is running on this thread.
 
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod bytes;
 pub(crate) mod fasthash;
 pub(crate) mod mapvec;
 pub(crate) mod reentry;
@@ -12,3 +14,71 @@ pub(crate) mod signals;
 pub(crate) mod sync;
 #[cfg(target_os = "linux")]
 pub(crate) mod thread;
+
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    /// `bytes::zero`, built optimised (`stacks/walk_object.rs`).
+    fn leakcheck_zero_v1(at: *mut u8, len: usize);
+    /// `bytes::first_not`, built optimised; `usize::MAX` for none.
+    fn leakcheck_first_not_v1(at: *const u8, len: usize, fill: u8) -> usize;
+}
+
+/// Zeroes the `len` bytes at `at` (`bytes::zero`: from the optimised object
+/// when this crate is built unoptimised).
+///
+/// # Safety
+///
+/// `[at, at + len)` is valid for writes.
+#[inline(always)]
+pub(crate) unsafe fn zero(at: *mut u8, len: usize) {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract.
+    unsafe {
+        leakcheck_zero_v1(at, len)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        bytes::zero(at, len)
+    }
+}
+
+/// The offset of the first byte of `bytes` that is not `fill`
+/// (`bytes::first_not`: from the optimised object when this crate is built
+/// unoptimised).
+#[inline(always)]
+pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
+    #[cfg(leakcheck_prebuilt_walk)]
+    {
+        // SAFETY: reads the `len` bytes of a live slice.
+        let at = unsafe { leakcheck_first_not_v1(bytes.as_ptr(), bytes.len(), fill) };
+        (at != usize::MAX).then_some(at)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    {
+        bytes::first_not(bytes, fill)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zeroing_writes_exactly_the_block() {
+        // The small stores (up to 64 bytes) and `memset` beyond.
+        for len in 1..=160 {
+            for offset in 0..8 {
+                let mut buf = [0xAAu8; 192];
+                // SAFETY: `offset + len <= 167 < 192`.
+                unsafe { super::zero(buf.as_mut_ptr().add(offset), len) };
+                for (i, &b) in buf.iter().enumerate() {
+                    let inside = (offset..offset + len).contains(&i);
+                    assert_eq!(
+                        b,
+                        if inside { 0 } else { 0xAA },
+                        "len {len} offset {offset} byte {i}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -87,26 +87,7 @@ unsafe fn first_changed(freed: &Freed) -> Option<usize> {
     first_not(bytes, FREED_FILL)
 }
 
-/// The offset of the first byte of `bytes` that is not `fill`. Compared
-/// against a run of the fill with libc's `memcmp`, a chunk at a time: a
-/// byte loop was most of a check's `free` (one evicted block each), and a
-/// word loop, unoptimised in the dev profile, still most of a verdict's
-/// scan of the quarantine; libc's is optimised whatever the profile.
-pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
-    const CHUNK: usize = 256;
-    let run = [fill; CHUNK];
-    let mut at = 0;
-    while at < bytes.len() {
-        let n = (bytes.len() - at).min(CHUNK);
-        let chunk = &bytes[at..at + n];
-        // SAFETY: `chunk` and `run` are both at least `n` bytes long.
-        if unsafe { libc::memcmp(chunk.as_ptr().cast(), run.as_ptr().cast(), n) } != 0 {
-            return chunk.iter().position(|&b| b != fill).map(|i| at + i);
-        }
-        at += n;
-    }
-    None
-}
+pub(crate) use crate::sys::first_not;
 
 /// Entries held at most (32 bytes each: 8 MiB of address space, mapped
 /// without reserving, touched as it fills).

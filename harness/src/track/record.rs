@@ -30,49 +30,8 @@ fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
         // SAFETY: `ptr` is a block of at least `to` bytes the allocator just
         // returned to this caller, who has not seen it yet; `from + len <= to`.
         let at = unsafe { ptr.cast::<u8>().add(from) };
-        if len <= 64 {
-            // SAFETY: as above: `[at, at + len)` is the caller's to write.
-            unsafe { zero_small(at, len) };
-        } else {
-            // SAFETY: as above.
-            unsafe { std::ptr::write_bytes(at, 0, len) };
-        }
-    }
-}
-
-/// Zeroes `len` (1 ..= 64) bytes at `at` with a few overlapping stores,
-/// inline: for the small blocks most programs allocate, a call to `memset`
-/// costs more than the stores themselves (callgrind: 13 instructions a
-/// 64-byte `malloc`).
-///
-/// # Safety
-///
-/// `[at, at + len)` must be valid for writes.
-#[inline(always)]
-unsafe fn zero_small(at: *mut u8, len: usize) {
-    type Wide = [u64; 2];
-    // SAFETY: every store below writes inside `[at, at + len)`, as its
-    // branch's bounds on `len` show; unaligned stores need no alignment.
-    unsafe {
-        if len > 32 {
-            at.cast::<Wide>().write_unaligned([0; 2]);
-            at.add(16).cast::<Wide>().write_unaligned([0; 2]);
-            at.add(len - 32).cast::<Wide>().write_unaligned([0; 2]);
-            at.add(len - 16).cast::<Wide>().write_unaligned([0; 2]);
-        } else if len >= 16 {
-            at.cast::<Wide>().write_unaligned([0; 2]);
-            at.add(len - 16).cast::<Wide>().write_unaligned([0; 2]);
-        } else if len >= 8 {
-            at.cast::<u64>().write_unaligned(0);
-            at.add(len - 8).cast::<u64>().write_unaligned(0);
-        } else if len >= 4 {
-            at.cast::<u32>().write_unaligned(0);
-            at.add(len - 4).cast::<u32>().write_unaligned(0);
-        } else {
-            for i in 0..len {
-                at.add(i).write(0);
-            }
-        }
+        // SAFETY: as above: `[at, at + len)` is the caller's to write.
+        unsafe { crate::sys::zero(at, len) };
     }
 }
 
@@ -439,27 +398,3 @@ pub(crate) fn register_fork_handlers() {
 
 #[cfg(not(unix))]
 pub(crate) fn register_fork_handlers() {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_zeroing_writes_exactly_the_block() {
-        for len in 1..=64 {
-            for offset in 0..8 {
-                let mut buf = [0xAAu8; 96];
-                // SAFETY: `offset + len <= 72 < 96`.
-                unsafe { zero_small(buf.as_mut_ptr().add(offset), len) };
-                for (i, &b) in buf.iter().enumerate() {
-                    let inside = (offset..offset + len).contains(&i);
-                    assert_eq!(
-                        b,
-                        if inside { 0 } else { 0xAA },
-                        "len {len} offset {offset} byte {i}"
-                    );
-                }
-            }
-        }
-    }
-}
