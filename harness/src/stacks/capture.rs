@@ -8,6 +8,7 @@
 //! libgcc's (~100 ns a frame) for stacks the cache cannot walk.
 
 use super::stack_index::{Pages, GROW};
+use crate::sys::relaxed::Relaxed as _;
 use crate::sys::sync::{pages, SpinLock};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -50,7 +51,7 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     // uninitialised words: unoptimised, that became a loop over the 257.
     let mut ips = Frames::uninit();
     let mut stack = Collected {
-        depth: DEPTH.load(Relaxed),
+        depth: DEPTH.relaxed(),
         hook_frame,
         base,
         ips: &mut ips,
@@ -174,7 +175,7 @@ pub(crate) fn capture_sampled(hook_frame: usize, stack_low: usize, stack_high: u
     // Not zeroed, as in `capture`.
     let mut ips = Frames::uninit();
     let mut stack = Collected {
-        depth: DEPTH.load(Relaxed),
+        depth: DEPTH.relaxed(),
         hook_frame,
         base: stack_high,
         ips: &mut ips,

@@ -28,6 +28,7 @@
 //! each walk what it needs.
 
 use super::walk_core::{self, Entry, Keep, Request, Rule, CACHE_SLOTS};
+use crate::sys::relaxed::Relaxed as _;
 use crate::sys::sync::{pages, SpinLock};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, Pointer, Register, RegisterRule,
@@ -429,8 +430,8 @@ fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Tr
             table: CACHE.slots.load(Ordering::Acquire),
             generation: GENERATION.load(Ordering::Acquire),
             unwinder: [
-                UNWINDER_START.load(Ordering::Relaxed),
-                UNWINDER_END.load(Ordering::Relaxed),
+                UNWINDER_START.relaxed(),
+                UNWINDER_END.relaxed(),
             ],
             slow: rule_for_slow,
         },

@@ -9,6 +9,7 @@ mod bytes;
 pub(crate) mod fasthash;
 pub(crate) mod mapvec;
 pub(crate) mod reentry;
+pub(crate) mod relaxed;
 #[cfg(unix)]
 pub(crate) mod signals;
 pub(crate) mod sync;

@@ -10,6 +10,7 @@
 //! touching no visible memory and, under LTO, has merged plain thread-local
 //! reads and writes across calls into the hooks.
 
+use crate::sys::relaxed::Relaxed as _;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 const GUARD: u32 = 1;
@@ -57,10 +58,10 @@ impl Guard {
     pub(crate) fn enter() -> Option<Guard> {
         STATE
             .try_with(|s| {
-                if s.flags.load(Relaxed) != 0 {
+                if s.flags.relaxed() != 0 {
                     return None;
                 }
-                s.flags.store(GUARD, Relaxed);
+                s.flags.set_relaxed(GUARD);
                 Some(Guard { state: s })
             })
             .ok()
@@ -82,7 +83,7 @@ impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: as in `thread`: the thread's own live thread-local.
-        unsafe { (*self.state).flags.store(0, Relaxed) };
+        unsafe { (*self.state).flags.set_relaxed(0) };
     }
 }
 

@@ -10,6 +10,7 @@
 //! reads and writes across calls into the hooks.
 
 use crate::sys::reentry::{Bypass, Guard};
+use crate::sys::relaxed::Relaxed as _;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const SLOT_BITS: u32 = 8;
@@ -86,10 +87,10 @@ impl Guard {
     pub(crate) fn current(&self) -> Current {
         let s = self.thread();
         {
-            let scope = s.scope.load(Relaxed);
-            if scope == 0 || s.untracked.load(Relaxed) != 0 {
+            let scope = s.scope.relaxed();
+            if scope == 0 || s.untracked.relaxed() != 0 {
                 return Current {
-                    harness: s.harness.load(Relaxed) != 0,
+                    harness: s.harness.relaxed() != 0,
                     epoch: epoch_of(s),
                     ..Current::default()
                 };
@@ -98,8 +99,8 @@ impl Guard {
                 scope,
                 harness: false,
                 epoch: 0,
-                base: s.base.load(Relaxed),
-                stack_low: s.stack_low.load(Relaxed),
+                base: s.base.relaxed(),
+                stack_low: s.stack_low.relaxed(),
             }
         }
     }
@@ -108,14 +109,14 @@ impl Guard {
     #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_harness(&self) -> bool {
-        self.thread().harness.load(Relaxed) != 0
+        self.thread().harness.relaxed() != 0
     }
 
     /// Whether this thread is running a signal handler.
     #[cfg(leakcheck_interpose)]
     #[inline]
     pub(crate) fn in_signal_handler(&self) -> bool {
-        self.thread().in_signal.load(Relaxed) != 0
+        self.thread().in_signal.relaxed() != 0
     }
 }
 
@@ -125,7 +126,7 @@ impl Guard {
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn in_check_fast() -> bool {
-    state(|s| s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0).unwrap_or(false)
+    state(|s| s.scope.relaxed() != 0 && s.untracked.relaxed() == 0).unwrap_or(false)
 }
 
 /// Whether this thread is running a signal handler installed through
@@ -140,10 +141,10 @@ static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
 /// The thread's epoch, assigned on first use.
 #[inline]
 fn epoch_of(s: &ThreadState) -> u32 {
-    match s.epoch.load(Relaxed) {
+    match s.epoch.relaxed() {
         0 => {
             let fresh = NEXT_EPOCH.fetch_add(1, Relaxed).max(1);
-            s.epoch.store(fresh, Relaxed);
+            s.epoch.set_relaxed(fresh);
             fresh
         }
         epoch => epoch,
@@ -157,8 +158,8 @@ fn epoch_of(s: &ThreadState) -> u32 {
 #[inline(always)]
 pub(crate) fn plain_epoch() -> Option<u32> {
     state(|s| {
-        let in_check = s.scope.load(Relaxed) != 0 && s.untracked.load(Relaxed) == 0;
-        if in_check || s.harness.load(Relaxed) != 0 {
+        let in_check = s.scope.relaxed() != 0 && s.untracked.relaxed() == 0;
+        if in_check || s.harness.relaxed() != 0 {
             return None;
         }
         Some(epoch_of(s))
@@ -414,22 +415,20 @@ pub(crate) fn is_active(scope: u32) -> bool {
 /// owns its lane only while its scope runs (the verdict joins it first).
 #[inline(always)]
 fn owns(scope: u32) -> bool {
-    OWNER
-        .try_with(|o| o.load(Relaxed) == scope)
-        .unwrap_or(false)
+    OWNER.try_with(|o| o.relaxed() == scope).unwrap_or(false)
 }
 
 /// `value + delta`, by the lane's only writer.
 #[inline(always)]
 fn add_own(value: &AtomicIsize, delta: isize) -> isize {
-    let next = value.load(Relaxed).wrapping_add(delta);
-    value.store(next, Relaxed);
+    let next = value.relaxed().wrapping_add(delta);
+    value.set_relaxed(next);
     next
 }
 
 #[inline(always)]
 fn bump_own(value: &AtomicUsize) {
-    value.store(value.load(Relaxed).wrapping_add(1), Relaxed);
+    value.set_relaxed(value.relaxed().wrapping_add(1));
 }
 
 /// Adds `delta` to the wrapping count in the low half of `live`, if its
@@ -459,10 +458,10 @@ pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
         add_own(&lane.live, 1);
         bump_own(&lane.allocations);
         let own = add_own(&lane.live_bytes, size);
-        let total = own.saturating_add(slot(scope).live_bytes.load(Relaxed));
+        let total = own.saturating_add(slot(scope).live_bytes.relaxed());
         let total = total.max(0) as usize;
-        if total > lane.peak_bytes.load(Relaxed) {
-            lane.peak_bytes.store(total, Relaxed);
+        if total > lane.peak_bytes.relaxed() {
+            lane.peak_bytes.set_relaxed(total);
         }
         return true;
     }
@@ -475,7 +474,7 @@ pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
         .live_bytes
         .fetch_add(size, Relaxed)
         .saturating_add(size)
-        .saturating_add(lane(scope).live_bytes.load(Relaxed));
+        .saturating_add(lane(scope).live_bytes.relaxed());
     slot.peak_bytes.fetch_max(live.max(0) as usize, Relaxed);
     true
 }

@@ -1,0 +1,105 @@
+//! Relaxed loads and stores of the allocation path's atomics that cost one
+//! instruction in every profile.
+//!
+//! At `opt-level = 0` (a user's dev profile) `AtomicU32::load(Relaxed)` is
+//! two calls and a run-time match over the ordering, about 28 instructions,
+//! and a hook makes a dozen such accesses to its thread's state and its
+//! check's counters. On x86_64 an aligned `mov` *is* the relaxed atomic
+//! access, and inline assembly may do anything the program itself could
+//! do: here exactly that access, on memory the atomic owns. The assembly
+//! is not `nomem`, so the compiler neither merges nor moves it across other
+//! memory accesses (why the thread's state is atomics in the first place).
+//! Elsewhere the atomics' own methods are used.
+
+#[cfg(not(target_arch = "x86_64"))]
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize};
+
+/// `load(Relaxed)` and `store(_, Relaxed)`, as the instruction.
+pub(crate) trait Relaxed {
+    type Value;
+    /// `self.load(Relaxed)`.
+    fn relaxed(&self) -> Self::Value;
+    /// `self.store(value, Relaxed)`.
+    fn set_relaxed(&self, value: Self::Value);
+}
+
+macro_rules! relaxed {
+    ($atomic:ty, $value:ty, $width:literal, $reg:literal) => {
+        impl Relaxed for $atomic {
+            type Value = $value;
+
+            #[inline(always)]
+            fn relaxed(&self) -> $value {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let value: $value;
+                    // SAFETY: an aligned load of the atomic's own memory
+                    // (`as_ptr` is aligned for its type), the relaxed atomic
+                    // load on x86_64; no stack use, flags untouched.
+                    unsafe {
+                        core::arch::asm!(
+                            concat!("mov {v", $reg, "}, ", $width, " ptr [{p}]"),
+                            p = in(reg) self.as_ptr(),
+                            v = lateout(reg) value,
+                            options(nostack, preserves_flags, readonly),
+                        );
+                    }
+                    value
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    self.load(Ordering::Relaxed)
+                }
+            }
+
+            #[inline(always)]
+            fn set_relaxed(&self, value: $value) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: an aligned store to the atomic's own memory, the
+                // relaxed atomic store on x86_64; no stack use, flags
+                // untouched.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("mov ", $width, " ptr [{p}], {v", $reg, "}"),
+                        p = in(reg) self.as_ptr(),
+                        v = in(reg) value,
+                        options(nostack, preserves_flags),
+                    );
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                self.store(value, Ordering::Relaxed);
+            }
+        }
+    };
+}
+
+relaxed!(AtomicU32, u32, "dword", ":e");
+relaxed!(AtomicUsize, usize, "qword", "");
+relaxed!(AtomicIsize, isize, "qword", "");
+
+#[cfg(test)]
+mod tests {
+    use super::Relaxed;
+    use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed as R};
+
+    #[test]
+    fn loads_and_stores_are_the_atomics_own() {
+        let a = AtomicU32::new(0xdead_beef);
+        assert_eq!(a.relaxed(), 0xdead_beef);
+        a.set_relaxed(7);
+        assert_eq!(a.load(R), 7);
+        let b = AtomicUsize::new(usize::MAX - 1);
+        assert_eq!(b.relaxed(), usize::MAX - 1);
+        b.set_relaxed(1 << 40);
+        assert_eq!(b.load(R), 1 << 40);
+        let c = AtomicIsize::new(-5);
+        assert_eq!(c.relaxed(), -5);
+        c.set_relaxed(isize::MIN);
+        assert_eq!(c.load(R), isize::MIN);
+        // Neighbours are untouched: the width is the atomic's.
+        let pair = [AtomicU32::new(1), AtomicU32::new(2)];
+        pair[0].set_relaxed(u32::MAX);
+        assert_eq!((pair[0].load(R), pair[1].load(R)), (u32::MAX, 2));
+    }
+}
