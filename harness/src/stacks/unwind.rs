@@ -429,10 +429,7 @@ fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Tr
         context: walk_core::Context {
             table: CACHE.slots.load(Ordering::Acquire),
             generation: GENERATION.load(Ordering::Acquire),
-            unwinder: [
-                UNWINDER_START.relaxed(),
-                UNWINDER_END.relaxed(),
-            ],
+            unwinder: [UNWINDER_START.relaxed(), UNWINDER_END.relaxed()],
             slow: rule_for_slow,
         },
         base,

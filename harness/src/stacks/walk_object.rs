@@ -1,5 +1,6 @@
 //! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs`,
-//! `stack_hash.rs`, `stack_index.rs` and `../sys/bytes.rs`) through, as a
+//! `stack_hash.rs`, `stack_index.rs`, `../sys/bytes.rs` and
+//! `../track/shard_core.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
 
@@ -19,6 +20,9 @@ mod stack_index;
 
 #[path = "../sys/bytes.rs"]
 mod bytes;
+
+#[path = "../track/shard_core.rs"]
+mod shard_core;
 
 /// [`walk_core::walk`] under a name and ABI the unoptimised build links to.
 ///
@@ -117,4 +121,82 @@ pub unsafe extern "C" fn leakcheck_zero_v1(at: *mut u8, len: usize) {
 pub unsafe extern "C" fn leakcheck_first_not_v1(at: *const u8, len: usize, fill: u8) -> usize {
     // SAFETY: the caller passes a live slice's pointer and length.
     bytes::first_not(unsafe { core::slice::from_raw_parts(at, len) }, fill).unwrap_or(usize::MAX)
+}
+
+/// [`shard_core::find`]; `usize::MAX` for none.
+///
+/// # Safety
+///
+/// As [`shard_core::find`], with `shard` valid for reads.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_shard_find_v1(
+    shard: *const shard_core::Shard,
+    addr: usize,
+    hash: u64,
+) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { shard_core::find(&*shard, addr, hash) }.unwrap_or(usize::MAX)
+}
+
+/// [`shard_core::insert`] of `*slot`; true, with the stale slot in
+/// `*stale`, if one was replaced.
+///
+/// # Safety
+///
+/// As [`shard_core::insert`], with the pointers valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_shard_insert_v1(
+    shard: *mut shard_core::Shard,
+    slot: *const shard_core::Slot,
+    hash: u64,
+    stale: *mut shard_core::Slot,
+) -> bool {
+    // SAFETY: the caller's contract.
+    match unsafe { shard_core::insert(&mut *shard, *slot, hash) } {
+        Some(old) => {
+            // SAFETY: `stale` is valid for writes.
+            unsafe { *stale = old };
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`shard_core::remove`]; true, with the slot in `*removed`, if `addr`
+/// was there.
+///
+/// # Safety
+///
+/// As [`shard_core::remove`], with the pointers valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_shard_remove_v1(
+    shard: *mut shard_core::Shard,
+    addr: usize,
+    hash: u64,
+    removed: *mut shard_core::Slot,
+) -> bool {
+    // SAFETY: the caller's contract.
+    match unsafe { shard_core::remove(&mut *shard, addr, hash) } {
+        Some(slot) => {
+            // SAFETY: `removed` is valid for writes.
+            unsafe { *removed = slot };
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`shard_core::refile`].
+///
+/// # Safety
+///
+/// As [`shard_core::refile`], with `shard` valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_shard_refile_v1(
+    shard: *mut shard_core::Shard,
+    old: *const shard_core::Slot,
+    old_capacity: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { shard_core::refile(&mut *shard, old, old_capacity) }
 }

@@ -22,6 +22,8 @@ pub(crate) mod record;
 #[cfg(feature = "profile")]
 pub(crate) mod sample;
 pub(crate) mod scope;
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod shard_core;
 pub(crate) mod table;
 #[cfg(target_os = "linux")]
 pub(crate) mod threads;

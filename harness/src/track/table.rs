@@ -6,10 +6,12 @@
 //! hash; each shard is an open-addressing table (linear probing, backward
 //! shift deletion, so no tombstones) in pages mapped from the kernel.
 
+#[cfg(not(leakcheck_prebuilt_walk))]
+use super::shard_core;
+use super::shard_core::{hash_addr, Shard, Slot, SHARD_BITS};
 use crate::sys::sync::{pages, SpinLock};
 use std::ptr;
 
-const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 const PAGE: usize = 4096;
 /// Slots of a new shard: one page of them.
@@ -153,23 +155,15 @@ impl Default for Block {
     }
 }
 
-/// How a [`Block`] is stored in the table: 24 bytes instead of 32, since
-/// every live block of the process has one (5 million small blocks are
-/// 120 MB here, not 160). A block belongs to a scope or, if to none, carries
-/// its thread's epoch, never both, so the two share `owner`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-struct Slot {
-    /// Start address; 0 marks an empty slot.
-    addr: usize,
-    /// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
-    /// alignment (6 bits), the harness bit, the epoch bit, the sampled bit
-    /// and the guard bit.
-    meta: u64,
-    /// The scope, or the epoch when `meta` has [`EPOCH_BIT`].
-    owner: u32,
-    stack: u32,
-}
+// How a [`Block`] is stored in the table (`shard_core::Slot`): 24 bytes
+// instead of 32, since every live block of the process has one (5 million
+// small blocks are 120 MB here, not 160). A block belongs to a scope or, if
+// to none, carries its thread's epoch, never both, so the two share
+// `owner`. `addr` is the start address (0 marks an empty slot); `meta` has
+// `size` in the low 48 bits, then the allocator (4 bits), log2 of the
+// alignment (6 bits), the harness bit, the epoch bit, the sampled bit and
+// the guard bit; `owner` is the scope, or the epoch when `meta` has
+// [`EPOCH_BIT`].
 
 const SIZE_BITS: u32 = 48;
 const SIZE_MASK: u64 = (1 << SIZE_BITS) - 1;
@@ -191,13 +185,6 @@ const _: () = assert!(
 );
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        addr: 0,
-        meta: 0,
-        owner: 0,
-        stack: 0,
-    };
-
     #[inline(always)]
     fn pack(b: &Block) -> Slot {
         // No block is 256 TiB; a larger size would be clamped, never wrap.
@@ -329,15 +316,28 @@ enum Inserted {
     NoMemory,
 }
 
-struct Shard {
-    slots: *mut Slot,
-    capacity: usize,
-    len: usize,
-}
-
 // SAFETY: a shard's pages are owned by the shard and only touched under its
 // lock.
 unsafe impl Send for Shard {}
+
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    // `shard_core`, built optimised (`stacks/walk_object.rs`).
+    fn leakcheck_shard_find_v1(shard: *const Shard, addr: usize, hash: u64) -> usize;
+    fn leakcheck_shard_insert_v1(
+        shard: *mut Shard,
+        slot: *const Slot,
+        hash: u64,
+        stale: *mut Slot,
+    ) -> bool;
+    fn leakcheck_shard_remove_v1(
+        shard: *mut Shard,
+        addr: usize,
+        hash: u64,
+        removed: *mut Slot,
+    ) -> bool;
+    fn leakcheck_shard_refile_v1(shard: *mut Shard, old: *const Slot, old_capacity: usize);
+}
 
 impl Shard {
     const fn new() -> Shard {
@@ -354,62 +354,43 @@ impl Shard {
         unsafe { &*self.slots.add(i) }
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        debug_assert!(i < self.capacity);
-        // SAFETY: as in `slot`, and `&mut self` (under the shard lock) makes
-        // this the only access.
-        unsafe { &mut *self.slots.add(i) }
-    }
-
+    /// `shard_core::find`, from the optimised object when this crate is
+    /// built unoptimised (as the other operations below).
     fn find(&self, addr: usize, hash: u64) -> Option<usize> {
-        if self.capacity == 0 {
-            return None;
+        #[cfg(leakcheck_prebuilt_walk)]
+        {
+            // SAFETY: the shard is locked (`&self` comes from its guard) and
+            // keeps `shard_core`'s invariants (only this impl writes it).
+            let at = unsafe { leakcheck_shard_find_v1(self, addr, hash) };
+            (at != usize::MAX).then_some(at)
         }
-        let mut i = home(hash, self.capacity);
-        loop {
-            let b = self.slot(i).addr;
-            if b == addr {
-                return Some(i);
-            }
-            if b == 0 {
-                return None;
-            }
-            i = self.next(i);
+        #[cfg(not(leakcheck_prebuilt_walk))]
+        // SAFETY: as above.
+        unsafe {
+            shard_core::find(self, addr, hash)
         }
     }
 
-    /// The slot after `i`, wrapping at the end.
-    #[inline]
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.capacity {
-            0
-        } else {
-            i + 1
-        }
-    }
-
-    /// Inserts or overwrites. Returns false when no memory could be mapped.
+    /// Inserts or overwrites.
     fn insert(&mut self, block: Block, hash: u64) -> Inserted {
         if (self.len + 1) * LOAD_DEN > self.capacity * LOAD_NUM && !self.grow() {
             return Inserted::NoMemory;
         }
-        let block = Slot::pack(&block);
-        let mut i = home(hash, self.capacity);
-        loop {
-            let slot = self.slot_mut(i);
-            if slot.addr == 0 {
-                *slot = block;
-                self.len += 1;
-                return Inserted::New;
-            }
-            if slot.addr == block.addr {
-                // A stale entry (its free went by while the hooks were
-                // bypassed, e.g. in a signal handler): the new block
-                // replaces it.
-                let stale = std::mem::replace(slot, block);
-                return Inserted::Replaced(stale.unpack());
-            }
-            i = self.next(i);
+        let slot = Slot::pack(&block);
+        // A stale entry at the same address (its free went by while the
+        // hooks were bypassed, e.g. in a signal handler) is replaced.
+        #[cfg(leakcheck_prebuilt_walk)]
+        let stale = {
+            let mut stale = Slot::default();
+            // SAFETY: as in `find`, and the load check above left room.
+            unsafe { leakcheck_shard_insert_v1(self, &slot, hash, &mut stale) }.then_some(stale)
+        };
+        #[cfg(not(leakcheck_prebuilt_walk))]
+        // SAFETY: as above.
+        let stale = unsafe { shard_core::insert(self, slot, hash) };
+        match stale {
+            None => Inserted::New,
+            Some(stale) => Inserted::Replaced(stale.unpack()),
         }
     }
 
@@ -418,32 +399,17 @@ impl Shard {
     /// memory, written a byte field at a time and read back whole, stalled
     /// every free on store forwarding).
     fn remove(&mut self, addr: usize, hash: u64) -> Option<Slot> {
-        let mut i = self.find(addr, hash)?;
-        let removed = *self.slot(i);
-        // Backward-shift deletion keeps every probe chain unbroken.
-        let mut j = i;
-        loop {
-            j = self.next(j);
-            let candidate = *self.slot(j);
-            if candidate.addr == 0 {
-                break;
-            }
-            let h = home(hash_addr(candidate.addr), self.capacity);
-            // Move `candidate` into the hole at `i` unless its home lies
-            // cyclically in (i, j].
-            let stays = if i <= j {
-                i < h && h <= j
-            } else {
-                i < h || h <= j
-            };
-            if !stays {
-                *self.slot_mut(i) = candidate;
-                i = j;
-            }
+        #[cfg(leakcheck_prebuilt_walk)]
+        {
+            let mut removed = Slot::default();
+            // SAFETY: as in `find`.
+            unsafe { leakcheck_shard_remove_v1(self, addr, hash, &mut removed) }.then_some(removed)
         }
-        *self.slot_mut(i) = Slot::EMPTY;
-        self.len -= 1;
-        Some(removed)
+        #[cfg(not(leakcheck_prebuilt_walk))]
+        // SAFETY: as in `find`.
+        unsafe {
+            shard_core::remove(self, addr, hash)
+        }
     }
 
     fn grow(&mut self) -> bool {
@@ -460,57 +426,34 @@ impl Shard {
         if new_slots.is_null() {
             return false;
         }
-        let old = Shard {
-            slots: self.slots,
-            capacity: self.capacity,
-            len: self.len,
-        };
+        let (old_slots, old_capacity) = (self.slots, self.capacity);
         self.slots = new_slots;
         self.capacity = new_capacity;
         self.len = 0;
-        for i in 0..old.capacity {
-            let b = *old.slot(i);
-            if b.addr != 0 {
-                self.insert_moved(b);
-            }
+        if old_slots.is_null() {
+            return true;
         }
-        if !old.slots.is_null() {
-            // SAFETY: `old.slots` was mapped with exactly this size by an
-            // earlier `grow` and every block has been copied out of it.
-            unsafe { pages::unmap(old.slots.cast(), Shard::bytes(old.capacity)) };
-        }
+        #[cfg(leakcheck_prebuilt_walk)]
+        // SAFETY: the fresh array is all empty slots, larger than the old
+        // one, and the shard is locked; the old array is still mapped.
+        unsafe {
+            leakcheck_shard_refile_v1(self, old_slots, old_capacity)
+        };
+        #[cfg(not(leakcheck_prebuilt_walk))]
+        // SAFETY: as above.
+        unsafe {
+            shard_core::refile(self, old_slots, old_capacity)
+        };
+        // SAFETY: `old_slots` was mapped with exactly this size by an earlier
+        // `grow` and every block has been copied out of it.
+        unsafe { pages::unmap(old_slots.cast(), Shard::bytes(old_capacity)) };
         true
-    }
-
-    /// Puts a slot moved out of the old array while growing: no address
-    /// repeats and there is room.
-    fn insert_moved(&mut self, slot: Slot) {
-        let mut i = home(hash_addr(slot.addr), self.capacity);
-        while self.slot(i).addr != 0 {
-            i = self.next(i);
-        }
-        *self.slot_mut(i) = slot;
-        self.len += 1;
     }
 
     /// The mapping for `capacity` slots: whole pages.
     fn bytes(capacity: usize) -> usize {
         (capacity * std::mem::size_of::<Slot>()).next_multiple_of(PAGE)
     }
-}
-
-#[inline]
-fn hash_addr(addr: usize) -> u64 {
-    let h = ((addr as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h ^ (h >> 29)
-}
-
-/// Where a hash's probe starts in a shard of `capacity` slots: the high
-/// bits of the hash (the low ones chose the shard) scaled to the capacity,
-/// which need not be a power of two.
-#[inline]
-fn home(hash: u64, capacity: usize) -> usize {
-    ((u128::from(hash << SHARD_BITS) * capacity as u128) >> 64) as usize
 }
 
 #[inline]
