@@ -145,4 +145,10 @@ fn main() {
         println!("cargo:rustc-cfg=leakcheck_interpose");
     }
     prebuilt_walk(interpose);
+    // `sys::relaxed` spells relaxed atomics as one instruction only where
+    // the atomics' own methods are not optimised into one.
+    println!("cargo:rustc-check-cfg=cfg(leakcheck_unoptimized)");
+    if std::env::var("OPT_LEVEL").as_deref() == Ok("0") {
+        println!("cargo:rustc-cfg=leakcheck_unoptimized");
+    }
 }

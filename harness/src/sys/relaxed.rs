@@ -9,9 +9,11 @@
 //! do: here exactly that access, on memory the atomic owns. The assembly
 //! is not `nomem`, so the compiler neither merges nor moves it across other
 //! memory accesses (why the thread's state is atomics in the first place).
-//! Elsewhere the atomics' own methods are used.
+//! In optimised builds, and on other targets, the atomics' own methods are
+//! used: optimised they are that instruction already, and the assembly's
+//! barrier would only keep the compiler from scheduling around it.
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
 use std::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize};
 
@@ -31,7 +33,7 @@ macro_rules! relaxed {
 
             #[inline(always)]
             fn relaxed(&self) -> $value {
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
                 {
                     let value: $value;
                     // SAFETY: an aligned load of the atomic's own memory
@@ -47,7 +49,7 @@ macro_rules! relaxed {
                     }
                     value
                 }
-                #[cfg(not(target_arch = "x86_64"))]
+                #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
                 {
                     self.load(Ordering::Relaxed)
                 }
@@ -55,7 +57,7 @@ macro_rules! relaxed {
 
             #[inline(always)]
             fn set_relaxed(&self, value: $value) {
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
                 // SAFETY: an aligned store to the atomic's own memory, the
                 // relaxed atomic store on x86_64; no stack use, flags
                 // untouched.
@@ -67,7 +69,7 @@ macro_rules! relaxed {
                         options(nostack, preserves_flags),
                     );
                 }
-                #[cfg(not(target_arch = "x86_64"))]
+                #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
                 self.store(value, Ordering::Relaxed);
             }
         }
