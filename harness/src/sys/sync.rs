@@ -155,6 +155,20 @@ pub(crate) mod pages {
         // SAFETY: the caller guarantees the range is ours and unused.
         unsafe { libc::munmap(p.cast(), bytes) };
     }
+
+    /// Gives the pages of `[p, p + bytes)` back to the kernel, keeping them
+    /// mapped: they read as zeros when touched again.
+    ///
+    /// # Safety
+    ///
+    /// The range is page-aligned, inside one earlier [`map`], and holds
+    /// nothing anyone still needs.
+    #[cfg(target_os = "linux")]
+    pub(crate) unsafe fn discard(p: *mut u8, bytes: usize) {
+        // SAFETY: the caller guarantees the range is ours, aligned and dead;
+        // MADV_DONTNEED on private anonymous memory only drops its pages.
+        unsafe { libc::madvise(p.cast(), bytes, libc::MADV_DONTNEED) };
+    }
 }
 
 /// Where there is no `mmap`, the system allocator: it is not the tracked

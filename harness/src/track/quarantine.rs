@@ -107,6 +107,10 @@ pub(crate) const MAX_BYTES: usize = 16 << 20;
 pub(crate) const MAX_BLOCK: usize = 1 << 20;
 /// glibc's per-chunk overhead, counted against [`MAX_BYTES`].
 const CHUNK_OVERHEAD: usize = 16;
+/// The kernel's page, the ring's unit of memory.
+const PAGE: usize = 4096;
+const _: () = assert!(PAGE % std::mem::size_of::<Freed>() == 0);
+const _: () = assert!(CAPACITY % (PAGE / std::mem::size_of::<Freed>()) == 0);
 
 struct Ring {
     slots: *mut Freed,
@@ -338,9 +342,11 @@ fn release_unneeded() {
     // every entry this releases.
     let oldest_pin = RING.lock().oldest_pin();
     loop {
+        let ring_before;
         let mut batch = [Freed::default(); BATCH];
         let taken = {
             let mut ring = RING.lock();
+            ring_before = ring.head;
             let mut taken = 0;
             while taken < BATCH && ring.releasable(oldest_pin) {
                 match ring.pop_oldest() {
@@ -349,9 +355,7 @@ fn release_unneeded() {
                 }
                 taken += 1;
             }
-            if taken < BATCH {
-                ring.compact();
-            }
+            ring.discard_released(ring_before);
             taken
         };
         for freed in &batch[..taken] {
@@ -382,29 +386,68 @@ unsafe fn really_free(freed: &Freed) {
 }
 
 impl Ring {
-    /// Moves the entries to the front of the ring's pages once the front
-    /// released is at least as long as what is kept, if they do not wrap:
-    /// released from the front, the ring would otherwise creep through all
-    /// its pages (8 MiB resident in the end), each entry a cache line never
-    /// touched before. Waiting for that much room makes the copy cheap:
-    /// each entry is moved at most once per as many entries released, one
-    /// `memmove` (at every verdict, entry by entry, it had been 12% of a
-    /// real suite's instructions in the dev profile). Positions are
-    /// counted, not indices, so the pins and `pushed` stay as they are.
-    fn compact(&mut self) {
+    /// Gives the kernel back the ring's pages that entries released since
+    /// the head was at `from` emptied (each page from `from`'s own up to the
+    /// head's, those no entry still held touches): released from the front,
+    /// the ring creeps through all its pages (8 MiB resident in the end),
+    /// and moving the entries to the front instead had cost, at every
+    /// verdict, a copy of every entry kept (12% of a real suite's
+    /// instructions in the dev profile) or, copied less often, room for
+    /// twice the entries kept. The page of the head stays: it holds the
+    /// oldest entry.
+    fn discard_released(&mut self, from: usize) {
+        const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
+        const PAGES: usize = CAPACITY / PER_PAGE;
+        if self.slots.is_null() {
+            return;
+        }
+        let end = self.head / PER_PAGE;
+        let mut page = from / PER_PAGE;
+        // A run of whole pages to discard: `[run, page)`, not wrapping.
+        let mut run = page;
+        while page != end {
+            if self.holds_entries_in(page * PER_PAGE, PER_PAGE) {
+                self.discard_pages(run, page);
+                run = page + 1;
+            }
+            page += 1;
+            if page == PAGES {
+                self.discard_pages(run, page);
+                page = 0;
+                run = 0;
+            }
+        }
+        self.discard_pages(run, page);
+    }
+
+    /// Whether an entry still held lies at an index in `[at, at + n)`.
+    fn holds_entries_in(&self, at: usize, n: usize) -> bool {
         if self.len == 0 {
-            self.head = 0;
-            return;
+            return false;
         }
-        if self.head < self.len || self.head + self.len > CAPACITY {
-            return;
+        let overlaps = |start: usize, end: usize| start < at + n && at < end;
+        let end = self.head + self.len;
+        if end <= CAPACITY {
+            overlaps(self.head, end)
+        } else {
+            overlaps(self.head, CAPACITY) || overlaps(0, end - CAPACITY)
         }
-        // SAFETY: `slots` maps CAPACITY entries and `head + len <=
-        // CAPACITY`, so both ranges are inside it; `copy` allows them to
-        // overlap; the ring's lock (held for `&mut self`) makes this the
-        // only access.
-        unsafe { std::ptr::copy(self.slots.add(self.head), self.slots, self.len) };
-        self.head = 0;
+    }
+
+    /// Discards the ring's pages `[first, end)` (page indices).
+    fn discard_pages(&mut self, first: usize, end: usize) {
+        const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
+        if end > first {
+            // SAFETY: the pages lie inside the ring's mapping (`end <=
+            // CAPACITY / PER_PAGE`), page-aligned (`PER_PAGE` entries a
+            // page), and hold no entry still held (checked by the caller).
+            unsafe {
+                pages::discard(
+                    self.slots.add(first * PER_PAGE).cast(),
+                    (end - first) * PAGE,
+                )
+            };
+        }
     }
 
     /// Where the oldest running check began; [`NO_PIN`] if none runs.
@@ -657,13 +700,9 @@ mod tests {
             ring.pop_oldest();
         }
         assert!(ring.bytes <= RESERVE_BYTES && ring.bytes + cost > RESERVE_BYTES);
-        // Moved to the front, in order, still counted from where they were.
-        let (len, oldest) = (ring.len, ring.pushed - ring.len as u64);
-        ring.compact();
-        assert_eq!(
-            (ring.head, ring.len, ring.pushed - ring.len as u64),
-            (0, len, oldest)
-        );
+        // Giving the emptied pages back keeps every entry held, in order.
+        let len = ring.len;
+        ring.discard_released(0);
         let entries: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
         let expected: Vec<Freed> = (2 * reserve_entries - len..2 * reserve_entries)
             .map(entry)
@@ -673,8 +712,19 @@ mod tests {
         unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
     }
 
+    /// Which of the ring's first `pages` pages are resident.
+    fn resident(ring: &Ring, pages: usize) -> Vec<bool> {
+        let mut vec = vec![0u8; pages];
+        // SAFETY: the ring's first `pages` pages are inside its mapping, and
+        // `vec` has a byte for each.
+        let r = unsafe { libc::mincore(ring.slots.cast(), pages * PAGE, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore");
+        vec.iter().map(|&v| v & 1 != 0).collect()
+    }
+
     #[test]
-    fn compaction_waits_until_the_released_front_is_as_long_as_the_rest() {
+    fn released_pages_go_back_to_the_kernel_and_held_ones_stay() {
+        const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
         let mut ring = Ring::new();
         assert!(ring.ready());
         let entry = |i: usize| Freed {
@@ -683,21 +733,59 @@ mod tests {
             ..Freed::default()
         };
         let cost = cost_of(8);
-        for i in 0..10 {
+        for i in 0..5 * PER_PAGE {
             ring.push(entry(i), cost);
         }
-        for _ in 0..4 {
+        assert_eq!(resident(&ring, 6), [true, true, true, true, true, false]);
+        // Two pages and a half released: the two whole ones go, the head's
+        // stays.
+        for _ in 0..2 * PER_PAGE + PER_PAGE / 2 {
             ring.pop_oldest();
         }
-        ring.compact();
-        assert_eq!((ring.head, ring.len), (4, 6), "4 released, 6 kept: not yet");
-        ring.pop_oldest();
-        ring.compact();
-        assert_eq!((ring.head, ring.len), (0, 5), "5 and 5: moved");
+        ring.discard_released(0);
+        assert_eq!(resident(&ring, 6), [false, false, true, true, true, false]);
         let kept: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
-        assert_eq!(kept, (5..10).map(entry).collect::<Vec<_>>());
-        ring.compact();
-        assert_eq!((ring.head, ring.len), (0, 0), "empty: back to the start");
+        assert_eq!(
+            kept,
+            (2 * PER_PAGE + PER_PAGE / 2..5 * PER_PAGE)
+                .map(entry)
+                .collect::<Vec<_>>()
+        );
+        // Around the end of the mapping: the entries held at its start (after
+        // the wrap) keep their page, the emptied ones before the end go.
+        let pages = CAPACITY / PER_PAGE;
+        ring.head = CAPACITY - 2 * PER_PAGE;
+        ring.pushed = 0;
+        for i in 0..3 * PER_PAGE {
+            ring.push(entry(i), cost);
+        }
+        for _ in 0..2 * PER_PAGE + 1 {
+            ring.pop_oldest();
+        }
+        assert_eq!(ring.head, 1);
+        ring.discard_released(CAPACITY - 2 * PER_PAGE);
+        let mut last = vec![0u8; 2];
+        // SAFETY: the ring's last two pages are inside its mapping.
+        let r = unsafe {
+            libc::mincore(
+                ring.slots.add((pages - 2) * PER_PAGE).cast(),
+                2 * PAGE,
+                last.as_mut_ptr(),
+            )
+        };
+        assert_eq!(
+            (r, last[0] & 1, last[1] & 1),
+            (0, 0, 0),
+            "the last two pages went"
+        );
+        assert!(resident(&ring, 1)[0], "the head's page stays");
+        let kept: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
+        assert_eq!(
+            kept,
+            (2 * PER_PAGE + 1..3 * PER_PAGE)
+                .map(entry)
+                .collect::<Vec<_>>()
+        );
         // SAFETY: mapped by `ready` with this size; no entry is used after.
         unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
     }
