@@ -116,6 +116,12 @@ fn build_walk_object() -> Result<(), String> {
         .args(WALK_OBJECT_CODEGEN)
         .arg("--emit")
         .arg(&emit)
+        // rustc's temporary files go to the output directory, by default
+        // the working directory: the package's sources, which may be
+        // read-only (vendored, a Nix store).
+        .arg("--out-dir")
+        .arg(&out)
+        .current_dir(&out)
         .arg(&source)
         .output()
         .map_err(|e| format!("running {rustc}: {e}"))?;
