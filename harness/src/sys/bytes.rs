@@ -49,6 +49,8 @@ pub(crate) unsafe fn zero(at: *mut u8, len: usize) {
 /// against a run of the fill a chunk at a time (slice equality is libc's
 /// `bcmp`, optimised whatever the profile): a byte loop was most of a
 /// check's `free`, one evicted block each.
+// Only the quarantine and the guard bytes (the C hooks') use it.
+#[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
     const CHUNK: usize = 256;

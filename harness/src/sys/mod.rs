@@ -21,6 +21,7 @@ extern "C" {
     /// `bytes::zero`, built optimised (`stacks/walk_object.rs`).
     fn leakcheck_zero_v1(at: *mut u8, len: usize);
     /// `bytes::first_not`, built optimised; `usize::MAX` for none.
+    #[cfg(leakcheck_interpose)]
     fn leakcheck_first_not_v1(at: *const u8, len: usize, fill: u8) -> usize;
 }
 
@@ -47,6 +48,7 @@ pub(crate) unsafe fn zero(at: *mut u8, len: usize) {
 /// The offset of the first byte of `bytes` that is not `fill`
 /// (`bytes::first_not`: from the optimised object when this crate is built
 /// unoptimised).
+#[cfg(leakcheck_interpose)]
 #[inline(always)]
 pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
     #[cfg(leakcheck_prebuilt_walk)]

@@ -163,7 +163,7 @@ pub(crate) mod pages {
     ///
     /// The range is page-aligned, inside one earlier [`map`], and holds
     /// nothing anyone still needs.
-    #[cfg(target_os = "linux")]
+    #[cfg(leakcheck_interpose)]
     pub(crate) unsafe fn discard(p: *mut u8, bytes: usize) {
         // SAFETY: the caller guarantees the range is ours, aligned and dead;
         // MADV_DONTNEED on private anonymous memory only drops its pages.
