@@ -196,6 +196,9 @@ mod tests {
             let block = crate::track::table::get(std::ptr::from_ref(value) as usize)
                 .expect("the value's block is recorded");
             assert_eq!(block.harness, 1, "{block:?}");
+            assert!(crate::track::own_heap::contains(
+                std::ptr::from_ref(value).cast()
+            ));
         }
     }
 

@@ -30,8 +30,141 @@ extern "C" {
     fn __libc_pvalloc(size: usize) -> *mut c_void;
 }
 
+/// The real allocator behind every front end: glibc's, except that in a
+/// harness section new blocks come from leakcheck's own heap
+/// (`own_heap`), and a block of that heap is freed or resized there
+/// wherever it goes. Not recorded: the callers record.
+mod base {
+    use crate::track::own_heap;
+    use crate::track::scope;
+    use libc::c_void;
+
+    /// As `malloc(3)`.
+    #[inline(always)]
+    pub(super) unsafe fn malloc(size: usize) -> *mut c_void {
+        if scope::in_harness_now() {
+            let p = own_heap::alloc(size, 1);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        // SAFETY: malloc's own contract.
+        unsafe { super::__libc_malloc(size) }
+    }
+
+    /// As `calloc(3)`.
+    #[inline(always)]
+    pub(super) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
+        if scope::in_harness_now() {
+            if let Some(bytes) = n.checked_mul(size) {
+                let p = own_heap::alloc(bytes, 1);
+                if !p.is_null() {
+                    // SAFETY: a fresh block of `bytes` bytes.
+                    unsafe { p.cast::<u8>().write_bytes(0, bytes) };
+                    return p;
+                }
+            }
+        }
+        // SAFETY: calloc's own contract.
+        unsafe { super::__libc_calloc(n, size) }
+    }
+
+    /// As `memalign(3)` (glibc rounds an `align` that is no power of two
+    /// up to one; so does this).
+    #[inline(always)]
+    pub(super) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
+        if scope::in_harness_now() {
+            if let Some(align) = align.checked_next_power_of_two() {
+                let p = own_heap::alloc(size, align);
+                if !p.is_null() {
+                    return p;
+                }
+            }
+        }
+        // SAFETY: memalign's own contract.
+        unsafe { super::__libc_memalign(align, size) }
+    }
+
+    /// As `valloc(3)`: `memalign` to the page, rounded up to it as
+    /// `pvalloc` when `round`.
+    #[inline(always)]
+    pub(super) unsafe fn valloc(size: usize, round: bool) -> *mut c_void {
+        if scope::in_harness_now() {
+            let page = super::page_size();
+            let bytes = if round {
+                size.checked_next_multiple_of(page)
+            } else {
+                Some(size)
+            };
+            if let Some(bytes) = bytes {
+                let p = own_heap::alloc(bytes, page);
+                if !p.is_null() {
+                    return p;
+                }
+            }
+        }
+        if round {
+            // SAFETY: pvalloc's own contract.
+            unsafe { super::__libc_pvalloc(size) }
+        } else {
+            // SAFETY: valloc's own contract.
+            unsafe { super::__libc_valloc(size) }
+        }
+    }
+
+    /// As `realloc(3)`. A block of the own heap stays there if it can.
+    #[inline(always)]
+    pub(super) unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+        if ptr.is_null() {
+            // SAFETY: realloc(NULL, n) is malloc(n).
+            return unsafe { malloc(size) };
+        }
+        if !own_heap::contains(ptr) {
+            // SAFETY: realloc's own contract; `ptr` is glibc's.
+            return unsafe { super::__libc_realloc(ptr, size) };
+        }
+        if size == 0 {
+            own_heap::free(ptr);
+            return std::ptr::null_mut();
+        }
+        let old = own_heap::usable_size(ptr);
+        if old == 0 {
+            // No live block of the own heap: reported there; as glibc
+            // would not be asked, no block.
+            return std::ptr::null_mut();
+        }
+        if size <= old {
+            return ptr;
+        }
+        let mut new = own_heap::alloc(size, 1);
+        if new.is_null() {
+            // SAFETY: a plain allocation.
+            new = unsafe { super::__libc_malloc(size) };
+        }
+        if !new.is_null() {
+            // SAFETY: both are live, distinct blocks of at least `old`
+            // bytes (`old < size`).
+            unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new.cast::<u8>(), old) };
+            own_heap::free(ptr);
+        }
+        new
+    }
+
+    /// As `free(3)`.
+    #[inline(always)]
+    pub(super) unsafe fn free(ptr: *mut c_void) {
+        if own_heap::contains(ptr) {
+            own_heap::free(ptr);
+        } else {
+            // SAFETY: free's own contract; `ptr` is glibc's.
+            unsafe { super::__libc_free(ptr) }
+        }
+    }
+}
+
 /// glibc's allocator, bypassing the hooks: for the tracker's own Rust-side
-/// allocator (the `global-allocator` feature) and the quarantine.
+/// allocator (the `global-allocator` feature) and the quarantine. In a
+/// harness section, leakcheck's own heap (see `base`).
 pub(crate) mod real {
     use libc::c_void;
 
@@ -40,34 +173,34 @@ pub(crate) mod real {
     /// As `malloc(3)`.
     pub(crate) unsafe fn malloc(size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged; the caller upholds malloc's contract.
-        unsafe { super::__libc_malloc(size) }
+        unsafe { super::base::malloc(size) }
     }
     #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `calloc(3)`.
     pub(crate) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged.
-        unsafe { super::__libc_calloc(n, size) }
+        unsafe { super::base::calloc(n, size) }
     }
     #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `realloc(3)`; `ptr` must come from this module's allocators.
     pub(crate) unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged.
-        unsafe { super::__libc_realloc(ptr, size) }
+        unsafe { super::base::realloc(ptr, size) }
     }
     /// # Safety
     /// As `free(3)`; `ptr` must come from this module's allocators.
     pub(crate) unsafe fn free(ptr: *mut c_void) {
         // SAFETY: forwarded unchanged.
-        unsafe { super::__libc_free(ptr) }
+        unsafe { super::base::free(ptr) }
     }
     #[cfg(feature = "global-allocator")]
     /// # Safety
     /// As `memalign(3)`: `align` a power of two.
     pub(crate) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
         // SAFETY: forwarded unchanged.
-        unsafe { super::__libc_memalign(align, size) }
+        unsafe { super::base::memalign(align, size) }
     }
 }
 
@@ -106,7 +239,7 @@ unsafe fn malloc_general(size: usize, hook_frame: usize) -> *mut c_void {
     let guard = guard_for_new(size);
     // SAFETY: forwarding malloc's own contract (`size + guard` does not
     // overflow: `guard_for_new` checked).
-    let ptr = unsafe { __libc_malloc(size + guard) };
+    let ptr = unsafe { base::malloc(size + guard) };
     on_alloc(ptr, size, Allocator::Malloc, 0, hook_frame, guard != 0);
     ptr
 }
@@ -126,9 +259,9 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
         .filter(|&bytes| guard_for_new(bytes) != 0);
     let ptr = match guarded {
         // SAFETY: one zeroed block of the same bytes and the guard.
-        Some(bytes) => unsafe { __libc_calloc(bytes + misuse::GUARD, 1) },
+        Some(bytes) => unsafe { base::calloc(bytes + misuse::GUARD, 1) },
         // SAFETY: forwarding calloc's own contract (glibc checks the overflow).
-        None => unsafe { __libc_calloc(n, size) },
+        None => unsafe { base::calloc(n, size) },
     };
     on_alloc(
         ptr,
@@ -184,7 +317,7 @@ unsafe fn realloc_as(
     };
     // SAFETY: the caller upholds realloc's contract; the block's record is
     // already retired so a concurrent reuse of the address is safe.
-    let new = unsafe { __libc_realloc(ptr, request) };
+    let new = unsafe { base::realloc(ptr, request) };
     if new.is_null() {
         // realloc(p, 0) frees p and returns null; any other null leaves p.
         if size != 0 || ptr.is_null() {
@@ -276,7 +409,7 @@ unsafe fn free_general(ptr: *mut c_void, hook_frame: usize) {
     };
     if on_final_free(ptr, how) {
         // SAFETY: the caller upholds free's contract.
-        unsafe { __libc_free(ptr) }
+        unsafe { base::free(ptr) }
     }
 }
 
@@ -295,7 +428,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     }
     let guard = guard_for_new(size);
     // SAFETY: align is a power of two, as memalign requires.
-    let ptr = unsafe { __libc_memalign(align, size + guard) };
+    let ptr = unsafe { base::memalign(align, size + guard) };
     if ptr.is_null() {
         return libc::ENOMEM;
     }
@@ -328,7 +461,7 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
     }
     let guard = guard_for_new(size);
     // SAFETY: align is a power of two.
-    let ptr = unsafe { __libc_memalign(align, size + guard) };
+    let ptr = unsafe { base::memalign(align, size + guard) };
     on_alloc(
         ptr,
         size,
@@ -353,7 +486,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added; glibc validates and rounds
     // `align`.
-    let ptr = unsafe { __libc_memalign(align, size + guard) };
+    let ptr = unsafe { base::memalign(align, size + guard) };
     on_alloc(
         ptr,
         size,
@@ -377,7 +510,7 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
     let hook_frame = frame.marker();
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added.
-    let ptr = unsafe { __libc_valloc(size + guard) };
+    let ptr = unsafe { base::valloc(size + guard, false) };
     on_alloc(
         ptr,
         size,
@@ -401,7 +534,7 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let hook_frame = frame.marker();
     let guard = guard_for_new(size);
     // SAFETY: forwarded with the guard added.
-    let ptr = unsafe { __libc_pvalloc(size + guard) };
+    let ptr = unsafe { base::valloc(size + guard, true) };
     on_alloc(
         ptr,
         size,
@@ -425,6 +558,9 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     static REAL: AtomicUsize = AtomicUsize::new(0);
     if ptr.is_null() {
         return 0;
+    }
+    if crate::track::own_heap::contains(ptr) {
+        return crate::track::own_heap::usable_size(ptr);
     }
     if let Some(Some(size)) =
         table::with_block(ptr as usize, |b| (b.guarded != 0).then_some(b.size))

@@ -17,6 +17,8 @@ pub(crate) mod hooks;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod misuse;
 #[cfg(leakcheck_interpose)]
+pub(crate) mod own_heap;
+#[cfg(leakcheck_interpose)]
 pub(crate) mod quarantine;
 pub(crate) mod record;
 #[cfg(feature = "profile")]

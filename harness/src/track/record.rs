@@ -232,8 +232,11 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     // Not in a signal handler: one that allocates and frees must get its
     // freed chunk back from glibc's per-thread cache, or its next malloc
     // takes the arena lock, which the code it interrupted may hold.
+    // A block of leakcheck's own heap is never held: its address is never
+    // handed to the program (see `own_heap`).
     let hold = !guard.in_signal_handler()
         && !crate::track::hooks::async_handlers_installed()
+        && !crate::track::own_heap::contains(ptr)
         && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
     let held = hold
         && crate::track::quarantine::hold(crate::track::quarantine::Freed {
@@ -339,10 +342,18 @@ extern "C" fn before_fork() {
     crate::track::quarantine::lock_for_fork();
     #[cfg(leakcheck_interpose)]
     crate::track::misuse::lock_for_fork();
+    #[cfg(leakcheck_interpose)]
+    crate::track::own_heap::lock_for_fork();
 }
 
 #[cfg(unix)]
 extern "C" fn after_fork() {
+    #[cfg(leakcheck_interpose)]
+    // SAFETY: pthread_atfork runs this after `before_fork` in the forking
+    // thread (parent) or its copy (child), which holds every lock.
+    unsafe {
+        crate::track::own_heap::unlock_after_fork()
+    };
     #[cfg(leakcheck_interpose)]
     // SAFETY: pthread_atfork runs this after `before_fork` in the forking
     // thread (parent) or its copy (child), which holds every lock.

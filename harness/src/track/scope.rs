@@ -225,11 +225,16 @@ impl Untracked {
     /// allocates (symbols, reports, their spare capacity full of stale
     /// addresses) is also never a root when leaks are classified.
     pub(crate) fn harness() -> Untracked {
-        let _ = state(|s| {
+        let entered = state(|s| {
             s.untracked.fetch_add(1, Relaxed);
             s.harness.fetch_add(1, Relaxed);
         });
-        Untracked { harness: true }
+        if entered.is_some() {
+            HARNESS_SECTIONS.fetch_add(1, Relaxed);
+        }
+        Untracked {
+            harness: entered.is_some(),
+        }
     }
 }
 
@@ -241,7 +246,23 @@ impl Drop for Untracked {
                 s.harness.fetch_sub(1, Relaxed);
             }
         });
+        if self.harness {
+            HARNESS_SECTIONS.fetch_sub(1, Relaxed);
+        }
     }
+}
+
+/// How many [`Untracked::harness`] sections are open, on all threads: the
+/// allocation path reads its thread's own flag only when some are.
+static HARNESS_SECTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the calling thread is in an [`Untracked::harness`] section, for
+/// the allocators' choice of heap (`own_heap`), before any guard is taken.
+/// One shared load when no thread is.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+pub(crate) fn in_harness_now() -> bool {
+    HARNESS_SECTIONS.relaxed() != 0 && state(|s| s.harness.relaxed() != 0).unwrap_or(false)
 }
 
 /// The scope and stack base of this thread, for handing to a child thread.
