@@ -3,6 +3,7 @@
 //! text and JSON forms. Imports go down only: to `verdict`, `track`,
 //! `stacks` and `sys`.
 
+mod json;
 pub(crate) mod misuse;
 mod paths;
 #[cfg(feature = "pprof")]
@@ -370,9 +371,7 @@ impl Report {
 
     /// The JSON report (schema `leakcheck/v1`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| {
-            format!("{{\"schema\":\"{SCHEMA}\",\"status\":\"error\",\"errors\":[{{\"kind\":\"json\",\"message\":\"{e}\"}}]}}")
-        })
+        json::report(self)
     }
 
     fn sites(&self) -> usize {
