@@ -111,6 +111,14 @@ impl Writer {
         }
     }
 
+    /// Object members that are counts.
+    fn counts(&mut self, members: &[(&'static str, usize)]) {
+        for &(key, n) in members {
+            self.key(key);
+            self.number(n);
+        }
+    }
+
     fn opt_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
@@ -196,10 +204,10 @@ fn kind(kind: Kind) -> &'static str {
 
 fn summary(w: &mut Writer, summary: &Summary) {
     w.open('{');
-    w.key("leaked_blocks");
-    w.number(summary.leaked_blocks);
-    w.key("leaked_bytes");
-    w.number(summary.leaked_bytes);
+    w.counts(&[
+        ("leaked_blocks", summary.leaked_blocks),
+        ("leaked_bytes", summary.leaked_bytes),
+    ]);
     w.key("kinds");
     w.open('{');
     for (&k, count) in &summary.kinds {
@@ -212,10 +220,7 @@ fn summary(w: &mut Writer, summary: &Summary) {
 
 fn blocks_and_bytes(w: &mut Writer, count: &Count) {
     w.open('{');
-    w.key("blocks");
-    w.number(count.blocks);
-    w.key("bytes");
-    w.number(count.bytes);
+    w.counts(&[("blocks", count.blocks), ("bytes", count.bytes)]);
     w.close('}');
 }
 
@@ -245,10 +250,7 @@ fn leak(w: &mut Writer, leak: &Leak) {
     });
     w.key("allocator");
     w.string(leak.allocator);
-    w.key("blocks");
-    w.number(leak.blocks);
-    w.key("bytes");
-    w.number(leak.bytes);
+    w.counts(&[("blocks", leak.blocks), ("bytes", leak.bytes)]);
     if let Some(blocks) = leak.indirect_blocks {
         w.key("indirect_blocks");
         w.number(blocks);
@@ -276,10 +278,7 @@ fn suppression_use(w: &mut Writer, used: &SuppressionUse) {
     w.string(&used.name);
     w.key("location");
     w.string(&used.location);
-    w.key("blocks");
-    w.number(used.blocks);
-    w.key("bytes");
-    w.number(used.bytes);
+    w.counts(&[("blocks", used.blocks), ("bytes", used.bytes)]);
     w.close('}');
 }
 
@@ -330,12 +329,11 @@ fn errors(w: &mut Writer, list: &ErrorList) {
 
 fn stats(w: &mut Writer, stats: &Stats) {
     w.open('{');
-    w.key("allocations");
-    w.number(stats.allocations);
-    w.key("frees");
-    w.number(stats.frees);
-    w.key("peak_live_bytes");
-    w.number(stats.peak_live_bytes);
+    w.counts(&[
+        ("allocations", stats.allocations),
+        ("frees", stats.frees),
+        ("peak_live_bytes", stats.peak_live_bytes),
+    ]);
     w.key("duration_ms");
     w.float(stats.duration_ms);
     w.close('}');
