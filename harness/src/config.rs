@@ -156,6 +156,19 @@ pub(crate) fn get() -> Result<&'static Config, &'static Error> {
     .as_ref()
 }
 
+/// The running executable's path as reports show it (`""` if unknown),
+/// read once: it does not move while the process runs, and a report that
+/// read it each time made a `readlink` a check.
+pub(crate) fn exe() -> &'static str {
+    static EXE: OnceLock<&'static String> = OnceLock::new();
+    own_once(&EXE, || {
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    })
+    .as_str()
+}
+
 /// The value `cell` was set to, computed by `init` the first time, in a
 /// block of leakcheck's own (an `Untracked::harness` section): the static
 /// holds only its address. A static `OnceLock<Result<T, Error>>` keeps the

@@ -725,9 +725,7 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     Report {
         schema: SCHEMA,
         test,
-        binary: std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+        binary: crate::config::exe().to_owned(),
         status,
         summary,
         leaks,

@@ -294,9 +294,9 @@ fn module_of(ip: usize) -> Option<String> {
     cstr(info.dli_fname)
         .filter(|name| name.starts_with('/'))
         .or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .map(|p| p.display().to_string())
+            Some(crate::config::exe())
+                .filter(|exe| !exe.is_empty())
+                .map(str::to_owned)
         })
 }
 
