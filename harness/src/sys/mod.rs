@@ -45,21 +45,28 @@ pub(crate) unsafe fn zero(at: *mut u8, len: usize) {
     }
 }
 
-/// The offset of the first byte of `bytes` that is not `fill`
+/// The offset of the first of the `len` bytes at `at` that is not `fill`
 /// (`bytes::first_not`: from the optimised object when this crate is built
-/// unoptimised).
+/// unoptimised). A pointer, not a slice: the allocation path's callers run
+/// unoptimised in a user's dev profile, where making a slice costs a
+/// hundred instructions of precondition checks.
+///
+/// # Safety
+///
+/// `[at, at + len)` is readable and not written meanwhile.
 #[cfg(leakcheck_interpose)]
 #[inline(always)]
-pub(crate) fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
+pub(crate) unsafe fn first_not_at(at: *const u8, len: usize, fill: u8) -> Option<usize> {
     #[cfg(leakcheck_prebuilt_walk)]
     {
-        // SAFETY: reads the `len` bytes of a live slice.
-        let at = unsafe { leakcheck_first_not_v1(bytes.as_ptr(), bytes.len(), fill) };
+        // SAFETY: the caller's contract.
+        let at = unsafe { leakcheck_first_not_v1(at, len, fill) };
         (at != usize::MAX).then_some(at)
     }
     #[cfg(not(leakcheck_prebuilt_walk))]
     {
-        bytes::first_not(bytes, fill)
+        // SAFETY: the caller's contract.
+        bytes::first_not(unsafe { std::slice::from_raw_parts(at, len) }, fill)
     }
 }
 

@@ -439,8 +439,7 @@ unsafe fn guard_changed(block: &Block) -> Option<usize> {
 #[inline(always)]
 unsafe fn guard_changed_at(end: usize) -> Option<usize> {
     // SAFETY: the caller guarantees the guard bytes are the block's.
-    let guard = unsafe { std::slice::from_raw_parts(end as *const u8, GUARD) };
-    quarantine::first_not(guard, GUARD_FILL)
+    unsafe { crate::sys::first_not_at(end as *const u8, GUARD, GUARD_FILL) }
 }
 
 /// Writes the guard bytes of a block just allocated with [`GUARD`] more

@@ -83,11 +83,8 @@ unsafe fn first_changed(freed: &Freed) -> Option<usize> {
     let len = freed.size.min(FILL_MAX);
     // SAFETY: the caller guarantees the block is held, so its `size` bytes
     // are mapped and nobody frees them meanwhile.
-    let bytes = unsafe { std::slice::from_raw_parts(freed.addr as *const u8, len) };
-    first_not(bytes, FREED_FILL)
+    unsafe { crate::sys::first_not_at(freed.addr as *const u8, len, FREED_FILL) }
 }
-
-pub(crate) use crate::sys::first_not;
 
 /// Entries held at most (32 bytes each: 8 MiB of address space, mapped
 /// without reserving, touched as it fills).
@@ -568,6 +565,10 @@ mod tests {
 
     #[test]
     fn first_not_finds_the_first_changed_byte() {
+        fn first_not(bytes: &[u8], fill: u8) -> Option<usize> {
+            // SAFETY: the bytes of a live slice.
+            unsafe { crate::sys::first_not_at(bytes.as_ptr(), bytes.len(), fill) }
+        }
         for len in [0, 1, 7, 8, 9, 16, 63, 64, 65, 4096] {
             let mut bytes = vec![FREED_FILL; len];
             assert_eq!(first_not(&bytes, FREED_FILL), None, "{len}");
