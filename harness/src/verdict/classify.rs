@@ -1033,8 +1033,11 @@ mod roots {
         // SAFETY: `each` matches the callback signature and only touches
         // `walk` through `data`.
         unsafe { libc::dl_iterate_phdr(Some(each), (&mut walk as *mut Walk<'_>).cast()) };
-        static SPECIFIC: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
-        *SPECIFIC.get_or_init(|| {
+        // (offset, entries), (0, 0) for none: a static `Option` of it
+        // would keep, for `None`, whatever the stack held in the payload's
+        // bytes, and the data segments are every verdict's roots.
+        static SPECIFIC: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+        let (offset, entries) = *SPECIFIC.get_or_init(|| {
             let _harness = crate::track::scope::Untracked::harness();
             // libthread_db's description of `struct pthread`'s `specific`
             // field: {element bits, count, offset}.
@@ -1043,13 +1046,17 @@ mod roots {
             let desc =
                 unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_pthread_specific".as_ptr()) };
             if desc.is_null() {
-                return None;
+                return (0, 0);
             }
             // SAFETY: glibc's `const uint32_t _thread_db_pthread_specific[3]`.
             let [bits, count, offset] = unsafe { desc.cast::<[u32; 3]>().read() };
-            (bits == 64 && count <= 1024 && offset < 1 << 16)
-                .then_some((offset as usize, count as usize))
-        })
+            if bits == 64 && count <= 1024 && offset < 1 << 16 {
+                (offset as usize, count as usize)
+            } else {
+                (0, 0)
+            }
+        });
+        (entries != 0).then_some((offset, entries))
     }
 
     /// How far below the thread pointer a glibc-made stack ends: the static
