@@ -156,17 +156,13 @@ pub(crate) fn get() -> Result<&'static Config, &'static Error> {
     .as_ref()
 }
 
-/// The running executable's path as reports show it (`""` if unknown),
-/// read once: it does not move while the process runs, and a report that
-/// read it each time made a `readlink` a check.
-pub(crate) fn exe() -> &'static str {
-    static EXE: OnceLock<&'static String> = OnceLock::new();
-    own_once(&EXE, || {
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    })
-    .as_str()
+/// The running executable's path (`None` if the kernel does not say),
+/// read once: it does not move while the process runs, and reading it at
+/// every report made a `readlink` a check. Reports, profiles and the report
+/// directory all take it from here.
+pub(crate) fn exe() -> Option<&'static std::path::Path> {
+    static EXE: OnceLock<&'static Option<std::path::PathBuf>> = OnceLock::new();
+    own_once(&EXE, || std::env::current_exe().ok()).as_deref()
 }
 
 /// The value `cell` was set to, computed by `init` the first time, in a

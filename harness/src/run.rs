@@ -715,7 +715,7 @@ fn report_dir(configured: Option<&Path>) -> PathBuf {
 }
 
 fn default_report_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
+    let exe = crate::config::exe().unwrap_or(Path::new(""));
     // cargo marks its target directory with CACHEDIR.TAG.
     let target = exe
         .ancestors()
@@ -738,9 +738,7 @@ fn default_report_dir() -> PathBuf {
 fn report_file_name(test: &str) -> String {
     static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let binary = BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().ok();
-        let name = exe
-            .as_ref()
+        let name = crate::config::exe()
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         sanitize(name.as_deref().unwrap_or("test"))

@@ -304,7 +304,7 @@ impl HeapProfile {
         let _own = Untracked::harness();
         let mut profile =
             leakcheck_profile::HeapProfile::with_period(i64::try_from(self.rate).unwrap_or(1));
-        if let Ok(exe) = std::env::current_exe() {
+        if let Some(exe) = crate::config::exe() {
             profile.main_binary(&exe.display().to_string());
         }
         if let Ok(since) = self.time.duration_since(std::time::UNIX_EPOCH) {

@@ -725,7 +725,9 @@ pub(crate) fn build(outcome: Outcome) -> Report {
     Report {
         schema: SCHEMA,
         test,
-        binary: crate::config::exe().to_owned(),
+        binary: crate::config::exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         status,
         summary,
         leaks,

@@ -293,11 +293,7 @@ fn module_of(ip: usize) -> Option<String> {
     let info = dladdr_info(ip)?;
     cstr(info.dli_fname)
         .filter(|name| name.starts_with('/'))
-        .or_else(|| {
-            Some(crate::config::exe())
-                .filter(|exe| !exe.is_empty())
-                .map(str::to_owned)
-        })
+        .or_else(|| crate::config::exe().map(|p| p.display().to_string()))
 }
 
 #[cfg(unix)]
@@ -307,9 +303,7 @@ fn dladdr_name(ip: usize) -> Option<String> {
 
 #[cfg(not(unix))]
 fn module_of(_ip: usize) -> Option<String> {
-    std::env::current_exe()
-        .ok()
-        .map(|p| p.display().to_string())
+    crate::config::exe().map(|p| p.display().to_string())
 }
 
 #[cfg(not(unix))]

@@ -559,13 +559,15 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     if ptr.is_null() {
         return 0;
     }
-    if crate::track::own_heap::contains(ptr) {
-        return crate::track::own_heap::usable_size(ptr);
-    }
     if let Some(Some(size)) =
         table::with_block(ptr as usize, |b| (b.guarded != 0).then_some(b.size))
     {
         return size;
+    }
+    // After the guard: a block of leakcheck's own reallocated inside a
+    // check stays there, with guard bytes past its size.
+    if crate::track::own_heap::contains(ptr) {
+        return crate::track::own_heap::usable_size(ptr);
     }
     let addr = next_definition(&REAL, c"malloc_usable_size");
     if addr == 0 {

@@ -90,7 +90,8 @@ static OWNER: AtomicUsize = AtomicUsize::new(0);
 static LOW_END: AtomicUsize = AtomicUsize::new(0);
 static HIGH_START: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-/// Counts of what could not be served from here, for tests and reports.
+/// Counts of what could not be served from here, and of bad frees (each
+/// reported once on stderr), for tests.
 static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
 static BAD_FREES: AtomicUsize = AtomicUsize::new(0);
 
@@ -552,6 +553,27 @@ mod tests {
         assert_ne!(a, b);
         free(a);
         free(b);
+    }
+
+    /// What the heap cannot serve is null (its caller then uses glibc) and
+    /// counted: a size past the largest class, and an allocation while its
+    /// own thread holds the heap (a signal handler interrupting it), which
+    /// must return at once rather than wait for itself.
+    #[test]
+    fn what_it_cannot_serve_is_null_and_counted() {
+        let before = counts().0;
+        assert!(alloc(usize::MAX - 8, 16).is_null());
+        assert!(
+            alloc(RESERVATIONS[0], 16).is_null(),
+            "past the largest class"
+        );
+        let held = Held::take().expect("the heap is free");
+        assert!(alloc(64, 16).is_null(), "its own holder's allocation");
+        drop(held);
+        assert!(counts().0 >= before + 3);
+        let p = alloc(64, 16);
+        assert!(!p.is_null() && contains(p), "served again once released");
+        free(p);
     }
 
     #[test]
