@@ -60,6 +60,7 @@ fn prebuilt_walk(interpose: bool) {
     println!("cargo:rerun-if-changed=src/stacks/walk_core.rs");
     println!("cargo:rerun-if-changed=src/stacks/walk_object.rs");
     println!("cargo:rerun-if-changed=src/stacks/stack_hash.rs");
+    println!("cargo:rerun-if-changed=src/stacks/capture_core.rs");
     println!("cargo:rerun-if-changed=src/stacks/cfi.rs");
     println!("cargo:rerun-if-changed=src/stacks/stack_index.rs");
     println!("cargo:rerun-if-changed=src/sys/bytes.rs");

@@ -560,7 +560,12 @@ fn run<R: Send>(
     let report = report::build(Outcome {
         test: name,
         body: options.body,
-        others: bodies.others(options.body),
+        // Read only to charge a surviving block to another check's body.
+        others: if blocks.is_empty() {
+            Vec::new()
+        } else {
+            bodies.others(options.body)
+        },
         failing: options.failing(),
         shown: options.shown(config),
         blocks,

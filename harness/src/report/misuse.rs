@@ -68,6 +68,17 @@ pub(crate) struct MisuseInput {
     pub(crate) dropped: usize,
 }
 
+impl MisuseInput {
+    /// No misuse, recorded or dropped.
+    pub(crate) fn is_empty(&self) -> bool {
+        #[cfg(leakcheck_interpose)]
+        if !self.events.is_empty() {
+            return false;
+        }
+        self.dropped == 0
+    }
+}
+
 /// The JSON `errors` list: misuse first, then the other errors.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ErrorList {

@@ -567,7 +567,14 @@ pub(crate) fn build(outcome: Outcome) -> Report {
         mut warnings,
         misuse: misuse_input,
     } = outcome;
-    let places = paths::Places::find(shown.workspace_from);
+    // Only a report that shows a stack or a suppression shows a path: a
+    // clean one (most checks) skips the working directory and the
+    // workspace look-up.
+    let places = if blocks.is_empty() && misuse_input.is_empty() {
+        paths::Places::default()
+    } else {
+        paths::Places::find(shown.workspace_from)
+    };
     let mut foreign: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut used: Vec<(usize, usize)> = vec![(0, 0); suppressions.len()];
     // Group by (stack, allocator, kind); symbolise each distinct stack once.

@@ -59,26 +59,54 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         reached_base: false,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    let traces = super::unwind::traces();
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     let fall_back = {
-        let key = [hook_frame, stack.depth];
+        let mut walked = super::capture_core::Capture {
+            context: super::unwind::context(),
+            base,
+            stack_low,
+            hook_frame,
+            depth: stack.depth,
+            ips: stack.ips.as_mut_ptr().cast::<usize>(),
+            traces,
+            walk: super::unwind::Walk::Failed,
+            len: 0,
+            reached_base: false,
+            found_same: false,
+            same: 0,
+            hash: 0,
+        };
         // SAFETY: the allocation path calls `capture` under the re-entrancy
         // guard only, so no other walk on this thread runs meanwhile; `ips`
-        // has room for the depth.
-        let (walked, kept, same) =
-            unsafe { super::unwind::walk_joining(base, stack_low, key, stack.fast()) };
-        if let Some(id) = same {
+        // has room for the depth and the marker; the context and the
+        // traces are the unwinder's and this thread's.
+        unsafe { super::unwind::capture_joining(&mut walked) };
+        if walked.found_same {
             // The frames of the last capture that left this trace, found
             // again: its stack.
             if super::unwind::verifying() {
-                return verify_same(id, &mut stack, stack_low);
+                return verify_same(walked.same, &mut stack, stack_low);
             }
+            return walked.same;
+        }
+        stack.len = walked.len;
+        if super::unwind::verifying() {
+            verify(walked.walk, &mut stack, stack_low);
+        } else if walked.walk != super::unwind::Walk::Failed {
+            if walked.len == 0 {
+                return 0;
+            }
+            // The frames, the marker and their hash are the object's.
+            let kept = walked.len + usize::from(walked.reached_base);
+            // SAFETY: the walk wrote the first `kept` words of `ips`.
+            let ips = unsafe { std::slice::from_raw_parts(walked.ips, kept) };
+            let id = intern_hashed(ips, walked.hash);
+            // SAFETY: right after this thread's walk, under the guard.
+            unsafe { super::unwind::remember_in(traces, id) };
             return id;
         }
-        stack.len = kept.len;
-        if super::unwind::verifying() {
-            verify(walked, &mut stack, stack_low);
-        }
-        match walked {
+        match walked.walk {
             super::unwind::Walk::Done => {
                 // It stops early only when `keep` asked it to, at the depth.
                 stack.reached_base = stack.len < stack.depth;
@@ -110,8 +138,8 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
     let id = finish(&mut stack);
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     if !fall_back {
-        // SAFETY: right after this thread's `walk_joining`, under the guard.
-        unsafe { super::unwind::remember(id) };
+        // SAFETY: right after this thread's walk, under the guard.
+        unsafe { super::unwind::remember_in(traces, id) };
     }
     id
 }
@@ -248,6 +276,8 @@ pub(crate) fn mismatches() -> usize {
 /// Stored after the last frame of a stack whose walk reached the scope's
 /// base frame. No return address is 0 (unwinders stop there).
 const BASE_REACHED: usize = 0;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+const _: () = assert!(BASE_REACHED == super::capture_core::BASE_REACHED);
 
 /// Room for the frames of one capture, uninitialised.
 type Frames = std::mem::MaybeUninit<[usize; MAX_DEPTH + 1]>;
@@ -514,7 +544,11 @@ unsafe fn refile(pages: &Pages, fresh: *mut u32, slots: usize) {
 }
 
 fn intern(ips: &[usize]) -> u32 {
-    let h = hash(ips);
+    intern_hashed(ips, hash(ips))
+}
+
+/// [`intern`] of `ips`, whose [`hash`] is `h`.
+fn intern_hashed(ips: &[usize], h: u64) -> u32 {
     let mut store = STORE.lock();
     if !store.init() {
         return 0;

@@ -11,6 +11,9 @@
 mod capture;
 #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
 #[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+pub(crate) mod capture_core;
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
 pub(crate) mod cfi;
 #[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
 mod stack_hash;

@@ -10,7 +10,7 @@
 //!
 //! Most of a walk is not even that: a walk that reaches a frame where the
 //! stack joins one of the thread's previous walks, provably unchanged from
-//! there outward, takes that walk's remaining frames ([`walk_joining`];
+//! there outward, takes that walk's remaining frames ([`capture_joining`];
 //! the proof is under "joining the previous walk" below).
 //!
 //! Safety by construction: every stack read is bounds-checked against the
@@ -27,6 +27,7 @@
 //! object for unoptimised builds; this file computes the rules and hands
 //! each walk what it needs.
 
+use super::capture_core::Capture;
 use super::walk_core::{self, Entry, Keep, Request, Rule, CACHE_SLOTS};
 use crate::sys::relaxed::Relaxed as _;
 use crate::sys::sync::{pages, SpinLock};
@@ -392,7 +393,7 @@ unsafe extern "C" fn rule_for_slow(address: usize, generation: u32) -> u64 {
 
 thread_local! {
     /// This thread's previous walks (`walk_core::Traces`), touched only by
-    /// [`walk_joining`] and [`remember`], under the re-entrancy guard.
+    /// [`capture_joining`] and [`remember_in`], under the re-entrancy guard.
     static TRACES: std::cell::UnsafeCell<walk_core::Traces> =
         const { std::cell::UnsafeCell::new(walk_core::NO_TRACES) };
 }
@@ -480,48 +481,84 @@ pub(crate) unsafe fn walk(base: usize, stack_low: usize, keep: Keep) -> (Walk, K
     (request.walk, request.keep)
 }
 
-/// [`walk`], joining a previous walk of this thread where the stack still
-/// is what that walk found: the frames from the join outward are taken from
-/// it instead of unwound again (`walk_core::Trace`). `keep` keeps exactly
-/// the frames, and the walk ends exactly as, [`walk`] would.
+/// What a walk needs from the rest of the unwinder now.
+#[inline(always)]
+pub(crate) fn context() -> walk_core::Context {
+    walk_core::Context {
+        table: CACHE.slots.acquire(),
+        generation: GENERATION.acquire(),
+        unwinder: [UNWINDER_START.relaxed(), UNWINDER_END.relaxed()],
+        slow: rule_for_slow,
+    }
+}
+
+/// This thread's traces, for a [`capture_joining`] and the
+/// [`remember_in`] after it.
+#[inline(always)]
+pub(crate) fn traces() -> *mut walk_core::Traces {
+    TRACES.with(|t| t.get())
+}
+
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    /// `capture_core::capture`, built optimised (`walk_object.rs`).
+    fn leakcheck_capture_core_v1(capture: *mut Capture);
+    /// `walk_core::remember`, built optimised.
+    fn leakcheck_remember_v1(traces: *mut walk_core::Traces, value: u32);
+}
+
+/// One capture's walk (`capture_core::capture`): [`walk`], joining a
+/// previous walk of this thread where the stack still is what that walk
+/// found, so the frames from the join outward are taken from it instead of
+/// unwound again (`walk_core::Trace`); it keeps exactly the frames, and
+/// ends exactly as, [`walk`] would. Then the base marker and the hash. In
+/// the optimised object when this crate is built unoptimised, in this
+/// crate otherwise.
 ///
-/// `key` is what, besides the frames, decides what `keep` keeps (the
-/// capture's hook frame and depth). When this walk would visit exactly the
-/// frames of the previous walk that used the same trace, and that walk had
-/// the same key and was [`remember`]ed, nothing is kept and the remembered
-/// value comes back instead.
+/// The capture's hook frame and depth are the walk's key: when it would
+/// visit exactly the frames of the previous walk that used the same trace,
+/// and that walk had the same key and was remembered ([`remember_in`]),
+/// nothing is kept and the remembered stack comes back instead.
 ///
 /// # Safety
 ///
-/// As [`walk`], and only under the re-entrancy guard
+/// As `capture_core::capture`: `capture` filled from [`context`] and
+/// [`traces`], and only under the re-entrancy guard
 /// (`sys::reentry::Guard`): nothing else on this thread may walk with the
 /// traces meanwhile (a signal handler's allocation is not recorded while
 /// the guard is held).
-pub(crate) unsafe fn walk_joining(
-    base: usize,
-    stack_low: usize,
-    key: [usize; 2],
-    keep: Keep,
-) -> (Walk, Keep, Option<u32>) {
-    let traces = TRACES.with(|t| t.get());
-    let mut request = request(base, stack_low, keep, traces);
-    request.key = key;
-    // SAFETY: the thread's own traces, unshared until this returns (the
-    // caller holds the guard); the caller vouches for the arrays.
-    unsafe { run(&mut request) };
-    let same = request.found_same.then_some(request.same);
-    (request.walk, request.keep, same)
+#[inline(always)]
+pub(crate) unsafe fn capture_joining(capture: &mut Capture) {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the same function, compiled from the same source with the
+    // same `#[repr(C)]` layouts; the caller upholds its contract.
+    unsafe {
+        leakcheck_capture_core_v1(capture)
+    };
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller upholds its contract.
+    unsafe {
+        super::capture_core::capture(capture)
+    };
 }
 
-/// Remembers `value` (an interned stack) for the last [`walk_joining`] of
-/// this thread, with its key.
+/// Remembers `value` (an interned stack) for the last
+/// [`capture_joining`] of this thread, with its key.
 ///
 /// # Safety
 ///
-/// As [`walk_joining`], right after it on the same thread.
-pub(crate) unsafe fn remember(value: u32) {
-    let traces = TRACES.with(|t| t.get());
-    // SAFETY: as in `walk_joining`.
+/// Right after that walk, on the same thread, under the same guard, with
+/// the `traces` it walked with.
+#[inline(always)]
+pub(crate) unsafe fn remember_in(traces: *mut walk_core::Traces, value: u32) {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: as in `capture_joining`; the caller's contract.
+    unsafe {
+        leakcheck_remember_v1(traces, value)
+    };
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the thread's own traces, unshared until this returns (the
+    // caller holds the guard).
     walk_core::remember(unsafe { &mut *traces }, value);
 }
 

@@ -1,5 +1,5 @@
 //! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs`,
-//! `stack_hash.rs`, `stack_index.rs`, `../sys/bytes.rs` and
+//! `capture_core.rs`, `stack_hash.rs`, `stack_index.rs`, `../sys/bytes.rs` and
 //! `../track/shard_core.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
@@ -11,6 +11,9 @@ mod walk_core;
 
 #[path = "stack_hash.rs"]
 mod stack_hash;
+
+#[path = "capture_core.rs"]
+mod capture_core;
 
 #[path = "cfi.rs"]
 mod cfi;
@@ -34,6 +37,30 @@ pub unsafe extern "C" fn leakcheck_walk_core_v1(request: *mut walk_core::Request
     // SAFETY: the caller passes a valid, unaliased request and upholds
     // `walk`'s contract.
     unsafe { walk_core::walk(&mut *request) }
+}
+
+/// [`capture_core::capture`] under a name and ABI the unoptimised build
+/// links to.
+///
+/// # Safety
+///
+/// As [`capture_core::capture`], with `capture` valid for reads and writes.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_capture_core_v1(capture: *mut capture_core::Capture) {
+    // SAFETY: the caller passes a valid, unaliased capture and upholds
+    // `capture`'s contract.
+    unsafe { capture_core::capture(&mut *capture) }
+}
+
+/// [`walk_core::remember`].
+///
+/// # Safety
+///
+/// `traces` is valid for reads and writes, and unshared.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_remember_v1(traces: *mut walk_core::Traces, value: u32) {
+    // SAFETY: the caller's contract.
+    walk_core::remember(unsafe { &mut *traces }, value)
 }
 
 /// [`stack_hash::stack_hash`] of the `len` words at `ips`.

@@ -24,6 +24,15 @@ pub(crate) trait Relaxed {
     fn relaxed(&self) -> Self::Value;
     /// `self.store(value, Relaxed)`.
     fn set_relaxed(&self, value: Self::Value);
+    /// `self.load(Acquire)`. On x86_64 every load is an acquire load, and
+    /// the assembly (neither `nomem` nor `readonly`) keeps the compiler
+    /// from moving any access across it: [`Relaxed::relaxed`] itself.
+    // The cached unwinder's, which the portable build has not.
+    #[cfg_attr(
+        not(all(leakcheck_interpose, target_arch = "x86_64")),
+        allow(dead_code)
+    )]
+    fn acquire(&self) -> Self::Value;
 }
 
 macro_rules! relaxed {
@@ -44,7 +53,7 @@ macro_rules! relaxed {
                             concat!("mov {v", $reg, "}, ", $width, " ptr [{p}]"),
                             p = in(reg) self.as_ptr(),
                             v = lateout(reg) value,
-                            options(nostack, preserves_flags, readonly),
+                            options(nostack, preserves_flags),
                         );
                     }
                     value
@@ -52,6 +61,18 @@ macro_rules! relaxed {
                 #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
                 {
                     self.load(Ordering::Relaxed)
+                }
+            }
+
+            #[inline(always)]
+            fn acquire(&self) -> $value {
+                #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+                {
+                    self.relaxed()
+                }
+                #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+                {
+                    self.load(Ordering::Acquire)
                 }
             }
 
@@ -93,6 +114,7 @@ mod tests {
         assert_eq!(a.load(R), 7);
         let b = AtomicUsize::new(usize::MAX - 1);
         assert_eq!(b.relaxed(), usize::MAX - 1);
+        assert_eq!(b.acquire(), usize::MAX - 1);
         b.set_relaxed(1 << 40);
         assert_eq!(b.load(R), 1 << 40);
         let c = AtomicIsize::new(-5);

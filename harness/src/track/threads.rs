@@ -340,17 +340,21 @@ pub(crate) fn wipe_dead_stack(stack_low: usize) {
         // thread's own mapped stack.
         let ok =
             unsafe { libc::mincore(page as *mut libc::c_void, end - page, vec.as_mut_ptr()) } == 0;
-        for (i, resident) in vec.iter().take(count).enumerate() {
-            if !ok || resident & 1 == 0 {
-                continue;
+        // An index loop, not an iterator chain: unoptimised (a user's dev
+        // profile), `iter().take().enumerate()` made three calls a page,
+        // 40,000 instructions a check for a 2 MiB stack.
+        let mut i = 0;
+        while ok && i < count {
+            if vec[i] & 1 != 0 {
+                let from = page + i * PAGE;
+                let to = (from + PAGE).min(sp);
+                // SAFETY: words of this thread's own stack below its stack
+                // pointer: dead, and with signals blocked nothing else writes
+                // there. The zeroing is inline assembly, not a call, so it
+                // uses no stack itself.
+                unsafe { zero_words(from, (to - from) / 8) };
             }
-            let from = page + i * PAGE;
-            let to = (from + PAGE).min(sp);
-            // SAFETY: words of this thread's own stack below its stack
-            // pointer: dead, and with signals blocked nothing else writes
-            // there. The zeroing is inline assembly, not a call, so it
-            // uses no stack itself.
-            unsafe { zero_words(from, (to - from) / 8) };
+            i += 1;
         }
         page = end;
     }
