@@ -28,13 +28,13 @@ impl<T> SpinLock<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         self.raw_lock();
         SpinGuard { lock: self }
     }
 
-    #[inline]
+    #[inline(always)]
     fn raw_lock(&self) {
         // A swap, not a compare-exchange: the same `xchg`-class instruction,
         // but at `opt-level = 0` (a user's dev profile) the compare-exchange
@@ -88,6 +88,7 @@ pub(crate) struct SpinGuard<'a, T> {
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
         // SAFETY: the guard exists only while `locked` is held by us, so no
         // other reference to the value is live.
@@ -96,6 +97,7 @@ impl<T> Deref for SpinGuard<'_, T> {
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only access.
         unsafe { &mut *self.lock.value.get() }
@@ -103,6 +105,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 }
 
 impl<T> Drop for SpinGuard<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
     }

@@ -654,6 +654,7 @@ static ASYNC_HANDLERS: AtomicBool = AtomicBool::new(false);
 /// per-thread cache, so the code it interrupts is far more often inside
 /// glibc's locked paths, and a handler that allocates there waits forever
 /// for the arena lock its own thread holds.
+#[inline(always)]
 pub(crate) fn async_handlers_installed() -> bool {
     ASYNC_HANDLERS.load(Ordering::Relaxed)
 }

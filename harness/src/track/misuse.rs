@@ -78,6 +78,7 @@ pub(crate) enum Call {
 }
 
 impl Call {
+    #[inline(always)]
     pub(crate) fn is_rust(self) -> bool {
         matches!(self, Call::RustDealloc | Call::RustRealloc)
     }

@@ -176,6 +176,7 @@ impl Ring {
         !self.slots.is_null()
     }
 
+    #[inline(always)]
     fn slot(&mut self, i: usize) -> &mut Freed {
         debug_assert!(i < CAPACITY && !self.slots.is_null());
         // SAFETY: `slots` maps CAPACITY entries, `i < CAPACITY`, and the
@@ -183,10 +184,12 @@ impl Ring {
         unsafe { &mut *self.slots.add(i % CAPACITY) }
     }
 
+    #[inline(always)]
     fn fits(&self, cost: usize) -> bool {
         self.len < CAPACITY && self.bytes + cost <= MAX_BYTES
     }
 
+    #[inline(always)]
     fn push(&mut self, freed: Freed, cost: usize) {
         let at = (self.head + self.len) % CAPACITY;
         *self.slot(at) = freed;
@@ -195,6 +198,7 @@ impl Ring {
         self.pushed += 1;
     }
 
+    #[inline(always)]
     fn pop_oldest(&mut self) -> Option<Freed> {
         if self.len == 0 {
             return None;
@@ -221,6 +225,7 @@ impl Ring {
     }
 }
 
+#[inline(always)]
 fn cost_of(size: usize) -> usize {
     size.next_multiple_of(16) + CHUNK_OVERHEAD
 }

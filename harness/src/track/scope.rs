@@ -107,14 +107,14 @@ impl Guard {
 
     /// Whether this thread is in an [`Untracked::harness`] section.
     #[cfg(leakcheck_interpose)]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn in_harness(&self) -> bool {
         self.thread().harness.relaxed() != 0
     }
 
     /// Whether this thread is running a signal handler.
     #[cfg(leakcheck_interpose)]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn in_signal_handler(&self) -> bool {
         self.thread().in_signal.relaxed() != 0
     }
