@@ -32,11 +32,8 @@ pub(crate) fn for_check(
             take(&file(&path, true));
         }
     }
-    let crate_dir = crate_dir
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into));
-    if let Some(dir) = crate_dir {
-        take(&file(&dir.join(CRATE_FILE), false));
+    if let Some(parsed) = crate_file(crate_dir) {
+        take(&parsed);
     }
     static IN_CODE: OnceLock<Vec<Parsed>> = OnceLock::new();
     for parsed in IN_CODE.get_or_init(|| super::inline::registered().map(in_code).collect()) {
@@ -46,6 +43,29 @@ pub(crate) fn for_check(
         take(&in_code(suppression));
     }
     (entries, errors)
+}
+
+/// The crate's `leakcheck.supp` in `crate_dir` (the attribute's), else in
+/// `CARGO_MANIFEST_DIR`; `None` without either. The last directory's
+/// answer is kept: every check of a test binary asks for the same one, and
+/// unoptimised (a user's dev profile) the path's join and its hash in
+/// [`file`]'s map were 27,000 instructions a check. [`file`] reads each
+/// file once either way.
+fn crate_file(crate_dir: Option<&str>) -> Option<Parsed> {
+    static LAST: Mutex<Option<(std::ffi::OsString, Parsed)>> = Mutex::new(None);
+    let dir = match crate_dir {
+        Some(dir) => std::ffi::OsString::from(dir),
+        None => std::env::var_os("CARGO_MANIFEST_DIR")?,
+    };
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((seen, parsed)) = last.as_ref() {
+        if *seen == dir {
+            return Some(parsed.clone());
+        }
+    }
+    let parsed = file(&std::path::Path::new(&dir).join(CRATE_FILE), false);
+    *last = Some((dir, parsed.clone()));
+    Some(parsed)
 }
 
 fn in_code(suppression: &Suppression) -> Parsed {
