@@ -998,6 +998,8 @@ fn write_pprof(report: &Report, json: &Path) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn file_names_keep_what_files_can_hold() {
         // The definition, written the short way.
@@ -1026,12 +1028,10 @@ mod tests {
             "tab\tnew\nline",
             "rusqlite-8e42e04f88110578",
         ] {
-            assert_eq!(super::sanitize(s), by_chars(s), "{s:?}");
+            assert_eq!(sanitize(s), by_chars(s), "{s:?}");
         }
-        assert_eq!(super::sanitize("a::b c::ü"), "a.b_c._");
+        assert_eq!(sanitize("a::b c::ü"), "a.b_c._");
     }
-
-    use super::*;
 
     #[test]
     fn file_names_are_safe_and_distinct() {

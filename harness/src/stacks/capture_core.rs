@@ -49,9 +49,11 @@ pub(crate) struct Capture {
 
 /// The registers a `stacks::HookFrame` at `marker` holds, if it is one and
 /// lies where a live hook's frame can: aligned, above `here` (a frame of
-/// the walk's caller chain) and below `base`, its `sp` between them.
+/// the walk's caller chain) and below `base`, its `sp` between them; all
+/// 0 (the walk starts in the walker's own frame) otherwise. Also
+/// `unwind::walk`'s.
 #[inline(always)]
-fn hook_registers(marker: usize, here: usize, base: usize) -> [usize; 3] {
+pub(crate) fn hook_registers(marker: usize, here: usize, base: usize) -> [usize; 3] {
     const NONE: [usize; 3] = [0; 3];
     if marker & 1 == 0 {
         return NONE;

@@ -427,15 +427,10 @@ unsafe fn run(request: &mut Request) {
 
 fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Traces) -> Request {
     Request {
-        context: walk_core::Context {
-            table: CACHE.slots.load(Ordering::Acquire),
-            generation: GENERATION.load(Ordering::Acquire),
-            unwinder: [UNWINDER_START.relaxed(), UNWINDER_END.relaxed()],
-            slow: rule_for_slow,
-        },
+        context: context(),
         base,
         stack_low,
-        start: hook_registers(keep.hook_frame, base).unwrap_or([0; 3]),
+        start: super::capture_core::hook_registers(keep.hook_frame, super::frame_marker(), base),
         traces,
         key: [0, 0],
         keep,
@@ -443,25 +438,6 @@ fn request(base: usize, stack_low: usize, keep: Keep, traces: *mut walk_core::Tr
         found_same: false,
         same: 0,
     }
-}
-
-/// The registers a `stacks::HookFrame` at `marker` holds (see
-/// `HookFrame::marker`), if it is one and lies where a live hook's frame
-/// can: aligned, between this frame and `base`, its `sp` below it.
-#[inline(always)]
-fn hook_registers(marker: usize, base: usize) -> Option<[usize; 3]> {
-    if marker & 1 == 0 {
-        return None;
-    }
-    let at = marker & !1;
-    let here = super::frame_marker();
-    if at % 8 != 0 || at <= here || at.checked_add(24)? > base {
-        return None;
-    }
-    // SAFETY: an aligned `HookFrame` inside this thread's live stack
-    // between this frame and the base: the hook that holds it called us.
-    let registers = unsafe { (at as *const [usize; 3]).read() };
-    (registers[1] > here && registers[1] <= at).then_some(registers)
 }
 
 /// Walks this thread's stack from the hook's frame (when `keep`'s marker

@@ -319,8 +319,11 @@ pub(crate) unsafe fn unlock_after_fork() {
 /// stack pointer, down to `stack_low`: what a finished test left there
 /// (stale copies of pointers to blocks it leaked) must not be found by a
 /// later scan when glibc gives this stack to another thread. Signals are
-/// blocked meanwhile, so no handler frame is written into the range, and the
-/// zeroing loop calls nothing, so nothing below the stack pointer is live.
+/// blocked meanwhile, so no handler frame is written into the range, and
+/// the zeroing is inline assembly, so nothing below the stack pointer is
+/// live while it runs. The search for resident pages between zeroings does
+/// call functions, whose frames land just below the stack pointer: that
+/// page is zeroed once more at the end, after the last call of the loop.
 #[inline(never)]
 pub(crate) fn wipe_dead_stack(stack_low: usize) {
     const PAGE: usize = 4096;
@@ -359,6 +362,13 @@ pub(crate) fn wipe_dead_stack(stack_low: usize) {
             i += 1;
         }
         page = end;
+    }
+    if sp >= stack_low + PAGE {
+        // SAFETY: the 4 KiB below this frame's stack pointer, inside the
+        // thread's mapped stack (above `stack_low`): dead (the loop's
+        // calls, a few hundred bytes deep, have returned), and the zeroing
+        // is inline assembly, calling nothing.
+        unsafe { zero_words(sp - PAGE, PAGE / 8) };
     }
     drop(blocked);
 }
