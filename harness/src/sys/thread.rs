@@ -60,8 +60,24 @@ pub(crate) fn alive(tid: i32) -> bool {
 
 /// The calling thread's stack bounds, (0, 0) if unknown
 /// (`pthread_getattr_np`, which allocates: callers hold the hooks off or run
-/// outside a scope).
+/// outside a scope). Found once a thread: the body thread of a check asks
+/// twice (registering, entering its scope), and each `pthread_getattr_np`
+/// was about 10,000 instructions and a `sched_getaffinity` call.
 pub(crate) fn stack_bounds() -> (usize, usize) {
+    thread_local! {
+        // No destructor: readable until the thread is gone.
+        static FOUND: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    let found = FOUND.try_with(std::cell::Cell::get).unwrap_or((0, 0));
+    if found != (0, 0) {
+        return found;
+    }
+    let bounds = stack_bounds_now();
+    let _ = FOUND.try_with(|f| f.set(bounds));
+    bounds
+}
+
+fn stack_bounds_now() -> (usize, usize) {
     let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
     // SAFETY: fills `attr` for the calling thread; on failure it is unused.
     if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
