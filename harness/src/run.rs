@@ -748,7 +748,15 @@ fn report_file_name(test: &str) -> String {
             .map(|n| n.to_string_lossy().into_owned());
         sanitize(name.as_deref().unwrap_or("test"))
     });
-    format!("{binary}.{}.json", sanitize(test))
+    // One buffer: unoptimised (a user's dev profile), `format!` and the
+    // sanitised name's own string were 10,000 instructions a report.
+    let mut name = Vec::with_capacity(binary.len() + test.len() + 6);
+    name.extend_from_slice(binary.as_bytes());
+    name.push(b'.');
+    sanitize_into(&mut name, test);
+    name.extend_from_slice(b".json");
+    // Only the binary's sanitised name and ASCII bytes were pushed.
+    String::from_utf8(name).unwrap_or_default()
 }
 
 /// A test path or binary name as part of a file name: `::` as `.`, anything
@@ -756,8 +764,15 @@ fn report_file_name(test: &str) -> String {
 /// A loop over the bytes: unoptimised (a user's dev profile), `replace`
 /// and a `chars().map().collect()` were 48,000 instructions a report.
 fn sanitize(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    sanitize_into(&mut out, s);
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`sanitize`], appended to `out`.
+fn sanitize_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -773,8 +788,6 @@ fn sanitize(s: &str) -> String {
             out.push(b'_');
         }
     }
-    // Only ASCII bytes were pushed.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 fn write_json(report: &Report, configured: Option<&Path>) -> Result<PathBuf, Error> {
@@ -953,25 +966,52 @@ mod spare {
 /// of a small test's time.
 #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
 fn exchange(a: &Path, b: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let (Ok(a), Ok(b)) = (
-        std::ffi::CString::new(a.as_os_str().as_bytes()),
-        std::ffi::CString::new(b.as_os_str().as_bytes()),
-    ) else {
+    // NUL-terminated on the stack, not as `CString`s: unoptimised, the two
+    // were two allocations and 9,000 instructions a report.
+    let mut a_buf = std::mem::MaybeUninit::uninit();
+    let mut b_buf = std::mem::MaybeUninit::uninit();
+    let (Some(a), Some(b)) = (c_path(a, &mut a_buf), c_path(b, &mut b_buf)) else {
         return false;
     };
-    // SAFETY: both are NUL-terminated paths that outlive the call;
-    // renameat2 only reads them.
-    let swapped = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
+    // SAFETY: both are NUL-terminated paths in buffers that outlive the
+    // call; renameat2 only reads them.
+    let swapped =
+        unsafe { libc::renameat2(libc::AT_FDCWD, a, libc::AT_FDCWD, b, libc::RENAME_EXCHANGE) };
     swapped == 0
+}
+
+/// Room for a path and its NUL: Linux's `PATH_MAX`, which no path the
+/// kernel takes exceeds.
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+const PATH_BYTES: usize = 4096;
+
+/// `path` NUL-terminated in `buf` (left uninitialised by the caller:
+/// zeroing 4 KiB twice was most of a swap); `None` if it holds a NUL or
+/// does not fit (the kernel would refuse it: the caller falls back to
+/// `rename`, which reports why).
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+fn c_path(
+    path: &Path,
+    buf: &mut std::mem::MaybeUninit<[u8; PATH_BYTES]>,
+) -> Option<*const libc::c_char> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let n = bytes.len();
+    if n >= PATH_BYTES {
+        return None;
+    }
+    let at = buf.as_mut_ptr().cast::<u8>();
+    // SAFETY: `bytes` is `n` readable bytes; libc's `memchr` and `memcpy`
+    // (not the slice methods, which run unoptimised here) read them and
+    // write them and the NUL, `n + 1 <= PATH_BYTES` bytes, into `buf`.
+    unsafe {
+        if !libc::memchr(bytes.as_ptr().cast(), 0, n).is_null() {
+            return None;
+        }
+        libc::memcpy(at.cast(), bytes.as_ptr().cast(), n);
+        at.wrapping_add(n).write(0);
+    }
+    Some(at.cast_const().cast())
 }
 
 #[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
@@ -1031,6 +1071,35 @@ mod tests {
             assert_eq!(sanitize(s), by_chars(s), "{s:?}");
         }
         assert_eq!(sanitize("a::b c::ü"), "a.b_c._");
+    }
+
+    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+    #[test]
+    fn exchange_swaps_files_and_refuses_what_the_kernel_would() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("leakcheck-exchange-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+        std::fs::write(&a, "first").unwrap();
+        std::fs::write(&b, "second").unwrap();
+        assert!(exchange(&a, &b));
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "second");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "first");
+        // A NUL inside, or no room for the NUL after: not passed on.
+        let nul = Path::new(std::ffi::OsStr::from_bytes(b"a\0b"));
+        assert!(!exchange(nul, &b));
+        let long = dir.join("x".repeat(PATH_BYTES));
+        assert!(!exchange(&long, &b));
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "first");
+        // The longest that fits is passed whole, NUL-terminated whatever
+        // the buffer held: the kernel answers for it.
+        let mut buf = std::mem::MaybeUninit::new([0xffu8; PATH_BYTES]);
+        let longest = "y".repeat(PATH_BYTES - 1);
+        let p = c_path(Path::new(&longest), &mut buf).expect("fits with its NUL");
+        // SAFETY: `c_path` returned a NUL-terminated string in `buf`.
+        let back = unsafe { std::ffi::CStr::from_ptr(p) };
+        assert_eq!(back.to_bytes(), longest.as_bytes());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
