@@ -56,35 +56,6 @@ impl<A> Tracked<A> {
         }
     }
 
-    /// A block of leakcheck's own heap for a Rust allocation of a harness
-    /// section (leakcheck's own code: the verdict, the report), not
-    /// recorded: the inner `Glibc` would put it in that heap anyway
-    /// (`hooks::base`), its frees and reallocations are told apart by
-    /// address ([`Tracked::own_heap_block`]), and a harness block is never
-    /// a root nor a candidate of a verdict, so the table has nothing to
-    /// learn from it. Unoptimised (a user's dev profile), recording and
-    /// retiring one cost 4,600 instructions, about 22 of them a clean
-    /// check. `None` elsewhere, or when the heap cannot serve it (too
-    /// big): the recorded path then does, from glibc.
-    #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-    #[inline(always)]
-    fn own_heap_alloc(&self, layout: Layout) -> Option<*mut u8> {
-        if !self.inner_bypasses_hooks || !crate::track::scope::in_harness_now() {
-            return None;
-        }
-        let p = crate::track::own_heap::alloc(layout.size(), layout.align());
-        (!p.is_null()).then_some(p.cast())
-    }
-
-    /// Whether `ptr` is a block [`Tracked::own_heap_alloc`] made (every
-    /// Rust block of the own heap is: in a harness section the recorded
-    /// path reaches the heap only when it just refused the same request).
-    #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-    #[inline(always)]
-    fn own_heap_block(&self, ptr: *mut u8) -> bool {
-        self.inner_bypasses_hooks && crate::track::own_heap::contains(ptr.cast())
-    }
-
     /// Allocates with `inner_alloc` and records the block. Inlined into the
     /// `GlobalAlloc` method, whose frame holds `hook_frame`.
     #[inline(always)]
@@ -147,17 +118,11 @@ impl<A> Tracked<A> {
 }
 
 // SAFETY: every method forwards to the inner allocator with the caller's
-// arguments unchanged and returns its result unchanged, except that a
-// harness section's blocks come from leakcheck's own heap, as the inner
-// `Glibc` would give them, and go back there by address; bookkeeping never
+// arguments unchanged and returns its result unchanged; bookkeeping never
 // touches the memory it hands out.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-        if let Some(p) = self.own_heap_alloc(layout) {
-            return p;
-        }
         let frame = hook_frame_here!();
         let hook_frame = frame.marker();
         // SAFETY: the caller upholds GlobalAlloc::alloc's contract; the
@@ -169,12 +134,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-        if let Some(p) = self.own_heap_alloc(layout) {
-            // SAFETY: a fresh block of `layout.size()` bytes.
-            unsafe { crate::sys::zero(p, layout.size()) };
-            return p;
-        }
         let frame = hook_frame_here!();
         let hook_frame = frame.marker();
         self.record(layout, Allocator::RustAllocZeroed, hook_frame, |l| {
@@ -185,11 +144,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-        if self.own_heap_block(ptr) {
-            crate::track::own_heap::free(ptr.cast());
-            return;
-        }
         #[cfg(leakcheck_interpose)]
         if self.inner_bypasses_hooks {
             let plain = crate::track::misuse::Release {
@@ -238,27 +192,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
 
     #[inline(never)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        #[cfg(all(feature = "global-allocator", leakcheck_interpose))]
-        if self.own_heap_block(ptr) {
-            // Where its bytes have room, it stays; else a new block, from
-            // the heap in a harness section, recorded from glibc outside
-            // one (as any new block there), and the old one freed.
-            if new_size <= crate::track::own_heap::usable_size(ptr.cast()) {
-                return ptr;
-            }
-            // SAFETY: the caller's new size (non-zero) with the block's
-            // valid alignment.
-            let grown = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-            // SAFETY: a non-zero size.
-            let new = unsafe { self.alloc(grown) };
-            if !new.is_null() {
-                // SAFETY: two live, distinct blocks, the old one of
-                // `layout.size()` bytes, the new one of more.
-                unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size()) };
-                crate::track::own_heap::free(ptr.cast());
-            }
-            return new;
-        }
         let frame = hook_frame_here!();
         let hook_frame = frame.marker();
         let old = on_free(ptr.cast());
@@ -433,21 +366,11 @@ pub(crate) fn rust_visibility() -> RustVisibility {
             return RustVisibility::Tracked; // no memory: nothing to say
         }
         let seen = crate::track::table::get(ptr as usize).filter(|b| b.size == PROBE);
-        // Asked in a harness section, leakcheck's own allocator serves it
-        // from its own heap, unrecorded (`Tracked::own_heap_alloc`); a
-        // `malloc`-based allocator's block would be there too, but
-        // recorded by the C hooks.
-        #[cfg(leakcheck_interpose)]
-        let served_by_tracked =
-            seen.is_none() && crate::track::own_heap::contains(ptr.cast_const().cast());
-        #[cfg(not(leakcheck_interpose))]
-        let served_by_tracked = false;
         // SAFETY: `ptr` came from `alloc` with `layout`, freed once.
         unsafe { std::alloc::dealloc(ptr, layout) };
         match seen {
             Some(block) if block.allocator().is_rust() => RustVisibility::Tracked,
             Some(_) => RustVisibility::AsC,
-            None if served_by_tracked => RustVisibility::Tracked,
             None => RustVisibility::Invisible,
         }
     })
