@@ -168,6 +168,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stack_bounds_are_each_threads_own_and_found_once() {
+        // Two threads alive at once: distinct stacks, each holding its own
+        // locals, the cached answer the same as a fresh one.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let first = stack_bounds();
+                    let local = 0u8;
+                    let at = std::ptr::from_ref(&local) as usize;
+                    assert!(first.0 < at && at < first.1, "{first:x?} {at:x}");
+                    assert_eq!(stack_bounds(), first);
+                    assert_eq!(stack_bounds_now(), first);
+                    barrier.wait();
+                    first
+                })
+            })
+            .collect();
+        let bounds: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_ne!(bounds[0], bounds[1]);
+    }
+
+    #[test]
     fn the_calling_thread_is_runnable_and_a_sleeping_one_is_not() {
         assert!(runnable(current_tid()));
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
