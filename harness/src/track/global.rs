@@ -75,6 +75,18 @@ impl<A> Tracked<A> {
             if let Some(ptr) = plain {
                 return ptr.cast();
             }
+            #[cfg(feature = "global-allocator")]
+            // SAFETY: the caller's layout (GlobalAlloc's contract); the
+            // inner allocator is `Glibc`, whose choices this path makes.
+            return unsafe {
+                crate::track::record::alloc_glibc(
+                    layout.size(),
+                    layout.align(),
+                    allocator,
+                    hook_frame,
+                )
+            }
+            .cast();
         }
         let guard = self.guard_for(layout.size());
         // SAFETY: `guard_for` checked that the size plus the guard does not
@@ -206,7 +218,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
                 Some(block) => {
                     crate::track::misuse::wrapped_release(block, how);
                 }
-                None if crate::track::misuse::rust_realloc_of_unknown(ptr, how) => {
+                None if !crate::track::record::own_heap_unrecorded(ptr.cast())
+                    && crate::track::misuse::rust_realloc_of_unknown(ptr, how) =>
+                {
                     // Freed before, or no block: reported; the caller gets
                     // a fresh block rather than an abort.
                     // SAFETY: the caller's new size with its valid alignment.
@@ -263,7 +277,7 @@ pub(crate) struct Glibc;
 
 /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
 #[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
-const MIN_ALIGN: usize = 16;
+pub(crate) const MIN_ALIGN: usize = 16;
 
 // SAFETY: each method returns memory from glibc's allocator that satisfies
 // `layout` (malloc when its guaranteed alignment suffices, memalign
@@ -272,29 +286,16 @@ const MIN_ALIGN: usize = 16;
 unsafe impl GlobalAlloc for Glibc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
-            // SAFETY: plain allocation.
-            unsafe { hooks::real::malloc(layout.size()) }.cast()
-        } else {
-            // SAFETY: Layout guarantees a power-of-two alignment.
-            unsafe { hooks::real::memalign(layout.align().max(MIN_ALIGN), layout.size()) }.cast()
-        }
+        use crate::track::record::{glibc_block, RoutedBy};
+        // SAFETY: the layout's non-zero size and power-of-two alignment.
+        unsafe { glibc_block(layout.size(), layout.align(), false, RoutedBy::Base) }.cast()
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
-            // SAFETY: plain zeroed allocation.
-            unsafe { hooks::real::calloc(layout.size(), 1) }.cast()
-        } else {
-            // SAFETY: forwarded to `alloc`, whose contract the caller upholds.
-            let ptr = unsafe { self.alloc(layout) };
-            if !ptr.is_null() {
-                // SAFETY: `ptr` is a fresh block of `layout.size()` bytes.
-                unsafe { ptr.write_bytes(0, layout.size()) };
-            }
-            ptr
-        }
+        use crate::track::record::{glibc_block, RoutedBy};
+        // SAFETY: the layout's non-zero size and power-of-two alignment.
+        unsafe { glibc_block(layout.size(), layout.align(), true, RoutedBy::Base) }.cast()
     }
 
     #[inline]
@@ -366,11 +367,22 @@ pub(crate) fn rust_visibility() -> RustVisibility {
             return RustVisibility::Tracked; // no memory: nothing to say
         }
         let seen = crate::track::table::get(ptr as usize).filter(|b| b.size == PROBE);
+        // Asked in a harness section, the tracking allocator does not
+        // record a block of leakcheck's own heap (`record::record_alloc`);
+        // the C hooks record theirs, so an unrecorded block there is a
+        // tracked Rust one.
+        #[cfg(leakcheck_interpose)]
+        let unrecorded_own = seen.is_none()
+            && crate::track::scope::in_harness_now()
+            && crate::track::own_heap::contains(ptr.cast_const().cast());
+        #[cfg(not(leakcheck_interpose))]
+        let unrecorded_own = false;
         // SAFETY: `ptr` came from `alloc` with `layout`, freed once.
         unsafe { std::alloc::dealloc(ptr, layout) };
         match seen {
             Some(block) if block.allocator().is_rust() => RustVisibility::Tracked,
             Some(_) => RustVisibility::AsC,
+            None if unrecorded_own => RustVisibility::Tracked,
             None => RustVisibility::Invisible,
         }
     })

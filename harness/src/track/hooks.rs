@@ -202,6 +202,37 @@ pub(crate) mod real {
         // SAFETY: forwarded unchanged.
         unsafe { super::base::memalign(align, size) }
     }
+
+    /// glibc's own allocator, with no choice of heap: for a caller that has
+    /// read its thread's state and knows it is in no harness section (the
+    /// tracking allocator's general path, `record::alloc_glibc`), which
+    /// would otherwise pay that read again.
+    #[cfg(feature = "global-allocator")]
+    pub(crate) mod glibc {
+        use libc::c_void;
+
+        /// # Safety
+        /// As `malloc(3)`.
+        #[inline(always)]
+        pub(crate) unsafe fn malloc(size: usize) -> *mut c_void {
+            // SAFETY: forwarded unchanged.
+            unsafe { super::super::__libc_malloc(size) }
+        }
+        /// # Safety
+        /// As `calloc(3)`.
+        #[inline(always)]
+        pub(crate) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
+            // SAFETY: forwarded unchanged.
+            unsafe { super::super::__libc_calloc(n, size) }
+        }
+        /// # Safety
+        /// As `memalign(3)`: `align` a power of two.
+        #[inline(always)]
+        pub(crate) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
+            // SAFETY: forwarded unchanged.
+            unsafe { super::super::__libc_memalign(align, size) }
+        }
+    }
 }
 
 // --- the C entry points -------------------------------------------------

@@ -613,9 +613,15 @@ mod tests {
         let boxed_at: *const c_void = std::ptr::from_ref(&*boxed).cast();
         for p in [c_block.cast_const(), boxed_at, aligned, grown] {
             assert!(contains(p), "{p:?} is glibc's");
+        }
+        // The C hooks record theirs, as leakcheck's own; the Rust
+        // allocator's are not recorded at all (`Tracked::own_heap_alloc`).
+        for p in [c_block.cast_const(), aligned, grown] {
             let block = crate::track::table::get(p as usize).expect("recorded");
             assert_eq!(block.harness, 1, "{block:?}");
         }
+        #[cfg(feature = "global-allocator")]
+        assert!(crate::track::table::get(boxed_at as usize).is_none());
         assert_eq!(aligned as usize % 256, 0);
         // SAFETY: a live block of the hooks' malloc.
         assert!(unsafe { libc::malloc_usable_size(grown) } >= 50_000);
@@ -636,6 +642,37 @@ mod tests {
             libc::free(grown);
         }
         assert!(crate::track::table::get(moved as usize).is_none());
+    }
+
+    /// A Rust block leakcheck's own code makes (a `Report`'s strings) is
+    /// not recorded, and the program may free or grow it anyway, in a
+    /// check or not: it is no misuse, and a grown one is the check's block
+    /// like any other, leaked here.
+    #[test]
+    fn a_harness_sections_rust_blocks_are_the_programs_to_free_and_grow() {
+        use crate::track::scope::Untracked;
+        let (boxed, mut text, other) = {
+            let _harness = Untracked::harness();
+            let text = String::from("made by leakcheck's own code");
+            (Box::new([3u8; 64]), text, vec![1u32; 40])
+        };
+        let boxed_at: *const c_void = std::ptr::from_ref(&*boxed).cast();
+        for p in [boxed_at, text.as_ptr().cast(), other.as_ptr().cast()] {
+            assert!(contains(p), "{p:?} is glibc's");
+            #[cfg(feature = "global-allocator")]
+            assert!(crate::track::table::get(p as usize).is_none(), "{p:?}");
+        }
+        let report = crate::check(move || {
+            text.push_str(&"x".repeat(10_000));
+            drop(boxed);
+            assert_eq!(text.len(), 28 + 10_000);
+            std::mem::forget(text);
+        });
+        assert_eq!(report.misuse().len(), 0, "{report}");
+        // The grown string is the check's block, left live: its leak.
+        assert_eq!(report.leaked_blocks(), 1, "{report}");
+        assert_eq!(report.leaked_bytes(), 28 + 10_000, "{report}");
+        drop(other);
     }
 
     /// The failure this heap exists for: leakcheck's own work frees blocks
