@@ -56,16 +56,20 @@ impl Guard {
     /// inside a wrapped allocator, or is exiting and past its thread-locals.
     #[inline]
     pub(crate) fn enter() -> Option<Guard> {
-        STATE
-            .try_with(|s| {
-                if s.flags.relaxed() != 0 {
-                    return None;
-                }
-                s.flags.set_relaxed(GUARD);
-                Some(Guard { state: s })
-            })
-            .ok()
-            .flatten()
+        // A `match`, not `.ok().flatten()` (or `unwrap_or_default`):
+        // unoptimised (a user's dev profile) those are calls on every
+        // allocation.
+        #[allow(clippy::manual_unwrap_or_default)]
+        match STATE.try_with(|s| {
+            if s.flags.relaxed() != 0 {
+                return None;
+            }
+            s.flags.set_relaxed(GUARD);
+            Some(Guard { state: s })
+        }) {
+            Ok(guard) => guard,
+            Err(_) => None,
+        }
     }
 
     /// This thread's state as `track::scope` keeps it.

@@ -15,7 +15,7 @@
 
 #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
 use std::sync::atomic::Ordering;
-use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize};
+use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// `load(Relaxed)` and `store(_, Relaxed)`, as the instruction.
 pub(crate) trait Relaxed {
@@ -33,11 +33,23 @@ pub(crate) trait Relaxed {
         allow(dead_code)
     )]
     fn acquire(&self) -> Self::Value;
+    /// `self.store(value, Release)`. On x86_64 every store is a release
+    /// store, and the assembly keeps the compiler from moving any access
+    /// across it: [`Relaxed::set_relaxed`] itself.
+    // The threads' caches', which the portable build has not.
+    #[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
+    fn set_release(&self, value: Self::Value);
 }
 
 macro_rules! relaxed {
+    (generic $generic:ident, $atomic:ty, $value:ty, $width:literal, $reg:literal) => {
+        relaxed!(@impl [$generic] $atomic, $value, $width, $reg);
+    };
     ($atomic:ty, $value:ty, $width:literal, $reg:literal) => {
-        impl Relaxed for $atomic {
+        relaxed!(@impl [] $atomic, $value, $width, $reg);
+    };
+    (@impl [$($generic:ident)?] $atomic:ty, $value:ty, $width:literal, $reg:literal) => {
+        impl $(<$generic>)? Relaxed for $atomic {
             type Value = $value;
 
             #[inline(always)]
@@ -45,13 +57,15 @@ macro_rules! relaxed {
                 #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
                 {
                     let value: $value;
-                    // SAFETY: an aligned load of the atomic's own memory
-                    // (`as_ptr` is aligned for its type), the relaxed atomic
-                    // load on x86_64; no stack use, flags untouched.
+                    // SAFETY: an aligned load of the atomic's own memory (an
+                    // atomic has its value's size and representation, and at
+                    // least its alignment; a cast, not `as_ptr`, which is a
+                    // call unoptimised), the relaxed atomic load on x86_64;
+                    // no stack use, flags untouched.
                     unsafe {
                         core::arch::asm!(
                             concat!("mov {v", $reg, "}, ", $width, " ptr [{p}]"),
-                            p = in(reg) self.as_ptr(),
+                            p = in(reg) self as *const $atomic as *const $value,
                             v = lateout(reg) value,
                             options(nostack, preserves_flags),
                         );
@@ -85,7 +99,7 @@ macro_rules! relaxed {
                 unsafe {
                     core::arch::asm!(
                         concat!("mov ", $width, " ptr [{p}], {v", $reg, "}"),
-                        p = in(reg) self.as_ptr(),
+                        p = in(reg) self as *const $atomic as *const $value,
                         v = in(reg) value,
                         options(nostack, preserves_flags),
                     );
@@ -93,18 +107,30 @@ macro_rules! relaxed {
                 #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
                 self.store(value, Ordering::Relaxed);
             }
+
+            #[inline(always)]
+            fn set_release(&self, value: $value) {
+                #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+                self.set_relaxed(value);
+                #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+                self.store(value, Ordering::Release);
+            }
         }
     };
 }
 
 relaxed!(AtomicU32, u32, "dword", ":e");
+relaxed!(generic T, AtomicPtr<T>, *mut T, "qword", "");
+relaxed!(AtomicU64, u64, "qword", "");
 relaxed!(AtomicUsize, usize, "qword", "");
 relaxed!(AtomicIsize, isize, "qword", "");
 
 #[cfg(test)]
 mod tests {
     use super::Relaxed;
-    use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed as R};
+    use std::sync::atomic::{
+        AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed as R,
+    };
 
     #[test]
     fn loads_and_stores_are_the_atomics_own() {
@@ -117,6 +143,18 @@ mod tests {
         assert_eq!(b.acquire(), usize::MAX - 1);
         b.set_relaxed(1 << 40);
         assert_eq!(b.load(R), 1 << 40);
+        let d = AtomicU64::new(u64::MAX - 3);
+        assert_eq!(d.relaxed(), u64::MAX - 3);
+        d.set_release(1 << 63);
+        assert_eq!(d.load(R), 1 << 63);
+        a.set_release(9);
+        assert_eq!(a.acquire(), 9);
+        let mut x = 5u8;
+        let e = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut::<u8>());
+        e.set_release(&mut x);
+        assert_eq!(e.acquire(), std::ptr::addr_of_mut!(x));
+        e.set_relaxed(std::ptr::null_mut());
+        assert!(e.relaxed().is_null());
         let c = AtomicIsize::new(-5);
         assert_eq!(c.relaxed(), -5);
         c.set_relaxed(isize::MIN);

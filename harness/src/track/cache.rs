@@ -183,7 +183,11 @@ mod imp {
     /// the thread cannot have one. Call under the re-entrancy guard.
     #[inline(always)]
     fn own() -> Option<&'static Cache> {
-        let cache = OWN.try_with(|own| own.load(Relaxed)).ok()?;
+        // A `match`: unoptimised, `.ok()?` is two calls.
+        let cache = match OWN.try_with(|own| own.relaxed()) {
+            Ok(cache) => cache,
+            Err(_) => return None,
+        };
         // Null and `DEAD` in one compare on the fast path.
         if cache as usize <= DEAD as usize {
             return if cache.is_null() { claim() } else { None };
@@ -243,27 +247,27 @@ mod imp {
     /// again inside the owner's window).
     #[inline(always)]
     pub(crate) fn open() -> bool {
-        GATE.load(Relaxed) == OPEN
+        GATE.relaxed() == OPEN
     }
 
     /// Opens the owner's window; false (window closed again) if the gate is
     /// shut.
     #[inline(always)]
     fn enter(cache: &Cache) -> bool {
-        cache.busy.store(1, Relaxed);
+        cache.busy.set_relaxed(1);
         // The heavy side is `membarrier` in `Closed::new`: a compiler fence
         // here is enough to order the store above before the load below.
         compiler_fence(SeqCst);
-        if GATE.load(Relaxed) == OPEN {
+        if GATE.relaxed() == OPEN {
             return true;
         }
-        cache.busy.store(0, Release);
+        cache.busy.set_release(0);
         false
     }
 
     #[inline(always)]
     fn leave(cache: &Cache) {
-        cache.busy.store(0, Release);
+        cache.busy.set_release(0);
     }
 
     /// Files `block` in this thread's cache if the gate is open; false if
@@ -271,7 +275,7 @@ mod imp {
     /// no stack and not leakcheck's own. Call under the re-entrancy guard.
     #[inline(always)]
     pub(crate) fn put(block: &Block) -> bool {
-        GATE.load(Relaxed) == OPEN && put_if_open(block)
+        GATE.relaxed() == OPEN && put_if_open(block)
     }
 
     /// [`put`] for a caller that has just seen the gate open
@@ -289,14 +293,14 @@ mod imp {
             CACHED.store(true, Relaxed);
         }
         let entry = &cache.entries[index(block.addr)];
-        let old = entry.addr.load(Relaxed);
+        let old = entry.addr.relaxed();
         if old != 0 {
             evict(entry, old);
         }
         let packed = Packed::new(block);
-        entry.meta.store(packed.meta, Relaxed);
-        entry.rest.store(packed.rest, Relaxed);
-        entry.addr.store(block.addr, Release);
+        entry.meta.set_relaxed(packed.meta);
+        entry.rest.set_relaxed(packed.rest);
+        entry.addr.set_release(block.addr);
         leave(cache);
         true
     }
@@ -315,7 +319,7 @@ mod imp {
             // Taken by its free on another thread: the entry is empty.
             return;
         }
-        let block = packed(old, entry.meta.load(Relaxed), entry.rest.load(Relaxed));
+        let block = packed(old, entry.meta.relaxed(), entry.rest.relaxed());
         crate::track::record::insert(block.unpack());
     }
 
@@ -323,7 +327,7 @@ mod imp {
     /// and the gate is open. Call under the re-entrancy guard.
     #[inline(always)]
     pub(crate) fn take_own(addr: usize) -> Option<Packed> {
-        if GATE.load(Relaxed) != OPEN {
+        if GATE.relaxed() != OPEN {
             return None;
         }
         let cache = own()?;
@@ -331,11 +335,11 @@ mod imp {
             return None;
         }
         let entry = &cache.entries[index(addr)];
-        let found = if entry.addr.load(Relaxed) == addr {
-            let block = packed(addr, entry.meta.load(Relaxed), entry.rest.load(Relaxed));
+        let found = if entry.addr.relaxed() == addr {
+            let block = packed(addr, entry.meta.relaxed(), entry.rest.relaxed());
             // A plain store: only another free of the same block (a double
             // free racing this one) could take it concurrently.
-            entry.addr.store(0, Relaxed);
+            entry.addr.set_relaxed(0);
             Some(block)
         } else {
             None
@@ -355,15 +359,11 @@ mod imp {
             return false;
         }
         let entry = &cache.entries[index(addr)];
-        let taken = entry.addr.load(Relaxed) == addr
-            && release(&packed(
-                addr,
-                entry.meta.load(Relaxed),
-                entry.rest.load(Relaxed),
-            ));
+        let taken = entry.addr.relaxed() == addr
+            && release(&packed(addr, entry.meta.relaxed(), entry.rest.relaxed()));
         if taken {
             // A plain store, as in `take_own`.
-            entry.addr.store(0, Relaxed);
+            entry.addr.set_relaxed(0);
         }
         leave(cache);
         taken

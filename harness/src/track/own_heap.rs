@@ -56,6 +56,8 @@ const PAGE: usize = 4096;
 const HEADER: usize = 16;
 
 const LIVE: u32 = 0x6c6b_6c76; // "lklv"
+/// A live block the block table does not know (see [`alloc_unrecorded`]).
+const LIVE_UNRECORDED: u32 = 0x6c6b_6c75; // "lklu"
 const FREED: u32 = 0x6c6b_6664; // "lkfd"
 
 /// Size classes: 16 classes of 16-byte steps up to 256 bytes, then four
@@ -353,6 +355,41 @@ fn commit(at: usize, len: usize) -> Option<()> {
 /// A block of `size` bytes aligned to `align` (a power of two), or null:
 /// the caller then uses glibc.
 pub(crate) fn alloc(size: usize, align: usize) -> *mut c_void {
+    alloc_as(size, align, LIVE)
+}
+
+/// [`alloc`], for a block its caller does not record in the block table
+/// (a Rust block of a harness section: `record::alloc_glibc`), so that its
+/// free can tell at once, from the header, that there is no record to
+/// retire ([`unrecorded`]).
+#[cfg_attr(not(feature = "global-allocator"), allow(dead_code))]
+pub(crate) fn alloc_unrecorded(size: usize, align: usize) -> *mut c_void {
+    alloc_as(size, align, LIVE_UNRECORDED)
+}
+
+/// Marks `ptr`, a live block of this heap, as one the block table does not
+/// know (as [`alloc_unrecorded`] makes them).
+pub(crate) fn mark_unrecorded(ptr: *mut c_void) {
+    if let Some((header, ..)) = header_of(ptr) {
+        // SAFETY: the live block's header, committed (`header_of`).
+        unsafe { (*header).magic = LIVE_UNRECORDED };
+    }
+}
+
+/// Whether `ptr` is a live block of this heap that the block table does
+/// not know ([`alloc_unrecorded`], [`mark_unrecorded`]): its free has no
+/// record to retire. False, at the cost of one load and a compare, for
+/// every pointer from elsewhere.
+#[inline(always)]
+pub(crate) fn unrecorded(ptr: *mut c_void) -> bool {
+    contains(ptr)
+        && header_of_quiet(ptr).is_some_and(|(header, ..)| {
+            // SAFETY: the live block's header, committed (`header_of_quiet`).
+            unsafe { (*header).magic == LIVE_UNRECORDED }
+        })
+}
+
+fn alloc_as(size: usize, align: usize, magic: u32) -> *mut c_void {
     let align = align.max(HEADER);
     let Some(class) = size.checked_add(align).and_then(class_of) else {
         return fallback();
@@ -374,7 +411,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut c_void {
         header.write(Header {
             offset: block - raw,
             class: class as u32,
-            magic: LIVE,
+            magic,
         })
     };
     block as *mut c_void
@@ -389,13 +426,18 @@ fn fallback() -> *mut c_void {
 /// The header of `ptr`, a live block of this heap; `None` (reported) if it
 /// is not one.
 fn header_of(ptr: *mut c_void) -> Option<(*mut Header, usize, usize)> {
+    header_of_quiet(ptr).or_else(bad_free)
+}
+
+/// [`header_of`], not reporting a pointer that is no live block.
+fn header_of_quiet(ptr: *mut c_void) -> Option<(*mut Header, usize, usize)> {
     let p = ptr as usize;
     let readable = p % HEADER == 0
         && p >= HEADER
         && ((p - HEADER) < LOW_END.load(Ordering::Acquire)
             || (p - HEADER) >= HIGH_START.load(Ordering::Acquire));
     if !(contains(ptr) && readable) {
-        return bad_free();
+        return None;
     }
     let header = (p - HEADER) as *mut Header;
     // SAFETY: `header` is 16-aligned inside a committed part of the
@@ -406,8 +448,12 @@ fn header_of(ptr: *mut c_void) -> Option<(*mut Header, usize, usize)> {
         magic,
     } = unsafe { header.read() };
     let class = class as usize;
-    if magic != LIVE || class >= CLASSES || offset < HEADER || offset >= class_size(class) {
-        return bad_free();
+    if !matches!(magic, LIVE | LIVE_UNRECORDED)
+        || class >= CLASSES
+        || offset < HEADER
+        || offset >= class_size(class)
+    {
+        return None;
     }
     Some((header, p - offset, class))
 }

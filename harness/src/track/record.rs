@@ -26,7 +26,12 @@ const ZEROED_UP_TO: usize = 64 * 1024;
 #[inline(always)]
 fn zero_fresh(ptr: *mut c_void, from: usize, to: usize) {
     if to > from {
-        let len = (to - from).min(ZEROED_UP_TO);
+        // An `if`, not `min`: unoptimised, `min` is a call.
+        let len = if to - from < ZEROED_UP_TO {
+            to - from
+        } else {
+            ZEROED_UP_TO
+        };
         // SAFETY: `ptr` is a block of at least `to` bytes the allocator just
         // returned to this caller, who has not seen it yet; `from + len <= to`.
         let at = unsafe { ptr.cast::<u8>().add(from) };
@@ -54,7 +59,7 @@ pub(crate) fn alloc_plain(
     }
     // Held across `real` too: glibc's allocator does not allocate.
     let guard = Guard::enter()?;
-    let epoch = scope::plain_epoch()?;
+    let epoch = guard.plain_epoch()?;
     #[cfg(feature = "profile")]
     if !crate::track::sample::unsampled(size) {
         return None;
@@ -162,7 +167,7 @@ pub(crate) unsafe fn alloc_glibc(
     };
     let current = guard.current();
     if current.harness {
-        let ptr = crate::track::own_heap::alloc(size, align);
+        let ptr = crate::track::own_heap::alloc_unrecorded(size, align);
         if !ptr.is_null() {
             if zeroed {
                 // SAFETY: a fresh block of `size` bytes.
@@ -257,8 +262,9 @@ fn record_alloc(
     let current = guard.current();
     #[cfg(leakcheck_interpose)]
     if current.harness && allocator.is_rust() && crate::track::own_heap::contains(ptr) {
-        // A Rust block of a harness section, from the own heap: not
-        // recorded (see `alloc_glibc`).
+        // A Rust block of a harness section (a reallocation's), from the
+        // own heap: not recorded (see `alloc_glibc`).
+        crate::track::own_heap::mark_unrecorded(ptr);
         drop(guard);
         return;
     }
@@ -324,6 +330,10 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
     if ptr.is_null() {
         return None;
     }
+    #[cfg(leakcheck_interpose)]
+    if crate::track::own_heap::unrecorded(ptr) {
+        return None;
+    }
     let _guard = Guard::enter()?;
     let block = cache::remove(ptr as usize)?.unpack();
     if block.scope != 0 {
@@ -346,6 +356,10 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
 pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release) -> bool {
     if ptr.is_null() {
         return false;
+    }
+    if crate::track::own_heap::unrecorded(ptr) {
+        // No record to retire, nothing to hold (see `alloc_glibc`).
+        return true;
     }
     let Some(guard) = Guard::enter() else {
         return true;

@@ -151,20 +151,22 @@ fn epoch_of(s: &ThreadState) -> u32 {
     }
 }
 
-/// The epoch of this thread's new blocks if they belong to no check and
-/// are not leakcheck's own (no scope, or an untracked section, and no
-/// harness section): the blocks a thread's cache may take. `None` else.
-#[cfg(leakcheck_interpose)]
-#[inline(always)]
-pub(crate) fn plain_epoch() -> Option<u32> {
-    state(|s| {
+impl Guard {
+    /// The epoch of this thread's new blocks if they belong to no check
+    /// and are not leakcheck's own (no scope, or an untracked section, and
+    /// no harness section): the blocks a thread's cache may take. `None`
+    /// else. Read through the guard's own pointer to the thread's state:
+    /// no second thread-local look-up.
+    #[cfg(leakcheck_interpose)]
+    #[inline(always)]
+    pub(crate) fn plain_epoch(&self) -> Option<u32> {
+        let s = self.thread();
         let in_check = s.scope.relaxed() != 0 && s.untracked.relaxed() == 0;
         if in_check || s.harness.relaxed() != 0 {
             return None;
         }
         Some(epoch_of(s))
-    })
-    .flatten()
+    }
 }
 
 /// The calling thread's current allocation epoch.

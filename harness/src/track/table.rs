@@ -143,7 +143,11 @@ impl Block {
             scope: 0,
             stack: 0,
             allocator: allocator as u8,
-            align_log2: align.max(1).trailing_zeros() as u8,
+            align_log2: if align <= 1 {
+                0
+            } else {
+                align.trailing_zeros() as u8
+            },
             harness: 0,
             sampled: false,
             guarded: 0,
@@ -196,7 +200,11 @@ impl Slot {
     #[inline(always)]
     fn pack(b: &Block) -> Slot {
         // No block is 256 TiB; a larger size would be clamped, never wrap.
-        let size = (b.size as u64).min(SIZE_MASK);
+        let size = if (b.size as u64) < SIZE_MASK {
+            b.size as u64
+        } else {
+            SIZE_MASK
+        };
         let (owner, epoch_bit) = if b.scope == 0 && b.epoch != 0 {
             (b.epoch, EPOCH_BIT)
         } else {
