@@ -36,8 +36,6 @@ pub(crate) trait Relaxed {
     /// `self.store(value, Release)`. On x86_64 every store is a release
     /// store, and the assembly keeps the compiler from moving any access
     /// across it: [`Relaxed::set_relaxed`] itself.
-    // The threads' caches', which the portable build has not.
-    #[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
     fn set_release(&self, value: Self::Value);
 }
 

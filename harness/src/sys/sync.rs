@@ -6,13 +6,15 @@
 //! table probe), so spinning with a `sched_yield` back-off is cheaper than a
 //! futex round trip and never allocates.
 
+use crate::sys::relaxed::Relaxed as _;
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A lock around `T` that neither allocates nor registers anything.
 pub(crate) struct SpinLock<T> {
-    locked: AtomicBool,
+    /// 1 while held.
+    locked: AtomicU32,
     value: UnsafeCell<T>,
 }
 
@@ -23,7 +25,7 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> Self {
         SpinLock {
-            locked: AtomicBool::new(false),
+            locked: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
     }
@@ -40,17 +42,43 @@ impl<T> SpinLock<T> {
         // but at `opt-level = 0` (a user's dev profile) the compare-exchange
         // went through `core`'s run-time match over both orderings, 90
         // instructions a lock on the allocation path.
-        if !self.locked.swap(true, Ordering::Acquire) {
+        if self.take() == 0 {
             return;
         }
         self.lock_contended();
+    }
+
+    /// `locked.swap(1, Acquire)`: the previous value. Unoptimised on
+    /// x86_64, the `xchg` itself (implicitly locked, a full barrier, so at
+    /// least an acquire), not `swap`'s two calls and run-time match.
+    #[inline(always)]
+    fn take(&self) -> u32 {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        {
+            let mut value: u32 = 1;
+            // SAFETY: an atomic exchange on the atomic's own aligned memory
+            // (an `AtomicU32` has `u32`'s size and representation).
+            unsafe {
+                core::arch::asm!(
+                    "xchg {v:e}, dword ptr [{p}]",
+                    p = in(reg) &self.locked as *const AtomicU32 as *const u32,
+                    v = inout(reg) value,
+                    options(nostack, preserves_flags),
+                );
+            }
+            value
+        }
+        #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+        {
+            self.locked.swap(1, Ordering::Acquire)
+        }
     }
 
     #[cold]
     fn lock_contended(&self) {
         let mut spins = 0u32;
         loop {
-            if !self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire) {
+            if self.locked.load(Ordering::Relaxed) == 0 && self.take() == 0 {
                 return;
             }
             spins += 1;
@@ -77,7 +105,7 @@ impl<T> SpinLock<T> {
     /// The lock must be held through `lock_for_fork` by this thread (or, in a
     /// fork child, by the thread that forked) and not through a guard.
     pub(crate) unsafe fn force_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
+        self.locked.set_release(0);
     }
 }
 
@@ -107,7 +135,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        self.lock.locked.set_release(0);
     }
 }
 
@@ -229,7 +257,7 @@ mod tests {
             }
         });
         assert_eq!(COUNTER.lock().0, 80_000);
-        assert!(!COUNTER.locked.load(Ordering::Relaxed));
+        assert_eq!(COUNTER.locked.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -419,7 +419,7 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 #[cfg(leakcheck_interpose)]
 #[inline]
 pub(crate) fn any_active() -> bool {
-    ACTIVE.load(Relaxed) != 0
+    ACTIVE.relaxed() != 0
 }
 
 fn slot(scope: u32) -> &'static Slot {
@@ -431,7 +431,7 @@ fn lane(scope: u32) -> &'static Lane {
 }
 
 pub(crate) fn is_active(scope: u32) -> bool {
-    (slot(scope).live.load(Relaxed) >> 32) as u32 == scope
+    (slot(scope).live.relaxed() >> 32) as u32 == scope
 }
 
 /// Whether this thread counts `scope`'s blocks in its lane. The body thread
