@@ -151,7 +151,7 @@ static VERIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 /// Whether the verification mode is on.
 #[inline(always)]
 pub(crate) fn verifying() -> bool {
-    VERIFY.load(Ordering::Relaxed)
+    VERIFY.relaxed()
 }
 
 /// Resolves what the unwinder needs. Called from `hooks::init`, outside any

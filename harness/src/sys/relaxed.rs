@@ -15,7 +15,7 @@
 
 #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
 use std::sync::atomic::Ordering;
-use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// `load(Relaxed)` and `store(_, Relaxed)`, as the instruction.
 pub(crate) trait Relaxed {
@@ -117,6 +117,69 @@ macro_rules! relaxed {
     };
 }
 
+impl Relaxed for AtomicBool {
+    type Value = bool;
+
+    #[inline(always)]
+    fn relaxed(&self) -> bool {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        {
+            let value: u8;
+            // SAFETY: an aligned load of the atomic's own byte (an
+            // `AtomicBool` has `bool`'s size and representation: 0 or 1).
+            unsafe {
+                core::arch::asm!(
+                    "mov {v}, byte ptr [{p}]",
+                    p = in(reg) self as *const AtomicBool as *const u8,
+                    v = lateout(reg_byte) value,
+                    options(nostack, preserves_flags),
+                );
+            }
+            value != 0
+        }
+        #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+        {
+            self.load(Ordering::Relaxed)
+        }
+    }
+
+    #[inline(always)]
+    fn acquire(&self) -> bool {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        {
+            self.relaxed()
+        }
+        #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+        {
+            self.load(Ordering::Acquire)
+        }
+    }
+
+    #[inline(always)]
+    fn set_relaxed(&self, value: bool) {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        // SAFETY: an aligned store of 0 or 1 to the atomic's own byte.
+        unsafe {
+            core::arch::asm!(
+                "mov byte ptr [{p}], {v}",
+                p = in(reg) self as *const AtomicBool as *const u8,
+                v = in(reg_byte) u8::from(value),
+                options(nostack, preserves_flags),
+            );
+        }
+        #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+        self.store(value, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    fn set_release(&self, value: bool) {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        self.set_relaxed(value);
+        #[cfg(not(all(target_arch = "x86_64", leakcheck_unoptimized)))]
+        self.store(value, Ordering::Release);
+    }
+}
+
 relaxed!(AtomicU32, u32, "dword", ":e");
 relaxed!(generic T, AtomicPtr<T>, *mut T, "qword", "");
 relaxed!(AtomicU64, u64, "qword", "");
@@ -153,6 +216,12 @@ mod tests {
         assert_eq!(e.acquire(), std::ptr::addr_of_mut!(x));
         e.set_relaxed(std::ptr::null_mut());
         assert!(e.relaxed().is_null());
+        let f = std::sync::atomic::AtomicBool::new(true);
+        assert!(f.relaxed());
+        f.set_relaxed(false);
+        assert!(!f.acquire());
+        f.set_release(true);
+        assert!(f.load(R));
         let c = AtomicIsize::new(-5);
         assert_eq!(c.relaxed(), -5);
         c.set_relaxed(isize::MIN);

@@ -289,7 +289,7 @@ mod imp {
         // Inside the window, before the block is published: a drain, which
         // reads the flag after every window, or a free on another thread
         // that got the block from this one, then sees it set.
-        if !CACHED.load(Relaxed) {
+        if !CACHED.relaxed() {
             CACHED.store(true, Relaxed);
         }
         let entry = &cache.entries[index(block.addr)];

@@ -11,6 +11,7 @@
 
 use crate::stacks::{frame_marker, hook_frame_here};
 use crate::sys::reentry::Guard;
+use crate::sys::relaxed::Relaxed as _;
 use crate::track::misuse::{self, guard_for_new, Call, Release};
 use crate::track::record::{
     alloc_plain, free_plain, on_alloc, on_final_free, on_free, on_realloc, on_realloc_failed,
@@ -267,12 +268,21 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// As `malloc(3)`.
 #[inline(never)]
 unsafe fn malloc_general(size: usize, hook_frame: usize) -> *mut c_void {
-    let guard = guard_for_new(size);
-    // SAFETY: forwarding malloc's own contract (`size + guard` does not
-    // overflow: `guard_for_new` checked).
-    let ptr = unsafe { base::malloc(size + guard) };
-    on_alloc(ptr, size, Allocator::Malloc, 0, hook_frame, guard != 0);
-    ptr
+    crate::track::record::alloc_general(
+        size,
+        0,
+        Allocator::Malloc,
+        hook_frame,
+        |n| {
+            // SAFETY: forwarding malloc's own contract (`alloc_general`
+            // adds guard bytes only where the sum does not overflow).
+            unsafe { base::malloc(n) }
+        },
+        |n| {
+            // SAFETY: as above.
+            unsafe { __libc_malloc(n) }
+        },
+    )
 }
 
 /// Interposed `calloc(3)`.
@@ -687,7 +697,7 @@ static ASYNC_HANDLERS: AtomicBool = AtomicBool::new(false);
 /// for the arena lock its own thread holds.
 #[inline(always)]
 pub(crate) fn async_handlers_installed() -> bool {
-    ASYNC_HANDLERS.load(Ordering::Relaxed)
+    ASYNC_HANDLERS.relaxed()
 }
 static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 

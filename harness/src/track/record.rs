@@ -129,19 +129,93 @@ pub(crate) fn on_alloc(
     record_alloc(ptr, size, allocator, align, hook_frame, guarded);
 }
 
-/// The general path of leakcheck's own global allocator (`Tracked<Glibc>`,
-/// when the thread's cache cannot take the block: inside a check, in a
-/// harness section, for a profile sample): one guard and one read of the
-/// thread's state for the whole call, which decide the heap, the guard
-/// bytes and the record. Unoptimised (a user's dev profile), each of the
-/// three thread-local reads it replaces was about 150 instructions.
+/// The general allocation path of the C `malloc` hook and of leakcheck's
+/// own global allocator (`Tracked<Glibc>`), when the thread's cache
+/// cannot take the block (inside a check, in a harness section, for a
+/// profile sample): one guard and one read of the thread's state for the
+/// whole call, which decide the heap, the guard bytes and the record.
+/// Unoptimised (a user's dev profile), each of the three thread-local
+/// reads this replaces (`misuse::guard_for_new`, `hooks::base`'s choice
+/// of heap, the record's guard) was about 150 instructions.
 ///
-/// A Rust block of a harness section (leakcheck's own code: the verdict,
-/// the report) comes from leakcheck's own heap and is not recorded: it is
-/// never a root nor a candidate of a verdict, and its free and
-/// reallocation find it by address ([`own_heap_unrecorded`]). Recording
-/// and retiring one cost 4,600 instructions unoptimised, about 22 of them
-/// a clean check.
+/// `glibc` allocates `n` bytes from glibc's heap; `routed` through
+/// `hooks::real` (which picks the heap itself), for a call that cannot
+/// take the guard (re-entered, bypassed): such a block is not recorded, as
+/// on every front end.
+///
+/// In a harness section (leakcheck's own code: the verdict, the report)
+/// the block comes from leakcheck's own heap. A Rust one is not recorded:
+/// it is never a root nor a candidate of a verdict, and its free and
+/// reallocation find it by its header ([`own_heap::unrecorded`]) or
+/// address ([`own_heap_unrecorded`]); recording and retiring one cost
+/// 4,600 instructions unoptimised, about 22 of them a clean check. A C one
+/// is recorded as the harness's, as before.
+///
+/// [`own_heap::unrecorded`]: crate::track::own_heap::unrecorded
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+pub(crate) fn alloc_general(
+    size: usize,
+    align: usize,
+    allocator: Allocator,
+    hook_frame: usize,
+    routed: impl FnOnce(usize) -> *mut c_void,
+    glibc: impl FnOnce(usize) -> *mut c_void,
+) -> *mut c_void {
+    use crate::track::own_heap;
+    let zeroed = matches!(allocator, Allocator::Calloc | Allocator::RustAllocZeroed);
+    let Some(guard) = Guard::enter() else {
+        let ptr = routed(size);
+        if !ptr.is_null() && !zeroed {
+            zero_fresh(ptr, 0, size);
+        }
+        return ptr;
+    };
+    let current = guard.current();
+    if current.harness {
+        let rust = allocator.is_rust();
+        let ptr = if rust {
+            own_heap::alloc_unrecorded(size, align)
+        } else {
+            own_heap::alloc(size, align)
+        };
+        if !ptr.is_null() {
+            if zeroed {
+                // SAFETY: a fresh block of `size` bytes.
+                unsafe { crate::sys::zero(ptr.cast(), size) };
+            } else if !rust {
+                zero_fresh(ptr, 0, size);
+            }
+            if !rust {
+                let block = new_block(ptr, size, allocator, align, false);
+                record_entered(guard, current, block, hook_frame);
+            }
+            return ptr;
+        }
+        // Too big for the heap: from glibc, recorded as the harness's.
+    }
+    let guard_bytes =
+        if current.scope != 0 && size.checked_add(crate::track::misuse::GUARD).is_some() {
+            crate::track::misuse::GUARD
+        } else {
+            0
+        };
+    let ptr = glibc(size + guard_bytes);
+    if ptr.is_null() {
+        return ptr;
+    }
+    if !zeroed {
+        zero_fresh(ptr, 0, size);
+    }
+    if guard_bytes != 0 {
+        crate::track::misuse::write_guard(ptr, size);
+    }
+    let block = new_block(ptr, size, allocator, align, guard_bytes != 0);
+    record_entered(guard, current, block, hook_frame);
+    ptr
+}
+
+/// [`alloc_general`] for leakcheck's own global allocator (`Tracked<Glibc>`).
 ///
 /// # Safety
 ///
@@ -155,48 +229,21 @@ pub(crate) unsafe fn alloc_glibc(
     hook_frame: usize,
 ) -> *mut c_void {
     let zeroed = matches!(allocator, Allocator::RustAllocZeroed);
-    let Some(guard) = Guard::enter() else {
-        // Re-entered or bypassed: served, not recorded, as every front end
-        // does then.
-        // SAFETY: the caller's valid size and alignment.
-        let ptr = unsafe { glibc_block(size, align, zeroed, RoutedBy::Base) };
-        if !ptr.is_null() && !zeroed {
-            zero_fresh(ptr, 0, size);
-        }
-        return ptr;
-    };
-    let current = guard.current();
-    if current.harness {
-        let ptr = crate::track::own_heap::alloc_unrecorded(size, align);
-        if !ptr.is_null() {
-            if zeroed {
-                // SAFETY: a fresh block of `size` bytes.
-                unsafe { crate::sys::zero(ptr.cast(), size) };
-            }
-            return ptr;
-        }
-        // Too big for the heap: from glibc, recorded as the harness's.
-    }
-    let guard_bytes =
-        if current.scope != 0 && size.checked_add(crate::track::misuse::GUARD).is_some() {
-            crate::track::misuse::GUARD
-        } else {
-            0
-        };
-    // SAFETY: the caller's alignment, and a size checked not to overflow.
-    let ptr = unsafe { glibc_block(size + guard_bytes, align, zeroed, RoutedBy::Caller) };
-    if ptr.is_null() {
-        return ptr;
-    }
-    if !zeroed {
-        zero_fresh(ptr, 0, size);
-    }
-    if guard_bytes != 0 {
-        crate::track::misuse::write_guard(ptr, size);
-    }
-    let block = new_block(ptr, size, allocator, align, guard_bytes != 0);
-    record_entered(guard, current, block, hook_frame);
-    ptr
+    alloc_general(
+        size,
+        align,
+        allocator,
+        hook_frame,
+        |n| {
+            // SAFETY: the caller's valid alignment, and a non-zero size
+            // (`alloc_general` adds the guard bytes only where they fit).
+            unsafe { glibc_block(n, align, zeroed, RoutedBy::Base) }
+        },
+        |n| {
+            // SAFETY: as above.
+            unsafe { glibc_block(n, align, zeroed, RoutedBy::Caller) }
+        },
+    )
 }
 
 /// Who chose the heap of a block [`glibc_block`] allocates.
