@@ -338,7 +338,7 @@ fn new_block(
 #[inline(always)]
 fn record_entered(guard: Guard, current: scope::Current, mut block: Block, hook_frame: usize) {
     let size = block.size;
-    if current.scope != 0 && scope::count_alloc(current.scope, size) {
+    if current.scope != 0 && guard.count_alloc(current.scope, size) {
         block.scope = current.scope;
         block.stack = stacks::capture(hook_frame, current.base, current.stack_low);
     }
@@ -381,10 +381,10 @@ pub(crate) fn on_free(ptr: *mut c_void) -> Option<Block> {
     if crate::track::own_heap::unrecorded(ptr) {
         return None;
     }
-    let _guard = Guard::enter()?;
+    let guard = Guard::enter()?;
     let block = cache::remove(ptr as usize)?.unpack();
     if block.scope != 0 {
-        scope::count_free(block.scope, block.size);
+        guard.count_free(block.scope, block.size);
     }
     Some(block)
 }
@@ -428,7 +428,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     }
     let block = packed.unpack();
     if block.scope != 0 {
-        scope::count_free(block.scope, block.size);
+        guard.count_free(block.scope, block.size);
     }
     let free_stack = crate::track::misuse::on_release(&guard, &block, how, true);
     if block.allocator().is_rust() && !how.call.is_rust() && !cfg!(feature = "global-allocator") {
@@ -493,9 +493,9 @@ fn released_plainly(packed: &table::Packed, how: crate::track::misuse::Release) 
 /// Puts back a block whose reallocation failed (the old block is intact).
 pub(crate) fn on_realloc_failed(old: Option<Block>) {
     let Some(old) = old else { return };
-    let Some(_guard) = Guard::enter() else { return };
+    let Some(guard) = Guard::enter() else { return };
     let mut block = old;
-    if block.scope != 0 && !scope::count_alloc(block.scope, block.size) {
+    if block.scope != 0 && !guard.count_alloc(block.scope, block.size) {
         block.scope = 0;
     }
     store(block);
@@ -533,7 +533,7 @@ pub(crate) fn on_realloc(
     block.guarded = u8::from(guarded);
     block.harness = old.harness;
     block.epoch = old.epoch;
-    if old.scope != 0 && scope::count_alloc(old.scope, size) {
+    if old.scope != 0 && guard.count_alloc(old.scope, size) {
         block.scope = old.scope;
         let current = guard.current();
         block.stack = if current.scope == old.scope {

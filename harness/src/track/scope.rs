@@ -40,6 +40,9 @@ pub(crate) struct ThreadState {
     /// running on this thread (see `hooks::sigaction`).
     #[cfg(leakcheck_interpose)]
     in_signal: AtomicU32,
+    /// The scope whose [`Lane`] this thread writes: set on a check's body
+    /// thread for the body's run, 0 elsewhere.
+    lane_owner: AtomicU32,
 }
 
 impl ThreadState {
@@ -54,6 +57,7 @@ impl ThreadState {
             stack_low: AtomicUsize::new(0),
             #[cfg(leakcheck_interpose)]
             in_signal: AtomicU32::new(0),
+            lane_owner: AtomicU32::new(0),
         }
     }
 }
@@ -324,7 +328,7 @@ pub(crate) fn stack_low() -> usize {
 /// [`enter_thread`] for a check's body thread, which from now on counts the
 /// scope's blocks in the scope's lane (until [`leave_thread`]).
 pub(crate) fn enter_body(scope: u32, base: usize) -> Current {
-    let _ = OWNER.try_with(|o| o.store(scope, Relaxed));
+    let _ = state(|s| s.lane_owner.store(scope, Relaxed));
     enter_thread(scope, base)
 }
 
@@ -333,8 +337,8 @@ pub(crate) fn enter_body(scope: u32, base: usize) -> Current {
 /// counts as any other thread's would.
 pub(crate) fn leave_thread(prev: Current) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-    let _ = OWNER.try_with(|o| o.store(0, Relaxed));
     let _ = state(|s| {
+        s.lane_owner.store(0, Relaxed);
         s.scope.store(prev.scope, Relaxed);
         s.base.store(prev.base, Relaxed);
         s.stack_low.store(prev.stack_low, Relaxed);
@@ -404,12 +408,6 @@ static LANES: [Lane; SLOT_COUNT] = [const {
     }
 }; SLOT_COUNT];
 
-thread_local! {
-    /// The scope whose [`Lane`] this thread writes: set on a check's body
-    /// thread for the body's run, 0 elsewhere.
-    static OWNER: AtomicU32 = const { AtomicU32::new(0) };
-}
-
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// How many scopes are running.
@@ -438,7 +436,24 @@ pub(crate) fn is_active(scope: u32) -> bool {
 /// owns its lane only while its scope runs (the verdict joins it first).
 #[inline(always)]
 fn owns(scope: u32) -> bool {
-    OWNER.try_with(|o| o.relaxed() == scope).unwrap_or(false)
+    state(|s| s.lane_owner.relaxed() == scope).unwrap_or(false)
+}
+
+impl Guard {
+    /// Counts a new block for `scope` (false if the scope has ended: the
+    /// block then belongs to no scope), in the scope's lane if this thread
+    /// owns it, read through the guard's own pointer to the thread's
+    /// state: no second thread-local look-up.
+    #[inline(always)]
+    pub(crate) fn count_alloc(&self, scope: u32, size: usize) -> bool {
+        count_alloc_as(self.thread().lane_owner.relaxed() == scope, scope, size)
+    }
+
+    /// [`count_free`], as [`Guard::count_alloc`].
+    #[inline(always)]
+    pub(crate) fn count_free(&self, scope: u32, size: usize) {
+        count_free_as(self.thread().lane_owner.relaxed() == scope, scope, size);
+    }
 }
 
 /// `value + delta`, by the lane's only writer.
@@ -471,12 +486,20 @@ fn adjust_live(live: &AtomicU64, scope: u32, delta: u32) -> bool {
     }
 }
 
-/// Counts a new block for `scope`. Returns false if the scope has ended (the
-/// block then belongs to no scope).
-#[inline]
-pub(crate) fn count_alloc(scope: u32, size: usize) -> bool {
+/// Counts a new block for `scope` ([`Guard::count_alloc`] on the
+/// allocation path), as this thread's: in the scope's lane if it owns it.
+#[cfg(test)]
+fn count_alloc(scope: u32, size: usize) -> bool {
+    count_alloc_as(owns(scope), scope, size)
+}
+
+/// Counts a new block for `scope`, in its lane if `owned` (this thread
+/// writes the lane). Returns false if the scope has ended (the block then
+/// belongs to no scope).
+#[inline(always)]
+fn count_alloc_as(owned: bool, scope: u32, size: usize) -> bool {
     let size = size as isize;
-    if owns(scope) {
+    if owned {
         let lane = lane(scope);
         add_own(&lane.live, 1);
         bump_own(&lane.allocations);
@@ -545,7 +568,13 @@ fn pending_threads(scope: u32) -> bool {
 /// Counts the end of a block that belonged to `scope`.
 #[inline]
 pub(crate) fn count_free(scope: u32, size: usize) {
-    if owns(scope) {
+    count_free_as(owns(scope), scope, size);
+}
+
+/// [`count_free`], `owned` saying whether this thread writes the lane.
+#[inline(always)]
+fn count_free_as(owned: bool, scope: u32, size: usize) {
+    if owned {
         let lane = lane(scope);
         add_own(&lane.live, -1);
         bump_own(&lane.frees);
