@@ -99,8 +99,10 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
             }
             // The frames, the marker and their hash are the object's.
             let kept = walked.len + usize::from(walked.reached_base);
-            // SAFETY: the walk wrote the first `kept` words of `ips`.
-            let ips = unsafe { std::slice::from_raw_parts(walked.ips, kept) };
+            // SAFETY: the walk wrote the first `kept` words of `ips`. Made
+            // with `slice_from_raw_parts`: unoptimised, `from_raw_parts`
+            // runs a precondition check of some 90 instructions.
+            let ips = unsafe { &*std::ptr::slice_from_raw_parts(walked.ips, kept) };
             let id = intern_hashed(ips, walked.hash);
             // SAFETY: right after this thread's walk, under the guard.
             unsafe { super::unwind::remember_in(traces, id) };

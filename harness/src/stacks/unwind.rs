@@ -87,8 +87,9 @@ impl Cache {
             }
         }
         // SAFETY: `p` maps 2 * CACHE_SLOTS zeroed u64s, never unmapped, and
-        // AtomicU64 has the layout of u64.
-        Some(unsafe { std::slice::from_raw_parts(p as *const AtomicU64, CACHE_SLOTS * 2) })
+        // AtomicU64 has the layout of u64. (`slice_from_raw_parts`: see
+        // `capture::capture`.)
+        Some(unsafe { &*std::ptr::slice_from_raw_parts(p as *const AtomicU64, CACHE_SLOTS * 2) })
     }
 
     fn get(&self, ip: usize, generation: u32) -> Option<Entry> {

@@ -65,7 +65,8 @@ fn fill(freed: &mut Freed) {
         let len = freed.size.min(FILL_MAX);
         // SAFETY: the block is live glibc memory of at least `size` bytes
         // that its owner has just freed: only the quarantine touches it now.
-        unsafe { std::ptr::write_bytes(freed.addr as *mut u8, FREED_FILL, len) };
+        // libc's `memset`, not `write_bytes` (see `misuse::write_guard`).
+        unsafe { libc::memset(freed.addr as *mut libc::c_void, i32::from(FREED_FILL), len) };
         freed.filled = 1;
     }
 }
