@@ -43,12 +43,19 @@ pub(crate) fn set_depth(depth: usize) {
 ///
 /// Returns 0 when nothing was captured.
 #[inline(never)]
-pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
-    // Not zeroed: 2 KiB of stores per capture, twice per block inside a
-    // check (its allocation and its free), were most of its cost. A local of
-    // its own: inside the struct, LLVM merged it with the zeroed fields
-    // into one memset. One uninitialised array, not an array of
-    // uninitialised words: unoptimised, that became a loop over the 257.
+pub(crate) fn capture(
+    guard: &crate::sys::reentry::Guard,
+    hook_frame: usize,
+    base: usize,
+    stack_low: usize,
+) -> u32 {
+    #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
+    let _ = guard; // the walks it reaches are the cached unwinder's
+                   // Not zeroed: 2 KiB of stores per capture, twice per block inside a
+                   // check (its allocation and its free), were most of its cost. A local of
+                   // its own: inside the struct, LLVM merged it with the zeroed fields
+                   // into one memset. One uninitialised array, not an array of
+                   // uninitialised words: unoptimised, that became a loop over the 257.
     let mut ips = Frames::uninit();
     let mut stack = Collected {
         depth: DEPTH.relaxed(),
@@ -59,7 +66,7 @@ pub(crate) fn capture(hook_frame: usize, base: usize, stack_low: usize) -> u32 {
         reached_base: false,
     };
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
-    let traces = super::unwind::traces();
+    let traces = guard.traces();
     #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
     let fall_back = {
         let mut walked = super::capture_core::Capture {

@@ -392,13 +392,6 @@ unsafe extern "C" fn rule_for_slow(address: usize, generation: u32) -> u64 {
 
 // --- walking ---------------------------------------------------------------
 
-thread_local! {
-    /// This thread's previous walks (`walk_core::Traces`), touched only by
-    /// [`capture_joining`] and [`remember_in`], under the re-entrancy guard.
-    static TRACES: std::cell::UnsafeCell<walk_core::Traces> =
-        const { std::cell::UnsafeCell::new(walk_core::NO_TRACES) };
-}
-
 #[cfg(leakcheck_prebuilt_walk)]
 extern "C" {
     /// `walk_core::walk`, built optimised by `build.rs` (`walk_object.rs`).
@@ -467,13 +460,6 @@ pub(crate) fn context() -> walk_core::Context {
         unwinder: [UNWINDER_START.relaxed(), UNWINDER_END.relaxed()],
         slow: rule_for_slow,
     }
-}
-
-/// This thread's traces, for a [`capture_joining`] and the
-/// [`remember_in`] after it.
-#[inline(always)]
-pub(crate) fn traces() -> *mut walk_core::Traces {
-    TRACES.with(|t| t.get())
 }
 
 #[cfg(leakcheck_prebuilt_walk)]
@@ -545,10 +531,10 @@ pub(crate) unsafe fn remember_in(traces: *mut walk_core::Traces, value: u32) {
 pub(crate) fn join_counts() -> (usize, usize, usize) {
     // SAFETY: a read of this thread's counters; tests call it outside any
     // walk.
-    TRACES.with(|t| unsafe {
-        let t = &*t.get();
-        (t.joins, t.walks, t.sames)
-    })
+    let guard = crate::sys::reentry::Guard::enter().expect("no guard held by this test thread");
+    // SAFETY: this thread's traces, read outside any walk.
+    let t = unsafe { &*guard.traces() };
+    (t.joins, t.walks, t.sames)
 }
 
 #[cfg(test)]
@@ -951,8 +937,8 @@ mod joining {
     #[inline(never)]
     fn capture_here() -> u32 {
         let hook_frame = frame_marker();
-        let _guard = Guard::enter().expect("no guard held by this test thread");
-        let id = capture(hook_frame, BASE.with(Cell::get), 0);
+        let guard = Guard::enter().expect("no guard held by this test thread");
+        let id = capture(&guard, hook_frame, BASE.with(Cell::get), 0);
         // No assertion here: it runs in C callbacks, which cannot unwind.
         if id == 0 {
             EMPTY.with(|n| n.set(n.get() + 1));

@@ -28,6 +28,13 @@ struct Flags {
     /// `opt-level = 0` each access through `LocalKey` had cost 100 to 230
     /// instructions, several times a hook.
     scope: crate::track::scope::ThreadState,
+    /// This thread's previous walks (`walk_core::Traces`), touched only by
+    /// a capture's walk and the `remember_in` after it, under the guard:
+    /// here too, so that a capture reaches them through the guard's
+    /// pointer rather than a thread-local look-up of their own (about 67
+    /// instructions a capture unoptimised).
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    traces: std::cell::UnsafeCell<crate::stacks::walk_core::Traces>,
 }
 
 thread_local! {
@@ -36,6 +43,8 @@ thread_local! {
             flags: AtomicU32::new(0),
             flags_before_fork: AtomicU32::new(0),
             scope: crate::track::scope::ThreadState::new(),
+            #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+            traces: std::cell::UnsafeCell::new(crate::stacks::walk_core::NO_TRACES),
         }
     };
 }
@@ -70,6 +79,15 @@ impl Guard {
             Ok(guard) => guard,
             Err(_) => None,
         }
+    }
+
+    /// This thread's walks, for a capture made under this guard (the only
+    /// access: nothing else holds a reference into them meanwhile).
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64"))]
+    #[inline(always)]
+    pub(crate) fn traces(&self) -> *mut crate::stacks::walk_core::Traces {
+        // SAFETY: `state` is this thread's live `STATE` (see `thread`).
+        unsafe { (*self.state).traces.get() }
     }
 
     /// This thread's state as `track::scope` keeps it.

@@ -353,7 +353,7 @@ fn charge(guard: &Guard, block_scope: u32) -> u32 {
 /// The stack of the bad call, as an allocation's would be captured.
 fn capture(guard: &Guard, hook_frame: usize) -> u32 {
     let current = guard.current();
-    stacks::capture(hook_frame, current.base, current.stack_low)
+    stacks::capture(guard, hook_frame, current.base, current.stack_low)
 }
 
 /// What a check's verdict gets: its events, and how many found no room.

@@ -340,7 +340,7 @@ fn record_entered(guard: Guard, current: scope::Current, mut block: Block, hook_
     let size = block.size;
     if current.scope != 0 && guard.count_alloc(current.scope, size) {
         block.scope = current.scope;
-        block.stack = stacks::capture(hook_frame, current.base, current.stack_low);
+        block.stack = stacks::capture(&guard, hook_frame, current.base, current.stack_low);
     }
     block.harness = u8::from(current.harness);
     block.epoch = current.epoch;
@@ -537,7 +537,7 @@ pub(crate) fn on_realloc(
         block.scope = old.scope;
         let current = guard.current();
         block.stack = if current.scope == old.scope {
-            stacks::capture(hook_frame, current.base, current.stack_low)
+            stacks::capture(&guard, hook_frame, current.base, current.stack_low)
         } else {
             old.stack
         };
