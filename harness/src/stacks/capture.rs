@@ -49,13 +49,15 @@ pub(crate) fn capture(
     base: usize,
     stack_low: usize,
 ) -> u32 {
+    // The guard is how the cached unwinder reaches this thread's walks;
+    // elsewhere only the fact of holding it matters.
     #[cfg(not(all(leakcheck_interpose, target_arch = "x86_64")))]
-    let _ = guard; // the walks it reaches are the cached unwinder's
-                   // Not zeroed: 2 KiB of stores per capture, twice per block inside a
-                   // check (its allocation and its free), were most of its cost. A local of
-                   // its own: inside the struct, LLVM merged it with the zeroed fields
-                   // into one memset. One uninitialised array, not an array of
-                   // uninitialised words: unoptimised, that became a loop over the 257.
+    let _ = guard;
+    // Not zeroed: 2 KiB of stores per capture, twice per block inside a
+    // check (its allocation and its free), were most of its cost. A local of
+    // its own: inside the struct, LLVM merged it with the zeroed fields
+    // into one memset. One uninitialised array, not an array of
+    // uninitialised words: unoptimised, that became a loop over the 257.
     let mut ips = Frames::uninit();
     let mut stack = Collected {
         depth: DEPTH.relaxed(),

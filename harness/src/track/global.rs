@@ -368,7 +368,7 @@ pub(crate) fn rust_visibility() -> RustVisibility {
         }
         let seen = crate::track::table::get(ptr as usize).filter(|b| b.size == PROBE);
         // Asked in a harness section, the tracking allocator does not
-        // record a block of leakcheck's own heap (`record::record_alloc`);
+        // record a block of leakcheck's own heap (`record::alloc_general`);
         // the C hooks record theirs, so an unrecorded block there is a
         // tracked Rust one.
         #[cfg(leakcheck_interpose)]

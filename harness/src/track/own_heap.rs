@@ -359,7 +359,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut c_void {
 }
 
 /// [`alloc`], for a block its caller does not record in the block table
-/// (a Rust block of a harness section: `record::alloc_glibc`), so that its
+/// (a Rust block of a harness section: `record::alloc_general`), so that its
 /// free can tell at once, from the header, that there is no record to
 /// retire ([`unrecorded`]).
 #[cfg_attr(not(feature = "global-allocator"), allow(dead_code))]
@@ -661,13 +661,20 @@ mod tests {
             assert!(contains(p), "{p:?} is glibc's");
         }
         // The C hooks record theirs, as leakcheck's own; the Rust
-        // allocator's are not recorded at all (`Tracked::own_heap_alloc`).
+        // allocator's are not recorded at all (`record::alloc_general`),
+        // and their headers say so.
         for p in [c_block.cast_const(), aligned, grown] {
             let block = crate::track::table::get(p as usize).expect("recorded");
             assert_eq!(block.harness, 1, "{block:?}");
         }
         #[cfg(feature = "global-allocator")]
-        assert!(crate::track::table::get(boxed_at as usize).is_none());
+        {
+            assert!(crate::track::table::get(boxed_at as usize).is_none());
+            assert!(unrecorded(boxed_at.cast_mut()));
+        }
+        for p in [c_block.cast_const(), aligned, grown] {
+            assert!(!unrecorded(p.cast_mut()), "{p:?}");
+        }
         assert_eq!(aligned as usize % 256, 0);
         // SAFETY: a live block of the hooks' malloc.
         assert!(unsafe { libc::malloc_usable_size(grown) } >= 50_000);
@@ -693,21 +700,27 @@ mod tests {
     /// A Rust block leakcheck's own code makes (a `Report`'s strings) is
     /// not recorded, and the program may free or grow it anyway, in a
     /// check or not: it is no misuse, and a grown one is the check's block
-    /// like any other, leaked here.
+    /// like any other, leaked here. (Without leakcheck's global allocator
+    /// Rust blocks are C ones to it, recorded as the harness's.)
+    #[cfg(feature = "global-allocator")]
     #[test]
     fn a_harness_sections_rust_blocks_are_the_programs_to_free_and_grow() {
         use crate::track::scope::Untracked;
         let (boxed, mut text, other) = {
             let _harness = Untracked::harness();
             let text = String::from("made by leakcheck's own code");
-            (Box::new([3u8; 64]), text, vec![1u32; 40])
+            // Grown inside the section: a reallocation's block, marked.
+            let mut other = vec![1u32; 4];
+            other.extend_from_slice(&[2u32; 36]);
+            (Box::new([3u8; 64]), text, other)
         };
         let boxed_at: *const c_void = std::ptr::from_ref(&*boxed).cast();
         for p in [boxed_at, text.as_ptr().cast(), other.as_ptr().cast()] {
             assert!(contains(p), "{p:?} is glibc's");
-            #[cfg(feature = "global-allocator")]
             assert!(crate::track::table::get(p as usize).is_none(), "{p:?}");
+            assert!(unrecorded(p.cast_mut()), "{p:?}");
         }
+        assert_eq!(other.iter().sum::<u32>(), 4 + 72);
         let report = crate::check(move || {
             text.push_str(&"x".repeat(10_000));
             drop(boxed);

@@ -180,10 +180,13 @@ pub(crate) fn alloc_general(
             own_heap::alloc(size, align)
         };
         if !ptr.is_null() {
+            // Zeroed as any new block, unrecorded or not: a program may
+            // grow a Rust one later (a `Report`'s string) into a block of
+            // its check, whose spare bytes must hold no stale addresses.
             if zeroed {
                 // SAFETY: a fresh block of `size` bytes.
                 unsafe { crate::sys::zero(ptr.cast(), size) };
-            } else if !rust {
+            } else {
                 zero_fresh(ptr, 0, size);
             }
             if !rust {
@@ -310,7 +313,7 @@ fn record_alloc(
     #[cfg(leakcheck_interpose)]
     if current.harness && allocator.is_rust() && crate::track::own_heap::contains(ptr) {
         // A Rust block of a harness section (a reallocation's), from the
-        // own heap: not recorded (see `alloc_glibc`).
+        // own heap: not recorded (see `alloc_general`).
         crate::track::own_heap::mark_unrecorded(ptr);
         drop(guard);
         return;
@@ -405,7 +408,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
         return false;
     }
     if crate::track::own_heap::unrecorded(ptr) {
-        // No record to retire, nothing to hold (see `alloc_glibc`).
+        // No record to retire, nothing to hold (see `alloc_general`).
         return true;
     }
     let Some(guard) = Guard::enter() else {
@@ -461,7 +464,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
 
 /// Whether `ptr`, which the table does not know, is a block of leakcheck's
 /// own heap: a Rust block of a harness section, never recorded (see
-/// [`alloc_glibc`]), which glibc's entry points free and resize there by
+/// [`alloc_general`]), which glibc's entry points free and resize there by
 /// address wherever the call is made (a `Report` is built in a harness
 /// section and dropped by the program). Such a free is no misuse; asked
 /// first, this spares it `misuse::unknown_pointer`'s look-ups (the table,
