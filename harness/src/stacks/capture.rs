@@ -436,7 +436,7 @@ impl Store {
         }
         let frames = pages::map(FRAME_WORDS * 8, true);
         let entries = pages::map(MAX_STACKS * 8, true);
-        let index = pages::map(MIN_INDEX_SLOTS * 4, false);
+        let index = pages::map_populated(MIN_INDEX_SLOTS * 4);
         if frames.is_null() || entries.is_null() || index.is_null() {
             self.failed = true;
             return false;
@@ -472,7 +472,7 @@ impl Store {
         if slots > MAX_INDEX_SLOTS {
             return false;
         }
-        let fresh = pages::map(slots * 4, false).cast::<u32>();
+        let fresh = pages::map_populated(slots * 4).cast::<u32>();
         if fresh.is_null() {
             return false;
         }

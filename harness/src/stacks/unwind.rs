@@ -70,7 +70,7 @@ impl Cache {
     fn table(&self) -> Option<&'static [AtomicU64]> {
         let mut p = self.slots.load(Ordering::Acquire);
         if p == 0 {
-            let mapped = pages::map(CACHE_SLOTS * 16, true) as usize;
+            let mapped = pages::map_populated(CACHE_SLOTS * 16) as usize;
             if mapped == 0 {
                 return None;
             }

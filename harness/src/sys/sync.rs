@@ -150,13 +150,31 @@ pub(crate) mod pages {
     /// on first touch, so large capacities cost nothing until used.
     pub(crate) fn map(bytes: usize, reserve: bool) -> *mut u8 {
         #[cfg(target_os = "linux")]
-        let reserve_flag = if reserve { libc::MAP_NORESERVE } else { 0 };
+        let flag = if reserve { libc::MAP_NORESERVE } else { 0 };
         #[cfg(not(target_os = "linux"))]
-        let reserve_flag = {
+        let flag = {
             let _ = reserve;
             0
         };
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | reserve_flag;
+        anonymous(bytes, flag)
+    }
+
+    /// Maps `bytes` of zeroed memory with every page committed up front
+    /// (`MAP_POPULATE` on Linux), or returns null. For hashed tables whose
+    /// every page is soon touched, and touched by a read first: a read of an
+    /// untouched page maps the shared zero page, and the write after it must
+    /// replace that page on every CPU the process runs on (a TLB shootdown,
+    /// an interrupt to each). One populating `mmap` does all pages at once.
+    pub(crate) fn map_populated(bytes: usize) -> *mut u8 {
+        #[cfg(target_os = "linux")]
+        let flag = libc::MAP_POPULATE;
+        #[cfg(not(target_os = "linux"))]
+        let flag = 0;
+        anonymous(bytes, flag)
+    }
+
+    fn anonymous(bytes: usize, flag: libc::c_int) -> *mut u8 {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flag;
         // SAFETY: an anonymous private mapping at a kernel-chosen address has
         // no preconditions; failure is reported as MAP_FAILED, handled below.
         let p = unsafe {
@@ -176,7 +194,7 @@ pub(crate) mod pages {
         }
     }
 
-    /// Unmaps memory returned by [`map`].
+    /// Unmaps memory returned by [`map`] or [`map_populated`].
     ///
     /// # Safety
     ///
@@ -219,7 +237,12 @@ pub(crate) mod pages {
         }
     }
 
-    /// Frees memory returned by [`map`].
+    /// The same as [`map`]: there are no pages to populate here.
+    pub(crate) fn map_populated(bytes: usize) -> *mut u8 {
+        map(bytes, false)
+    }
+
+    /// Frees memory returned by [`map`] or [`map_populated`].
     ///
     /// # Safety
     ///

@@ -438,7 +438,7 @@ impl Shard {
             (self.capacity + self.capacity / 2).next_multiple_of(per_page)
         };
         let bytes = Shard::bytes(new_capacity);
-        let new_slots = pages::map(bytes, false).cast::<Slot>();
+        let new_slots = pages::map_populated(bytes).cast::<Slot>();
         if new_slots.is_null() {
             return false;
         }
