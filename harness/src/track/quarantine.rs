@@ -346,7 +346,16 @@ fn release_unneeded() {
     const BATCH: usize = 64;
     // Taken once: a pin added meanwhile is where the ring is then, after
     // every entry this releases.
-    let oldest_pin = RING.lock().oldest_pin();
+    let oldest_pin = {
+        let ring = RING.lock();
+        // The common case, at the end of a check that freed little: the
+        // ring holds no more than its reserve, so there is nothing to scan
+        // the pins for.
+        if !ring.may_release() {
+            return;
+        }
+        ring.oldest_pin()
+    };
     loop {
         let ring_before;
         let mut batch = [Freed::default(); BATCH];
@@ -477,10 +486,14 @@ impl Ring {
     /// was pushed before the oldest of them began (`oldest_pin`).
     #[inline(always)]
     fn releasable(&self, oldest_pin: u64) -> bool {
-        if self.len == 0 || self.bytes <= RESERVE_BYTES || self.unpinned != 0 {
-            return false;
-        }
-        self.pushed - (self.len as u64) < oldest_pin
+        self.may_release() && self.pushed - (self.len as u64) < oldest_pin
+    }
+
+    /// Whether any entry may be released early, whichever checks run: more
+    /// than [`RESERVE_BYTES`] are held and every running check is pinned.
+    #[inline(always)]
+    fn may_release(&self) -> bool {
+        self.len != 0 && self.bytes > RESERVE_BYTES && self.unpinned == 0
     }
 }
 
