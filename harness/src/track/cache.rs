@@ -106,6 +106,9 @@ mod imp {
         busy: AtomicU32,
         /// 1 while a live thread owns the cache.
         claimed: AtomicU32,
+        /// 1 once a block was put here since the last drain (as [`CACHED`]
+        /// for all caches): a drain skips the entries of the others.
+        cached: AtomicU32,
         /// The next older cache in [`REGISTRY`]; set before publication.
         next: AtomicPtr<Cache>,
         entries: [Entry; ENTRIES],
@@ -291,6 +294,9 @@ mod imp {
         // that got the block from this one, then sees it set.
         if !CACHED.relaxed() {
             CACHED.store(true, Relaxed);
+        }
+        if cache.cached.relaxed() == 0 {
+            cache.cached.set_relaxed(1);
         }
         let entry = &cache.entries[index(block.addr)];
         let old = entry.addr.relaxed();
@@ -500,6 +506,12 @@ mod imp {
             return;
         }
         for cache in caches() {
+            // Read after every window closed, as `CACHED`; no put can set
+            // it again before the gate opens.
+            if cache.cached.acquire() == 0 {
+                continue;
+            }
+            cache.cached.set_relaxed(0);
             // An index loop and one-instruction loads: every check shuts
             // the gate, and unoptimised (a user's dev profile) the
             // iterator and `load(Acquire)` cost 25,000 instructions a
