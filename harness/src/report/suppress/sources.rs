@@ -53,16 +53,23 @@ pub(crate) fn for_check(
 /// file once either way.
 fn crate_file(crate_dir: Option<&str>) -> Option<Parsed> {
     static LAST: Mutex<Option<(std::ffi::OsString, Parsed)>> = Mutex::new(None);
+    let from_env;
     let dir = match crate_dir {
-        Some(dir) => std::ffi::OsString::from(dir),
-        None => std::env::var_os("CARGO_MANIFEST_DIR")?,
+        Some(dir) => std::ffi::OsStr::new(dir),
+        None => {
+            from_env = std::env::var_os("CARGO_MANIFEST_DIR")?;
+            from_env.as_os_str()
+        }
     };
     let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((seen, parsed)) = last.as_ref() {
-        if *seen == dir {
+        // Compared borrowed: the attribute's directory is a `&'static str`,
+        // copied only when it changes.
+        if seen.as_os_str() == dir {
             return Some(parsed.clone());
         }
     }
+    let dir = dir.to_owned();
     let parsed = file(&std::path::Path::new(&dir).join(CRATE_FILE), false);
     *last = Some((dir, parsed.clone()));
     Some(parsed)
