@@ -62,12 +62,23 @@ pub(crate) const FILL_MAX: usize = 4096;
 /// Fills a block about to be held, if it was a check's.
 fn fill(freed: &mut Freed) {
     if freed.scope != 0 {
-        let len = freed.size.min(FILL_MAX);
+        let len = fill_len(freed.size);
         // SAFETY: the block is live glibc memory of at least `size` bytes
         // that its owner has just freed: only the quarantine touches it now.
         // libc's `memset`, not `write_bytes` (see `misuse::write_guard`).
         unsafe { libc::memset(freed.addr as *mut libc::c_void, i32::from(FREED_FILL), len) };
         freed.filled = 1;
+    }
+}
+
+/// How many of a block's bytes are filled: an `if`, not `min`, which is a
+/// call unoptimised (a user's dev profile), at every quarantined free.
+#[inline(always)]
+fn fill_len(size: usize) -> usize {
+    if size < FILL_MAX {
+        size
+    } else {
+        FILL_MAX
     }
 }
 
@@ -81,15 +92,17 @@ unsafe fn first_changed(freed: &Freed) -> Option<usize> {
     if freed.filled == 0 {
         return None;
     }
-    let len = freed.size.min(FILL_MAX);
+    let len = fill_len(freed.size);
     // SAFETY: the caller guarantees the block is held, so its `size` bytes
     // are mapped and nobody frees them meanwhile.
     unsafe { crate::sys::first_not_at(freed.addr as *const u8, len, FREED_FILL) }
 }
 
 /// Entries held at most (32 bytes each: 8 MiB of address space, mapped
-/// without reserving, touched as it fills).
+/// without reserving, touched as it fills). A power of two: positions wrap
+/// by a mask.
 const CAPACITY: usize = 1 << 18;
+const _: () = assert!(CAPACITY.is_power_of_two());
 /// Bytes held at most, counting glibc's 16-byte chunk overhead. Held
 /// blocks are resident memory glibc cannot hand out again, so this bounds
 /// most of leakcheck's fixed cost in peak RSS (it was 64 MiB): rusqlite's
@@ -182,7 +195,7 @@ impl Ring {
         debug_assert!(i < CAPACITY && !self.slots.is_null());
         // SAFETY: `slots` maps CAPACITY entries, `i < CAPACITY`, and the
         // ring's lock (held for `&mut self`) makes this the only access.
-        unsafe { &mut *self.slots.add(i % CAPACITY) }
+        unsafe { &mut *self.slots.add(i & (CAPACITY - 1)) }
     }
 
     #[inline(always)]
@@ -192,7 +205,7 @@ impl Ring {
 
     #[inline(always)]
     fn push(&mut self, freed: Freed, cost: usize) {
-        let at = (self.head + self.len) % CAPACITY;
+        let at = (self.head + self.len) & (CAPACITY - 1);
         *self.slot(at) = freed;
         self.len += 1;
         self.bytes += cost;
@@ -206,7 +219,7 @@ impl Ring {
         }
         let head = self.head;
         let oldest = *self.slot(head);
-        self.head = (head + 1) % CAPACITY;
+        self.head = (head + 1) & (CAPACITY - 1);
         self.len -= 1;
         self.bytes -= cost_of(oldest.size);
         Some(oldest)
@@ -214,7 +227,7 @@ impl Ring {
 
     fn find(&mut self, addr: usize) -> Option<Freed> {
         (0..self.len).find_map(|i| {
-            let at = (self.head + i) % CAPACITY;
+            let at = (self.head + i) & (CAPACITY - 1);
             let entry = *self.slot(at);
             (entry.addr == addr).then_some(entry)
         })
@@ -228,7 +241,10 @@ impl Ring {
 
 #[inline(always)]
 fn cost_of(size: usize) -> usize {
-    size.next_multiple_of(16) + CHUNK_OVERHEAD
+    // `size.next_multiple_of(16)`, as the instructions: unoptimised that is
+    // a call with its overflow checks, twice a quarantined block. No
+    // overflow: held blocks are at most `MAX_BLOCK` bytes.
+    ((size + 15) & !15) + CHUNK_OVERHEAD
 }
 
 static RING: SpinLock<Ring> = SpinLock::new(Ring::new());
@@ -516,8 +532,11 @@ impl Ring {
         let skip = usize::try_from(since.saturating_sub(oldest))
             .unwrap_or(usize::MAX)
             .min(self.len);
-        for i in skip..self.len {
-            let at = (self.head + i) % CAPACITY;
+        // An index loop: unoptimised, the range iterator is a call a step.
+        let mut i = skip;
+        while i < self.len {
+            let at = (self.head + i) & (CAPACITY - 1);
+            i += 1;
             let mut entry = *self.slot(at);
             if entry.scope != scope {
                 continue;
