@@ -198,7 +198,8 @@ pub(crate) fn alloc_general(
         // Too big for the heap: from glibc, recorded as the harness's.
     }
     let guard_bytes =
-        if current.scope != 0 && size.checked_add(crate::track::misuse::GUARD).is_some() {
+        // `size <= MAX - GUARD`, not `checked_add`: a call unoptimised.
+        if current.scope != 0 && size <= usize::MAX - crate::track::misuse::GUARD {
             crate::track::misuse::GUARD
         } else {
             0

@@ -378,7 +378,13 @@ impl Shard {
             // SAFETY: the shard is locked (`&self` comes from its guard) and
             // keeps `shard_core`'s invariants (only this impl writes it).
             let at = unsafe { leakcheck_shard_find_v1(self, addr, hash) };
-            (at != usize::MAX).then_some(at)
+            // `if`s, not `then_some` (here and below): a call unoptimised,
+            // at every block's allocation and free.
+            if at == usize::MAX {
+                None
+            } else {
+                Some(at)
+            }
         }
         #[cfg(not(leakcheck_prebuilt_walk))]
         // SAFETY: as above.
@@ -399,7 +405,11 @@ impl Shard {
         let stale = {
             let mut stale = Slot::default();
             // SAFETY: as in `find`, and the load check above left room.
-            unsafe { leakcheck_shard_insert_v1(self, &slot, hash, &mut stale) }.then_some(stale)
+            if unsafe { leakcheck_shard_insert_v1(self, &slot, hash, &mut stale) } {
+                Some(stale)
+            } else {
+                None
+            }
         };
         #[cfg(not(leakcheck_prebuilt_walk))]
         // SAFETY: as above.
@@ -419,7 +429,11 @@ impl Shard {
         {
             let mut removed = Slot::default();
             // SAFETY: as in `find`.
-            unsafe { leakcheck_shard_remove_v1(self, addr, hash, &mut removed) }.then_some(removed)
+            if unsafe { leakcheck_shard_remove_v1(self, addr, hash, &mut removed) } {
+                Some(removed)
+            } else {
+                None
+            }
         }
         #[cfg(not(leakcheck_prebuilt_walk))]
         // SAFETY: as in `find`.
