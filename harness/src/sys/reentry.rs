@@ -49,6 +49,114 @@ thread_local! {
     };
 }
 
+/// `STATE`'s offset from the thread pointer when it lies in the
+/// executable's own static TLS block, where that offset is the same on
+/// every thread; 0 until [`init_state_offset`] found it so (or where it is
+/// not: leakcheck in a shared object, whose TLS may be allocated per
+/// thread, lazily).
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64", leakcheck_unoptimized))]
+static STATE_OFFSET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The thread pointer (`fs:0` on x86_64 glibc: the thread's own TCB
+/// address, which its static TLS blocks sit below at fixed offsets).
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64", leakcheck_unoptimized))]
+#[inline(always)]
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: reads the word at `fs:0`, which glibc sets on every thread
+    // to the thread's TCB address; no stack use, flags untouched.
+    unsafe {
+        core::arch::asm!(
+            "mov {tp}, qword ptr fs:[0]",
+            tp = out(reg) tp,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    tp
+}
+
+/// Finds [`STATE_OFFSET`], once, on any thread: in a user's dev profile
+/// every hook's `STATE.try_with` is a `LocalKey` call through a function
+/// pointer and a closure, about 80 instructions (twice a block, and at
+/// every allocation of the harness's); with the offset it is two loads.
+/// Only where `STATE` provably lies in the executable's TLS block: the
+/// loader's module 1 (the main program's), whose block this thread's
+/// `dlpi_tls_data` points at, holding all of `STATE`.
+#[cfg(all(leakcheck_interpose, target_arch = "x86_64", leakcheck_unoptimized))]
+pub(crate) fn init_state_offset() {
+    struct Find {
+        addr: usize,
+        len: usize,
+        inside: bool,
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // A loader whose info ends before the TLS fields: not found.
+        let tls_fields_end = std::mem::offset_of!(libc::dl_phdr_info, dlpi_tls_data)
+            + std::mem::size_of::<*mut libc::c_void>();
+        if size < tls_fields_end {
+            return 1;
+        }
+        // SAFETY: dl_iterate_phdr passes a valid info of `size` bytes for
+        // the duration of the call, and `data` is the `Find` below,
+        // borrowed by no one else.
+        let (info, find) = unsafe { (&*info, &mut *data.cast::<Find>()) };
+        if info.dlpi_tls_modid != 1 || info.dlpi_tls_data.is_null() {
+            return 0;
+        }
+        let block = info.dlpi_tls_data as usize;
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
+            let phdr = unsafe { &*info.dlpi_phdr.add(i) };
+            if phdr.p_type == libc::PT_TLS {
+                let size = phdr.p_memsz as usize;
+                find.inside = find.addr >= block
+                    && find
+                        .addr
+                        .checked_add(find.len)
+                        .is_some_and(|end| end <= block + size);
+            }
+        }
+        1
+    }
+    let Ok(addr) = STATE.try_with(|s| s as *const Flags as usize) else {
+        return;
+    };
+    let mut find = Find {
+        addr,
+        len: std::mem::size_of::<Flags>(),
+        inside: false,
+    };
+    // SAFETY: the callback only reads the infos and writes `find`; it
+    // neither allocates nor unwinds.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut find as *mut Find).cast()) };
+    let offset = addr.wrapping_sub(thread_pointer());
+    if find.inside && offset != 0 {
+        STATE_OFFSET.store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// This thread's `STATE`, or null once it is past its thread-locals (never,
+/// for a const-initialised state without a destructor, but `try_with` says
+/// so if it ever is).
+#[inline(always)]
+fn state() -> *const Flags {
+    #[cfg(all(leakcheck_interpose, target_arch = "x86_64", leakcheck_unoptimized))]
+    {
+        let offset = STATE_OFFSET.relaxed();
+        if offset != 0 {
+            return thread_pointer().wrapping_add(offset) as *const Flags;
+        }
+    }
+    match STATE.try_with(|s| s as *const Flags) {
+        Ok(state) => state,
+        Err(_) => std::ptr::null(),
+    }
+}
+
 /// The re-entrancy guard: *the* way for the allocation path to do anything
 /// that may allocate. While it is held on a thread, the hooks pass every call
 /// straight to glibc without recording it, so bookkeeping can never recurse
@@ -68,17 +176,17 @@ impl Guard {
         // A `match`, not `.ok().flatten()` (or `unwrap_or_default`):
         // unoptimised (a user's dev profile) those are calls on every
         // allocation.
-        #[allow(clippy::manual_unwrap_or_default)]
-        match STATE.try_with(|s| {
-            if s.flags.relaxed() != 0 {
-                return None;
-            }
-            s.flags.set_relaxed(GUARD);
-            Some(Guard { state: s })
-        }) {
-            Ok(guard) => guard,
-            Err(_) => None,
+        let state = state();
+        if state.is_null() {
+            return None;
         }
+        // SAFETY: `state` is this thread's live `STATE` (see `thread`).
+        let flags = unsafe { &(*state).flags };
+        if flags.relaxed() != 0 {
+            return None;
+        }
+        flags.set_relaxed(GUARD);
+        Some(Guard { state })
     }
 
     /// This thread's walks, for a capture made under this guard (the only
@@ -113,7 +221,12 @@ impl Drop for Guard {
 /// [`Guard`]; `None` once the thread is past its thread-locals.
 #[inline(always)]
 pub(crate) fn with_thread<R>(f: impl FnOnce(&crate::track::scope::ThreadState) -> R) -> Option<R> {
-    STATE.try_with(|s| f(&s.scope)).ok()
+    let state = state();
+    if state.is_null() {
+        return None;
+    }
+    // SAFETY: `state` is this thread's live `STATE` (see `Guard::thread`).
+    Some(f(unsafe { &(*state).scope }))
 }
 
 /// Sets this thread's allocation-path flags while alive, then restores
@@ -124,9 +237,14 @@ struct FlagsSet(u32);
 impl FlagsSet {
     #[inline]
     fn enter(flags: u32) -> FlagsSet {
-        let prev = STATE
-            .try_with(|s| s.flags.swap(flags, Relaxed))
-            .unwrap_or(0);
+        let state = state();
+        let prev = if state.is_null() {
+            0
+        } else {
+            // SAFETY: `state` is this thread's live `STATE` (see
+            // `Guard::thread`).
+            unsafe { (*state).flags.swap(flags, Relaxed) }
+        };
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         FlagsSet(prev)
     }
@@ -136,8 +254,11 @@ impl Drop for FlagsSet {
     #[inline]
     fn drop(&mut self) {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let prev = self.0;
-        let _ = STATE.try_with(|s| s.flags.store(prev, Relaxed));
+        let state = state();
+        if !state.is_null() {
+            // SAFETY: as in `enter`.
+            unsafe { (*state).flags.store(self.0, Relaxed) };
+        }
     }
 }
 
@@ -177,5 +298,36 @@ impl WrappedAllocatorCall {
     #[inline]
     pub(crate) fn enter() -> WrappedAllocatorCall {
         WrappedAllocatorCall(FlagsSet::enter(IN_WRAPPED_ALLOCATOR))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The address every hook uses is `STATE`'s on each thread: the main
+    /// test thread, a thread spawned now, and one spawned from that one.
+    #[test]
+    fn the_state_found_by_offset_is_each_threads_own() {
+        crate::track::hooks::init();
+        fn same_here() -> bool {
+            let by_std = STATE
+                .try_with(|s| s as *const Flags)
+                .expect("a const thread-local without a destructor");
+            state() == by_std
+        }
+        assert!(same_here());
+        let nested = std::thread::spawn(|| (same_here(), std::thread::spawn(same_here).join()));
+        let (outer, inner) = nested.join().unwrap();
+        assert!(outer);
+        assert!(inner.unwrap());
+        // The test binary is an executable: in its dev profile, the fast
+        // path is the one taken.
+        #[cfg(all(leakcheck_interpose, target_arch = "x86_64", leakcheck_unoptimized))]
+        assert_ne!(
+            STATE_OFFSET.relaxed(),
+            0,
+            "STATE was not found in the executable's TLS"
+        );
     }
 }

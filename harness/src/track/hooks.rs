@@ -919,6 +919,8 @@ static VISIBLE: AtomicBool = AtomicBool::new(false);
 pub(crate) fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
+        #[cfg(all(target_arch = "x86_64", leakcheck_unoptimized))]
+        crate::sys::reentry::init_state_offset();
         crate::track::record::register_fork_handlers();
         crate::track::cache::init();
         // The constructor runs on the main thread, which no pthread_create
