@@ -540,6 +540,34 @@ mod tests {
         );
     }
 
+    /// Keys at every depth, beyond the indent `key` copies in one piece
+    /// (reports nest five deep; the writer must not depend on it), first
+    /// and later in their object: the text serde_json writes.
+    #[test]
+    fn keys_at_any_depth_are_the_text_serde_json_writes() {
+        // serde_json's map sorts its keys: these are in that order.
+        const DEPTH: usize = 12;
+        let mut w = Writer::new(16);
+        let mut value = serde_json::json!({ "last": 0 });
+        for _ in 0..DEPTH {
+            w.open("{");
+            w.key("a_first");
+            w.number(1);
+            w.key("b_inner");
+        }
+        w.open("{");
+        w.key("last");
+        w.number(0);
+        w.close("}");
+        for _ in 0..DEPTH {
+            w.key("c_after");
+            w.string("x");
+            w.close("}");
+            value = serde_json::json!({ "a_first": 1, "b_inner": value, "c_after": "x" });
+        }
+        assert_eq!(w.finish(), serde_json::to_string_pretty(&value).unwrap());
+    }
+
     #[test]
     fn floats_are_the_text_serde_json_writes() {
         let mut values = vec![
