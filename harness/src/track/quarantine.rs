@@ -141,7 +141,17 @@ struct Ring {
     /// Checks running with no entry in `pins` (all were taken): while there
     /// are any, nothing is released early (the ring is FIFO as without pins).
     unpinned: usize,
+    /// Where the head was when the ring last gave pages back: the pages
+    /// released since wait until they make a run of [`DISCARD_RUN`].
+    discarded_to: usize,
 }
+
+/// Released pages given back to the kernel at once, at the least: each
+/// `madvise` is a system call and a TLB shootdown on every other CPU of the
+/// process, and a check's end releases about a page (rusqlite's unit
+/// tests: 220 single-page calls). Up to this many pages (64 KiB) of
+/// released entries stay resident meanwhile.
+const DISCARD_RUN: usize = 16;
 
 /// Checks whose start [`pin`] records at once: as many as can run
 /// (`scope`'s slots); more only make the release wait.
@@ -178,6 +188,7 @@ impl Ring {
             failed: false,
             pins: [NO_PIN; PINS],
             unpinned: 0,
+            discarded_to: 0,
         }
     }
 
@@ -373,11 +384,9 @@ fn release_unneeded() {
         ring.oldest_pin()
     };
     loop {
-        let ring_before;
         let mut batch = [Freed::default(); BATCH];
         let taken = {
             let mut ring = RING.lock();
-            ring_before = ring.head;
             let mut taken = 0;
             while taken < BATCH && ring.releasable(oldest_pin) {
                 match ring.pop_oldest() {
@@ -386,7 +395,7 @@ fn release_unneeded() {
                 }
                 taken += 1;
             }
-            ring.discard_released(ring_before);
+            ring.discard_in_runs();
             taken
         };
         for freed in &batch[..taken] {
@@ -449,6 +458,22 @@ impl Ring {
             }
         }
         self.discard_pages(run, page);
+    }
+
+    /// [`discard_released`](Self::discard_released) from where the last
+    /// discard left off, once the head has moved a run of
+    /// [`DISCARD_RUN`] pages past it (evictions move it too: their pages
+    /// are the ring's again at once, and still hold entries, which the
+    /// discard skips).
+    fn discard_in_runs(&mut self) {
+        const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
+        let moved = (self.head + CAPACITY - self.discarded_to) & (CAPACITY - 1);
+        if moved < DISCARD_RUN * PER_PAGE {
+            return;
+        }
+        let from = self.discarded_to;
+        self.discard_released(from);
+        self.discarded_to = self.head;
     }
 
     /// Whether an entry still held lies at an index in `[at, at + n)`.
@@ -776,20 +801,74 @@ mod tests {
         vec.iter().map(|&v| v & 1 != 0).collect()
     }
 
+    /// Released pages wait for a run of `DISCARD_RUN`: fewer stay
+    /// resident, then the whole run goes at once and the head's page stays.
     #[test]
-    fn released_pages_go_back_to_the_kernel_and_held_ones_stay() {
-        const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
-        let mut ring = Ring::new();
-        assert!(ring.ready());
-        let entry = |i: usize| Freed {
+    fn released_pages_go_back_in_runs() {
+        let pages = DISCARD_RUN + 3;
+        let mut ring = ring_holding(0, pages * PER_PAGE);
+        assert!(resident(&ring, pages).iter().all(|&r| r));
+        // One page short of a run: nothing goes yet.
+        for _ in 0..(DISCARD_RUN - 1) * PER_PAGE {
+            ring.pop_oldest();
+        }
+        ring.discard_in_runs();
+        assert!(resident(&ring, pages).iter().all(|&r| r), "discarded early");
+        assert_eq!(ring.discarded_to, 0);
+        // A run and a half: the run's pages go, the head's stays.
+        for _ in 0..PER_PAGE + PER_PAGE / 2 {
+            ring.pop_oldest();
+        }
+        ring.discard_in_runs();
+        let now = resident(&ring, pages);
+        assert!(now[..DISCARD_RUN].iter().all(|&r| !r), "{now:?}");
+        assert!(now[DISCARD_RUN..].iter().all(|&r| r), "{now:?}");
+        assert_eq!(ring.discarded_to, ring.head);
+        // What is still held reads back whole.
+        let kept: Vec<Freed> = std::iter::from_fn(|| ring.pop_oldest()).collect();
+        assert_eq!(
+            kept,
+            (DISCARD_RUN * PER_PAGE + PER_PAGE / 2..pages * PER_PAGE)
+                .map(numbered)
+                .collect::<Vec<_>>()
+        );
+        unmap(ring);
+    }
+
+    /// Entries of the ring's page.
+    const PER_PAGE: usize = PAGE / std::mem::size_of::<Freed>();
+
+    /// Entry `i` of a test ring: a distinct address, 8 bytes.
+    fn numbered(i: usize) -> Freed {
+        Freed {
             addr: 0x1000 + i * 16,
             size: 8,
             ..Freed::default()
-        };
-        let cost = cost_of(8);
-        for i in 0..5 * PER_PAGE {
-            ring.push(entry(i), cost);
         }
+    }
+
+    /// A ring of its own (not the process's) holding entries `0..n`
+    /// from index `head` on.
+    fn ring_holding(head: usize, n: usize) -> Ring {
+        let mut ring = Ring::new();
+        assert!(ring.ready());
+        ring.head = head;
+        for i in 0..n {
+            ring.push(numbered(i), cost_of(8));
+        }
+        ring
+    }
+
+    fn unmap(ring: Ring) {
+        // SAFETY: mapped by `ready` with this size; no entry is used after.
+        unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
+    }
+
+    #[test]
+    fn released_pages_go_back_to_the_kernel_and_held_ones_stay() {
+        let mut ring = ring_holding(0, 5 * PER_PAGE);
+        let entry = numbered;
+        let cost = cost_of(8);
         assert_eq!(resident(&ring, 6), [true, true, true, true, true, false]);
         // Two pages and a half released: the two whole ones go, the head's
         // stays.
@@ -840,8 +919,7 @@ mod tests {
                 .map(entry)
                 .collect::<Vec<_>>()
         );
-        // SAFETY: mapped by `ready` with this size; no entry is used after.
-        unsafe { pages::unmap(ring.slots.cast(), CAPACITY * std::mem::size_of::<Freed>()) };
+        unmap(ring);
     }
 
     #[test]
