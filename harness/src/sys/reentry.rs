@@ -113,11 +113,13 @@ pub(crate) fn init_state_offset() {
             let phdr = unsafe { &*info.dlpi_phdr.add(i) };
             if phdr.p_type == libc::PT_TLS {
                 let size = phdr.p_memsz as usize;
+                // Checked sums: a panic here would be in the allocation
+                // path's set-up.
                 find.inside = find.addr >= block
-                    && find
-                        .addr
-                        .checked_add(find.len)
-                        .is_some_and(|end| end <= block + size);
+                    && match (find.addr.checked_add(find.len), block.checked_add(size)) {
+                        (Some(end), Some(limit)) => end <= limit,
+                        _ => false,
+                    };
             }
         }
         1
