@@ -281,15 +281,24 @@ impl Bypass {
 /// thread holds every tracker lock, so its own allocations (a later prepare
 /// handler's, a signal handler's) must not wait for them.
 pub(crate) fn bypass_before_fork() {
-    let _ = STATE.try_with(|s| {
+    let state = state();
+    if !state.is_null() {
+        // SAFETY: `state` is this thread's live `STATE` (see
+        // `Guard::thread`).
+        let s = unsafe { &*state };
         s.flags_before_fork
-            .store(s.flags.swap(GUARD, Relaxed), Relaxed)
-    });
+            .store(s.flags.swap(GUARD, Relaxed), Relaxed);
+    }
 }
 
 /// `pthread_atfork` parent and child: undoes [`bypass_before_fork`].
 pub(crate) fn bypass_after_fork() {
-    let _ = STATE.try_with(|s| s.flags.store(s.flags_before_fork.load(Relaxed), Relaxed));
+    let state = state();
+    if !state.is_null() {
+        // SAFETY: as in `bypass_before_fork`.
+        let s = unsafe { &*state };
+        s.flags.store(s.flags_before_fork.load(Relaxed), Relaxed);
+    }
 }
 
 /// Marks a wrapped allocator's call into its inner allocator, so that the C

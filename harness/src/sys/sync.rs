@@ -258,6 +258,36 @@ pub(crate) mod pages {
 mod tests {
     use super::*;
 
+    /// `map_populated`'s pages are resident before anything touches them
+    /// (so a hashed table's first probe of a page is no zero-page fault),
+    /// and zero; `map`'s are not resident until touched.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn populated_pages_are_resident_and_zero_before_any_touch() {
+        const PAGES: usize = 16;
+        let resident = |p: *mut u8| {
+            let mut vec = [0u8; PAGES];
+            // SAFETY: `p` maps PAGES pages; `vec` has an entry for each.
+            let r = unsafe { libc::mincore(p.cast(), PAGES * 4096, vec.as_mut_ptr()) };
+            assert_eq!(r, 0, "mincore");
+            vec.iter().filter(|&&v| v & 1 != 0).count()
+        };
+        let populated = pages::map_populated(PAGES * 4096);
+        let lazy = pages::map(PAGES * 4096, false);
+        assert!(!populated.is_null() && !lazy.is_null());
+        assert_eq!(resident(populated), PAGES);
+        assert_eq!(resident(lazy), 0);
+        // SAFETY: the mapping's PAGES pages are readable.
+        let bytes = unsafe { std::slice::from_raw_parts(populated, PAGES * 4096) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        // SAFETY: both came from `map`/`map_populated` with these sizes and
+        // nothing uses them after.
+        unsafe {
+            pages::unmap(populated, PAGES * 4096);
+            pages::unmap(lazy, PAGES * 4096);
+        }
+    }
+
     #[test]
     fn contended_lock_is_exclusive() {
         static COUNTER: SpinLock<(u64, bool)> = SpinLock::new((0, false));
