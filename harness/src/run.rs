@@ -458,6 +458,10 @@ fn run<R: Send>(
         )
     };
     let misuse = misused(scope, held_since, &blocks);
+    #[cfg(leakcheck_interpose)]
+    if !blocks.is_empty() {
+        quarantine_warnings(held_since, &mut warnings);
+    }
     // What this check freed is no longer needed for it (writes after free
     // were looked for just now): the quarantine may give it back.
     #[cfg(leakcheck_interpose)]
@@ -592,6 +596,42 @@ fn run<R: Send>(
 /// The heap misuse charged to `scope` (which has ended), with what the
 /// guard bytes of its live `blocks` and its blocks in the quarantine (held
 /// since `held_since`) show.
+/// What a check whose blocks survive should know about the quarantine:
+/// whether freed addresses were handed out again while it ran, so that a
+/// stale copy of one (in a global, another block's spare bytes) can make a
+/// leaked block at that address look still reachable or possibly lost.
+#[cfg(leakcheck_interpose)]
+fn quarantine_warnings(held_since: u64, warnings: &mut Vec<ReportError>) {
+    use crate::track::quarantine;
+    if crate::track::hooks::handler_allocates() {
+        warnings.push(ReportError {
+            kind: "quarantine_off",
+            message:
+                "a signal handler of this process allocates, so freed blocks go back to glibc \
+                      at once (holding them would make the handler deadlock far more often): a \
+                      leaked block at a reused address may be reported still reachable or \
+                      possibly lost"
+                    .to_owned(),
+        });
+        return;
+    }
+    let evicted = quarantine::evicted_since(held_since);
+    if evicted > 0 {
+        warnings.push(ReportError {
+            kind: "quarantine_overflowed",
+            message: format!(
+                "{} blocks freed while this check ran went back to glibc before its verdict: \
+                 the quarantine holds at most {} MiB in {} blocks, shared by the checks running \
+                 at once; a leaked block at one of their addresses may be reported still \
+                 reachable or possibly lost (run fewer such tests at once)",
+                crate::report::thousands(usize::try_from(evicted).unwrap_or(usize::MAX)),
+                quarantine::MAX_BYTES >> 20,
+                crate::report::thousands(quarantine::CAPACITY)
+            ),
+        });
+    }
+}
+
 fn misused(scope: u32, held_since: u64, blocks: &Survivors) -> report::misuse::MisuseInput {
     #[cfg(leakcheck_interpose)]
     {

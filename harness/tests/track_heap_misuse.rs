@@ -532,8 +532,9 @@ extern "C" fn freeing_handler(_signal: libc::c_int) {
     unsafe { fixtures::free_stack_address() };
 }
 
-/// In a child: installing a handler for an asynchronous signal turns the
-/// quarantine off for the whole process.
+/// In a child: a handler installed for an asynchronous signal stays the
+/// whole process's, and one that allocates turns the quarantine off there
+/// (`tests/verdict_quarantine_limits.rs`).
 #[test]
 fn an_invalid_free_in_a_signal_handler_is_reported_without_deadlock() {
     if common::is_child(IN_HANDLER) {

@@ -842,7 +842,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// `75960` as valgrind writes it: `75,960`.
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {

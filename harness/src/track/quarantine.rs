@@ -101,7 +101,7 @@ unsafe fn first_changed(freed: &Freed) -> Option<usize> {
 /// Entries held at most (32 bytes each: 8 MiB of address space, mapped
 /// without reserving, touched as it fills). A power of two: positions wrap
 /// by a mask.
-const CAPACITY: usize = 1 << 18;
+pub(crate) const CAPACITY: usize = 1 << 18;
 const _: () = assert!(CAPACITY.is_power_of_two());
 /// Bytes held at most, counting glibc's 16-byte chunk overhead. Held
 /// blocks are resident memory glibc cannot hand out again, so this bounds
@@ -144,6 +144,11 @@ struct Ring {
     /// Where the head was when the ring last gave pages back: the pages
     /// released since wait until they make a run of [`DISCARD_RUN`].
     discarded_to: usize,
+    /// One past the last entry that left because the ring was full (an
+    /// eviction, in push order), not because no check needed it: every
+    /// entry from a running check's pin up to here went back to glibc
+    /// before that check's verdict ([`evicted_since`]).
+    evicted_to: u64,
 }
 
 /// Released pages given back to the kernel at once, at the least: each
@@ -189,6 +194,7 @@ impl Ring {
             pins: [NO_PIN; PINS],
             unpinned: 0,
             discarded_to: 0,
+            evicted_to: 0,
         }
     }
 
@@ -286,7 +292,13 @@ pub(crate) fn hold(mut freed: Freed) -> bool {
             let evicted = if ring.fits(cost) {
                 None
             } else {
-                ring.pop_oldest()
+                let oldest = ring.pop_oldest();
+                if oldest.is_some() {
+                    // The popped entry was the `pushed - len - 1`-th (len
+                    // already counts it out).
+                    ring.evicted_to = ring.pushed - ring.len as u64;
+                }
+                oldest
             };
             let held = ring.fits(cost);
             if held {
@@ -337,6 +349,17 @@ pub(crate) struct Pin {
     pub(crate) since: u64,
     /// Its entry in the ring's pins, `None` if they were all taken.
     index: Option<usize>,
+}
+
+/// How many of the entries held since `since` (a [`Pin`]'s) left the ring
+/// because it was full, before a verdict that needed them: freed blocks
+/// whose addresses glibc could hand out again while the check ran. The
+/// ring is FIFO and a pin keeps everything after it from being released
+/// otherwise, so they are exactly the entries from `since` to the last
+/// eviction.
+pub(crate) fn evicted_since(since: u64) -> u64 {
+    let _bypass = crate::sys::reentry::Bypass::enter();
+    RING.lock().evicted_to.saturating_sub(since)
 }
 
 /// Pins the ring where it is now, for a check about to begin.
@@ -623,7 +646,12 @@ mod tests {
     fn a_held_block_is_a_double_free_and_bytes_stay_bounded() {
         // As a running check does: another test's check ending meanwhile
         // releases nothing held from here on.
-        let _pin = pin();
+        let pin = pin();
+        assert_eq!(
+            evicted_since(pin.since),
+            0,
+            "nothing held since was evicted yet"
+        );
         let first = held_block(40);
         assert!(hold(first));
         let before = double_frees();
@@ -635,6 +663,10 @@ mod tests {
             assert!(hold(held_block(MAX_BLOCK)));
             assert!(held().1 <= MAX_BYTES, "{:?}", held());
         }
+        // The check pinned before them is told: at least the first block
+        // and all but the last few big ones went back to glibc early.
+        let evicted = evicted_since(pin.since);
+        assert!(evicted >= 2, "{evicted}");
         let huge = held_block(MAX_BLOCK + 1);
         assert!(!hold(huge), "bigger blocks are freed at once");
         // SAFETY: not held, so still ours.
