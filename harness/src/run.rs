@@ -603,15 +603,14 @@ fn run<R: Send>(
 #[cfg(leakcheck_interpose)]
 fn quarantine_warnings(held_since: u64, warnings: &mut Vec<ReportError>) {
     use crate::track::quarantine;
-    if crate::track::hooks::handler_allocates() {
+    if crate::track::hooks::async_handlers_installed() {
         warnings.push(ReportError {
             kind: "quarantine_off",
-            message:
-                "a signal handler of this process allocates, so freed blocks go back to glibc \
-                      at once (holding them would make the handler deadlock far more often): a \
-                      leaked block at a reused address may be reported still reachable or \
-                      possibly lost"
-                    .to_owned(),
+            message: "a handler for an asynchronous signal is installed in this process, so freed \
+                      blocks go back to glibc at once (held ones would make a handler that \
+                      allocates deadlock far more often): a leaked block at a reused address may \
+                      be reported still reachable or possibly lost"
+                .to_owned(),
         });
         return;
     }

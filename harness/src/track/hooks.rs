@@ -686,31 +686,18 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
 /// of ours), and whether each takes `siginfo` (`SA_SIGINFO`).
 static HANDLERS: [AtomicUsize; 65] = [const { AtomicUsize::new(0) }; 65];
 
-/// Set once a handler for an asynchronous signal (a timer, `kill`, ...)
-/// installed through [`sigaction`] has called the allocator, and never
-/// cleared.
-static HANDLER_ALLOCATES: AtomicBool = AtomicBool::new(false);
+/// Set once the program has installed a handler for an asynchronous signal
+/// (a timer, `kill`, ...) through [`sigaction`], and never cleared.
+static ASYNC_HANDLERS: AtomicBool = AtomicBool::new(false);
 
-/// Whether a handler for an asynchronous signal has been seen allocating in
-/// this process. The quarantine then holds nothing: a held block does not
-/// go back to glibc's per-thread cache, so the code a handler interrupts is
-/// far more often inside glibc's locked paths, and a handler that allocates
-/// there waits forever for the arena lock its own thread holds. Handlers
-/// that do not allocate (a counter, a write to a pipe: what tokio's and
-/// signal-hook's do) leave it on: that a handler is installed is not
-/// enough (it was, until a timer's counting handler in
-/// `tests/track_stress.rs` turned the quarantine off and a stale copy hid
-/// its leak).
+/// Whether a handler for an asynchronous signal may run in this process. The
+/// quarantine then holds nothing: a held block does not go back to glibc's
+/// per-thread cache, so the code it interrupts is far more often inside
+/// glibc's locked paths, and a handler that allocates there waits forever
+/// for the arena lock its own thread holds.
 #[inline(always)]
-pub(crate) fn handler_allocates() -> bool {
-    HANDLER_ALLOCATES.relaxed()
-}
-
-/// A handler for an asynchronous signal is calling the allocator: the
-/// quarantine holds nothing from now on (see [`handler_allocates`]).
-#[cold]
-pub(crate) fn note_handler_allocation() {
-    HANDLER_ALLOCATES.store(true, Ordering::Relaxed);
+pub(crate) fn async_handlers_installed() -> bool {
+    ASYNC_HANDLERS.relaxed()
 }
 static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 
@@ -718,8 +705,7 @@ static TAKES_SIGINFO: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 /// thread as in a signal handler (the quarantine then passes its frees to
 /// glibc at once, as without leakcheck), and calls the real handler.
 extern "C" fn signal_trampoline(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    let asynchronous = !crate::sys::signals::SYNCHRONOUS.contains(&sig);
-    let _in_handler = scope::InSignalHandler::enter(asynchronous);
+    let _in_handler = scope::InSignalHandler::enter();
     let Some(slot) = usize::try_from(sig).ok().filter(|&s| s < HANDLERS.len()) else {
         return;
     };
@@ -784,6 +770,9 @@ pub unsafe extern "C" fn sigaction(
             let siginfo = wrapped.sa_flags & libc::SA_SIGINFO != 0;
             TAKES_SIGINFO[slot].store(siginfo, Ordering::Release);
             HANDLERS[slot].store(handler, Ordering::Release);
+            if !crate::sys::signals::SYNCHRONOUS.contains(&sig) {
+                ASYNC_HANDLERS.store(true, Ordering::Release);
+            }
             wrapped.sa_sigaction = signal_trampoline as *const () as usize;
             wrapped.sa_flags |= libc::SA_SIGINFO;
             act = &wrapped;

@@ -171,10 +171,6 @@ pub(crate) fn alloc_general(
         }
         return ptr;
     };
-    // A handler for an asynchronous signal that allocates turns the
-    // quarantine off (see `hooks::handler_allocates`).
-    #[cfg(leakcheck_interpose)]
-    guard.allocating_in_signal_handler();
     let current = guard.current();
     if current.harness {
         let rust = allocator.is_rust();
@@ -426,9 +422,9 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     if packed.plain() && !guard.in_harness() && released_plainly(&packed, how) {
         // The common free: no check's block, through its own family, with
         // its own layout. Held only if a check started meanwhile.
-        let hold = !guard.allocating_in_signal_handler()
-            && scope::any_active()
-            && !crate::track::hooks::handler_allocates();
+        let hold = scope::any_active()
+            && !guard.in_signal_handler()
+            && !crate::track::hooks::async_handlers_installed();
         if !hold {
             drop(guard);
             return true;
@@ -450,8 +446,8 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
     // takes the arena lock, which the code it interrupted may hold.
     // A block of leakcheck's own heap is never held: its address is never
     // handed to the program (see `own_heap`).
-    let hold = !guard.allocating_in_signal_handler()
-        && !crate::track::hooks::handler_allocates()
+    let hold = !guard.in_signal_handler()
+        && !crate::track::hooks::async_handlers_installed()
         && !crate::track::own_heap::contains(ptr)
         && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
     let held = hold

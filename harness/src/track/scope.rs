@@ -40,10 +40,6 @@ pub(crate) struct ThreadState {
     /// running on this thread (see `hooks::sigaction`).
     #[cfg(leakcheck_interpose)]
     in_signal: AtomicU32,
-    /// How many of those handlers are for asynchronous signals (a timer,
-    /// `kill`), which can interrupt glibc's allocator anywhere.
-    #[cfg(leakcheck_interpose)]
-    in_async_signal: AtomicU32,
     /// The scope whose [`Lane`] this thread writes: set on a check's body
     /// thread for the body's run, 0 elsewhere.
     lane_owner: AtomicU32,
@@ -61,8 +57,6 @@ impl ThreadState {
             stack_low: AtomicUsize::new(0),
             #[cfg(leakcheck_interpose)]
             in_signal: AtomicU32::new(0),
-            #[cfg(leakcheck_interpose)]
-            in_async_signal: AtomicU32::new(0),
             lane_owner: AtomicU32::new(0),
         }
     }
@@ -128,23 +122,6 @@ impl Guard {
     pub(crate) fn in_signal_handler(&self) -> bool {
         self.thread().in_signal.relaxed() != 0
     }
-
-    /// Whether this thread is running a signal handler, for a call of the
-    /// allocator: if the handler is an asynchronous signal's, the
-    /// quarantine is turned off for good from here on (see
-    /// `hooks::handler_allocates`). One load when no handler runs.
-    #[cfg(leakcheck_interpose)]
-    #[inline(always)]
-    pub(crate) fn allocating_in_signal_handler(&self) -> bool {
-        let s = self.thread();
-        if s.in_signal.relaxed() == 0 {
-            return false;
-        }
-        if s.in_async_signal.relaxed() != 0 {
-            crate::track::hooks::note_handler_allocation();
-        }
-        true
-    }
 }
 
 /// Whether this thread runs for a check (outside an untracked section):
@@ -189,8 +166,7 @@ impl Guard {
     pub(crate) fn plain_epoch(&self) -> Option<u32> {
         let s = self.thread();
         let in_check = s.scope.relaxed() != 0 && s.untracked.relaxed() == 0;
-        // In a handler: the general path, which notes an allocating one.
-        if in_check || s.harness.relaxed() != 0 || s.in_signal.relaxed() != 0 {
+        if in_check || s.harness.relaxed() != 0 {
             return None;
         }
         Some(epoch_of(s))
@@ -214,24 +190,15 @@ pub(crate) fn next_epoch() {
 /// Marks a signal handler running on this thread while alive. Only touches
 /// this thread's const-initialised state: async-signal-safe.
 #[cfg(leakcheck_interpose)]
-pub(crate) struct InSignalHandler {
-    asynchronous: bool,
-}
+pub(crate) struct InSignalHandler(());
 
 #[cfg(leakcheck_interpose)]
 impl InSignalHandler {
-    /// A handler starts; `asynchronous` for a signal that can arrive
-    /// anywhere (not a fault of the interrupted instruction).
     #[inline]
-    pub(crate) fn enter(asynchronous: bool) -> InSignalHandler {
-        let _ = state(|s| {
-            s.in_signal.fetch_add(1, Relaxed);
-            if asynchronous {
-                s.in_async_signal.fetch_add(1, Relaxed);
-            }
-        });
+    pub(crate) fn enter() -> InSignalHandler {
+        let _ = state(|s| s.in_signal.fetch_add(1, Relaxed));
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        InSignalHandler { asynchronous }
+        InSignalHandler(())
     }
 }
 
@@ -240,13 +207,7 @@ impl Drop for InSignalHandler {
     #[inline]
     fn drop(&mut self) {
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        let asynchronous = self.asynchronous;
-        let _ = state(|s| {
-            if asynchronous {
-                s.in_async_signal.fetch_sub(1, Relaxed);
-            }
-            s.in_signal.fetch_sub(1, Relaxed);
-        });
+        let _ = state(|s| s.in_signal.fetch_sub(1, Relaxed));
     }
 }
 
