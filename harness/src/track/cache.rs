@@ -109,11 +109,6 @@ mod imp {
         /// 1 once a block was put here since the last drain (as [`CACHED`]
         /// for all caches): a drain skips the entries of the others.
         cached: AtomicU32,
-        /// Bit `i` set once a put wrote entry `i` since the last drain: the
-        /// entries a drain must look at (the last one emptied every entry).
-        /// Written by the owner in its window and by a drain, which runs
-        /// with the gate shut after every window closed, so never both.
-        used: [AtomicU64; ENTRIES / 64],
         /// The next older cache in [`REGISTRY`]; set before publication.
         next: AtomicPtr<Cache>,
         entries: [Entry; ENTRIES],
@@ -303,14 +298,7 @@ mod imp {
         if cache.cached.relaxed() == 0 {
             cache.cached.set_relaxed(1);
         }
-        let at = index(block.addr);
-        let used = &cache.used[at / 64];
-        let bit = 1u64 << (at % 64);
-        let bits = used.relaxed();
-        if bits & bit == 0 {
-            used.set_relaxed(bits | bit);
-        }
-        let entry = &cache.entries[at];
+        let entry = &cache.entries[index(block.addr)];
         let old = entry.addr.relaxed();
         if old != 0 {
             evict(entry, old);
@@ -524,46 +512,33 @@ mod imp {
                 continue;
             }
             cache.cached.set_relaxed(0);
-            // Only the entries put since the last drain, and an index loop
-            // with one-instruction loads: every check shuts the gate, and
-            // unoptimised (a user's dev profile) visiting all 128 entries
-            // cost 14,000 instructions a check on a suite of small tests
-            // (with an iterator and `load(Acquire)`, 25,000 for empty
-            // caches).
-            let mut word = 0;
-            while word < cache.used.len() {
-                let mut bits = cache.used[word].acquire();
-                cache.used[word].set_relaxed(0);
-                while bits != 0 {
-                    let i = word * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    move_to_table(&cache.entries[i]);
+            // An index loop and one-instruction loads: every check shuts
+            // the gate, and unoptimised (a user's dev profile) the
+            // iterator and `load(Acquire)` cost 25,000 instructions a
+            // drain for empty caches.
+            let entries = &cache.entries;
+            let mut i = 0;
+            while i < entries.len() {
+                let entry = &entries[i];
+                i += 1;
+                let addr = entry.addr.acquire();
+                if addr == 0 || addr & MOVING != 0 {
+                    continue;
                 }
-                word += 1;
+                // Marked moving, not emptied, until it is in the table: a
+                // free racing the drain waits for it there.
+                if entry
+                    .addr
+                    .compare_exchange(addr, addr | MOVING, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    let block = packed(addr, entry.meta.load(Relaxed), entry.rest.load(Relaxed));
+                    crate::track::record::insert(block.unpack());
+                    entry.addr.store(0, Release);
+                }
             }
         }
         CACHED.store(false, Release);
-    }
-
-    /// Moves a drained cache's entry into the table, unless it is empty or
-    /// a free on another thread is taking it.
-    #[inline(always)]
-    fn move_to_table(entry: &Entry) {
-        let addr = entry.addr.acquire();
-        if addr == 0 || addr & MOVING != 0 {
-            return;
-        }
-        // Marked moving, not emptied, until it is in the table: a free
-        // racing the drain waits for it there.
-        if entry
-            .addr
-            .compare_exchange(addr, addr | MOVING, Acquire, Relaxed)
-            .is_ok()
-        {
-            let block = packed(addr, entry.meta.load(Relaxed), entry.rest.load(Relaxed));
-            crate::track::record::insert(block.unpack());
-            entry.addr.store(0, Release);
-        }
     }
 
     /// `pthread_atfork` child, after the table's locks are released: the
