@@ -593,9 +593,6 @@ fn run<R: Send>(
     Ok((result, Some(report)))
 }
 
-/// The heap misuse charged to `scope` (which has ended), with what the
-/// guard bytes of its live `blocks` and its blocks in the quarantine (held
-/// since `held_since`) show.
 /// What a check whose blocks survive should know about the quarantine:
 /// whether freed addresses were handed out again while it ran, so that a
 /// stale copy of one (in a global, another block's spare bytes) can make a
@@ -631,6 +628,9 @@ fn quarantine_warnings(held_since: u64, warnings: &mut Vec<ReportError>) {
     }
 }
 
+/// The heap misuse charged to `scope` (which has ended), with what the
+/// guard bytes of its live `blocks` and its blocks in the quarantine (held
+/// since `held_since`) show.
 fn misused(scope: u32, held_since: u64, blocks: &Survivors) -> report::misuse::MisuseInput {
     #[cfg(leakcheck_interpose)]
     {

@@ -45,39 +45,15 @@ extern "C" fn count_tick(_signal: libc::c_int) {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Installs `count_tick` for `SIGALRM` through glibc's own `sigaction`,
-/// past leakcheck's: a handler installed through leakcheck's turns the
-/// quarantine off for the whole process (it cannot know the handler does
-/// not allocate), and exactness here depends on it (see the module docs).
-/// The signals still land anywhere in the hooks, as any timer's.
-fn install_counting_handler() {
-    type Sigaction = unsafe extern "C" fn(
-        libc::c_int,
-        *const libc::sigaction,
-        *mut libc::sigaction,
-    ) -> libc::c_int;
-    // SAFETY: dlsym with a NUL-terminated name: the definition after this
-    // executable's (leakcheck's), glibc's.
-    let next = unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) };
-    assert!(!next.is_null(), "glibc's sigaction");
-    // SAFETY: glibc's `sigaction`, whose signature this is.
-    let glibc: Sigaction = unsafe { std::mem::transmute(next) };
-    // SAFETY: a zeroed sigaction is valid; the handler takes the signal
-    // number only, installed without SA_SIGINFO.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = count_tick as *const () as usize;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(glibc(libc::SIGALRM, &action, std::ptr::null_mut()), 0);
-    }
-}
-
 /// Arms the 100 µs timer once for the whole child.
 fn timer() {
     static ARM: Once = Once::new();
     ARM.call_once(|| {
-        install_counting_handler();
+        // Past leakcheck's `sigaction`: a handler leakcheck sees turns the
+        // quarantine off for the whole process (it cannot know this one
+        // only counts), and exactness here depends on it (module docs).
+        // The signals still land anywhere in the hooks, as any timer's.
+        common::install_signal_handler_past_leakcheck(libc::SIGALRM, count_tick);
         // SAFETY: arms this child's interval timer.
         unsafe {
             let every = libc::timeval {

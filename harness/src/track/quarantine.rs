@@ -664,9 +664,12 @@ mod tests {
             assert!(held().1 <= MAX_BYTES, "{:?}", held());
         }
         // The check pinned before them is told: at least the first block
-        // and all but the last few big ones went back to glibc early.
+        // and every big one the ring could not keep went back to glibc
+        // early (other tests' entries only add to it).
+        let pushed_big = (MAX_BYTES / MAX_BLOCK + 8) as u64;
+        let kept_big = (MAX_BYTES / cost_of(MAX_BLOCK)) as u64;
         let evicted = evicted_since(pin.since);
-        assert!(evicted >= 2, "{evicted}");
+        assert!(evicted > pushed_big - kept_big, "{evicted}");
         let huge = held_block(MAX_BLOCK + 1);
         assert!(!hold(huge), "bigger blocks are freed at once");
         // SAFETY: not held, so still ours.

@@ -377,13 +377,39 @@ pub fn signal_until(
 /// Installs `handler` for `signal` (`SA_RESTART`, an empty mask), failing
 /// the test if `sigaction` refuses.
 pub fn install_signal_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // The `sigaction` this binary links: leakcheck's, which wraps it.
+    install_with(libc::sigaction, signal, handler);
+}
+
+/// [`install_signal_handler`] through glibc's own `sigaction`, past the one
+/// leakcheck interposes: leakcheck never sees the handler (so it keeps its
+/// quarantine on, which any asynchronous handler it sees turns off). Only
+/// for a handler that never allocates.
+pub fn install_signal_handler_past_leakcheck(
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) {
+    // SAFETY: dlsym with a NUL-terminated name: the definition after this
+    // executable's (leakcheck's), glibc's.
+    let next = unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) };
+    assert!(!next.is_null(), "glibc's sigaction");
+    // SAFETY: glibc's `sigaction`, whose signature this is.
+    let glibc: Sigaction = unsafe { std::mem::transmute(next) };
+    install_with(glibc, signal, handler);
+}
+
+type Sigaction =
+    unsafe extern "C" fn(libc::c_int, *const libc::sigaction, *mut libc::sigaction) -> libc::c_int;
+
+fn install_with(sigaction: Sigaction, signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     // SAFETY: a zeroed sigaction is valid; the handler is a plain extern "C"
-    // fn taking the signal number, installed without SA_SIGINFO.
+    // fn taking the signal number, installed without SA_SIGINFO; `sigaction`
+    // is a `sigaction(2)`.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as usize;
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+        assert_eq!(sigaction(signal, &action, std::ptr::null_mut()), 0);
     }
 }
