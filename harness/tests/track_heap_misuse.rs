@@ -393,6 +393,31 @@ fn c_write_after_free_is_found_by_the_verdict() {
 }
 
 #[test]
+fn a_write_through_the_address_a_moving_realloc_left_is_found() {
+    let report = leakcheck::check(|| {
+        let block = fixtures::alloc(black_box(32));
+        let old = block.as_ptr().cast::<u8>();
+        let grown = block.realloc(black_box(200_000));
+        assert_ne!(grown.as_ptr().cast::<u8>(), old, "the realloc moved");
+        // SAFETY: inside a check the quarantine holds the old block (still
+        // glibc's, unused): the write lands in held memory, as a stale
+        // pointer's would.
+        unsafe { old.add(8).write_volatile(1) };
+        grown.free();
+    });
+    let misuse = only(&report, "write_after_free");
+    assert_eq!(misuse.size, Some(32), "{report}");
+    assert!(
+        misuse
+            .message
+            .contains("is 8 bytes inside a block of size 32 free'd"),
+        "{report}"
+    );
+    assert_fixture_frame(&misuse.freed_at[0], "fixture_realloc", "realloc");
+    assert_fixture_frame(&misuse.allocated_at[0], "fixture_alloc", "alloc");
+}
+
+#[test]
 fn a_double_free_in_a_c_thread_is_charged_to_the_check() {
     let report = leakcheck::check(|| {
         // SAFETY: the second free, on the C thread, is caught.

@@ -4,6 +4,10 @@
 //! freed address, which glibc would otherwise hand out again at once, and
 //! which a global here still holds.
 //!
+//! A `realloc` that moves a block frees the old one inside glibc: inside a
+//! check that old block is held the same way, so a stale copy of the
+//! address it had cannot make a later leak reachable either.
+//!
 //! A double free of a held block is recognised (and reported as heap
 //! misuse) and never reaches glibc.
 
@@ -41,6 +45,41 @@ fn a_rust_leak_never_gets_the_address_a_global_still_holds() {
         let leaked: &'static mut [u8; 64] = Box::leak(Box::new(black_box([2u8; 64])));
         black_box(leaked);
     });
+    assert_one_site(&report, (1, 64), Origin::Rust, "alloc");
+}
+
+#[test]
+fn a_c_leak_never_gets_the_address_a_moving_realloc_left() {
+    for size in [24, 48, 200, 4000] {
+        let mut moved = false;
+        let report = leakcheck::check(|| {
+            let block = alloc(black_box(size));
+            let old = block.as_ptr() as usize;
+            STALE.store(old, Ordering::Relaxed);
+            let grown = block.realloc(black_box(200_000));
+            moved = grown.as_ptr() as usize != old;
+            grown.free();
+            alloc(black_box(size)).leak();
+        });
+        assert!(moved, "precondition: growing a {size}-byte block moves it");
+        assert_one_site(&report, (1, size), Origin::C, "malloc");
+    }
+}
+
+#[test]
+fn a_rust_leak_never_gets_the_address_a_growing_vec_left() {
+    let mut moved = false;
+    let report = leakcheck::check(|| {
+        let mut vec: Vec<u8> = Vec::with_capacity(black_box(64));
+        let old = vec.as_ptr() as usize;
+        STALE.store(old, Ordering::Relaxed);
+        vec.reserve_exact(black_box(200_000));
+        moved = vec.as_ptr() as usize != old;
+        drop(vec);
+        let leaked: &'static mut [u8; 64] = Box::leak(Box::new(black_box([2u8; 64])));
+        black_box(leaked);
+    });
+    assert!(moved, "precondition: growing the Vec moves it");
     assert_one_site(&report, (1, 64), Origin::Rust, "alloc");
 }
 

@@ -52,6 +52,10 @@ void fixture_free(void *ptr) {
     free(ptr); /* @free */
 }
 
+void *fixture_realloc(void *ptr, size_t size) {
+    return realloc(ptr, size); /* @realloc */
+}
+
 void *fixture_calloc(size_t n, size_t size) {
     return calloc(n, size); /* @calloc */
 }

@@ -9,6 +9,7 @@ extern "C" {
     fn fixture_churn(n: usize, size: usize);
     fn fixture_alloc(size: usize) -> *mut c_void;
     pub(crate) fn fixture_free(ptr: *mut c_void);
+    fn fixture_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
     fn fixture_calloc(n: usize, size: usize) -> *mut c_void;
     fn fixture_posix_memalign(align: usize, size: usize) -> *mut c_void;
     fn fixture_aligned_alloc(align: usize, size: usize) -> *mut c_void;
@@ -59,6 +60,16 @@ impl CBlock {
         // SAFETY: the block came from the C heap and `self` owned it, so this
         // is its one and only free.
         unsafe { fixture_free(self.0.as_ptr()) }
+    }
+
+    /// Resizes the block to `size` (> 0) bytes with C `realloc` (through
+    /// `fixture_realloc`, marker `@realloc`): the block it returns, which
+    /// may have moved; panics if `realloc` fails.
+    pub fn realloc(self, size: usize) -> CBlock {
+        assert!(size > 0, "realloc to 0 bytes frees the block");
+        // SAFETY: the block came from the C heap and `self` owned it;
+        // `realloc` takes it and returns the one block now owned.
+        unsafe { CBlock::from_fixture(fixture_realloc(self.0.as_ptr(), size), "fixture_realloc") }
     }
 
     /// Drops the only pointer to the block without freeing it.

@@ -172,6 +172,7 @@ mod tests {
         ("memalign", FIXTURES_C),
         ("valloc", FIXTURES_C),
         ("pvalloc", FIXTURES_C),
+        ("realloc", FIXTURES_C),
         ("realloc_chain", FIXTURES_C),
         ("realloc_chain_first", FIXTURES_C),
         ("realloc_chain_step", FIXTURES_C),

@@ -239,6 +239,37 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             Some(_) => 0,
             None => self.guard_for(new_size),
         };
+        #[cfg(leakcheck_interpose)]
+        if let Some(block) = old.as_ref().filter(|_| self.inner_bypasses_hooks) {
+            // SAFETY: the inner allocator is `Glibc` (`inner_bypasses_hooks`),
+            // so `ptr` is the live glibc block `block` describes (retired
+            // from the table, not yet freed), which this call reallocates.
+            let moved = unsafe {
+                crate::track::record::realloc_holding(
+                    ptr.cast(),
+                    block,
+                    new_size + guard,
+                    layout.align(),
+                    hook_frame,
+                )
+            };
+            if let Some(new) = moved {
+                if new.is_null() {
+                    on_realloc_failed(old);
+                } else {
+                    on_realloc(
+                        old,
+                        new,
+                        new_size,
+                        Allocator::RustRealloc,
+                        layout.align(),
+                        hook_frame,
+                        guard != 0,
+                    );
+                }
+                return new.cast();
+            }
+        }
         let new = {
             let _inner = self.inner_call();
             // SAFETY: the caller upholds GlobalAlloc::realloc's contract;

@@ -207,8 +207,8 @@ pub(crate) mod real {
     /// glibc's own allocator, with no choice of heap: for a caller that has
     /// read its thread's state and knows it is in no harness section (the
     /// tracking allocator's general path, `record::alloc_glibc`), which
-    /// would otherwise pay that read again.
-    #[cfg(feature = "global-allocator")]
+    /// would otherwise pay that read again, and for a reallocation that
+    /// moves a glibc block itself (`record::realloc_holding`).
     pub(crate) mod glibc {
         use libc::c_void;
 
@@ -221,6 +221,7 @@ pub(crate) mod real {
         }
         /// # Safety
         /// As `calloc(3)`.
+        #[cfg(feature = "global-allocator")]
         #[inline(always)]
         pub(crate) unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
             // SAFETY: forwarded unchanged.
@@ -232,6 +233,22 @@ pub(crate) mod real {
         pub(crate) unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
             // SAFETY: forwarded unchanged.
             unsafe { super::super::__libc_memalign(align, size) }
+        }
+        /// # Safety
+        /// As `free(3)`: `ptr` is null or a live block of glibc's.
+        #[inline(always)]
+        pub(crate) unsafe fn free(ptr: *mut c_void) {
+            // SAFETY: forwarded unchanged.
+            unsafe { super::super::__libc_free(ptr) }
+        }
+        /// glibc's `malloc_usable_size`: the bytes the block at `ptr` has
+        /// (0 if glibc's definition cannot be found).
+        ///
+        /// # Safety
+        /// `ptr` is a live block of glibc's.
+        pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
+            // SAFETY: the caller's live glibc block.
+            unsafe { super::super::glibc_usable_size(ptr) }
         }
     }
 }
@@ -356,6 +373,21 @@ unsafe fn realloc_as(
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
+    if let Some(block) = old.as_ref().filter(|_| size != 0) {
+        // SAFETY: `ptr` is the live block `block` describes (retired from
+        // the table, not yet freed), which this call reallocates.
+        let moved =
+            unsafe { crate::track::record::realloc_holding(ptr, block, request, 1, hook_frame) };
+        if let Some(new) = moved {
+            if new.is_null() {
+                // glibc's malloc set errno.
+                on_realloc_failed(old);
+            } else {
+                on_realloc(old, new, size, allocator, 0, hook_frame, guard != 0);
+            }
+            return new;
+        }
+    }
     // SAFETY: the caller upholds realloc's contract; the block's record is
     // already retired so a concurrent reuse of the address is safe.
     let new = unsafe { base::realloc(ptr, request) };
@@ -596,7 +628,6 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
 /// As `malloc_usable_size(3)`: `ptr` is null or a live block.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
-    static REAL: AtomicUsize = AtomicUsize::new(0);
     if ptr.is_null() {
         return 0;
     }
@@ -610,6 +641,19 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     if crate::track::own_heap::contains(ptr) {
         return crate::track::own_heap::usable_size(ptr);
     }
+    // SAFETY: a live block of glibc's (the caller's contract; not of the
+    // own heap, checked above).
+    unsafe { glibc_usable_size(ptr) }
+}
+
+/// glibc's `malloc_usable_size(ptr)`, found past this executable's (0 if
+/// it cannot be).
+///
+/// # Safety
+///
+/// `ptr` is a live block of glibc's.
+unsafe fn glibc_usable_size(ptr: *mut c_void) -> usize {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
     let addr = next_definition(&REAL, c"malloc_usable_size");
     if addr == 0 {
         return 0;

@@ -441,16 +441,7 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
         drop(guard);
         return false;
     }
-    // Not in a signal handler: one that allocates and frees must get its
-    // freed chunk back from glibc's per-thread cache, or its next malloc
-    // takes the arena lock, which the code it interrupted may hold.
-    // A block of leakcheck's own heap is never held: its address is never
-    // handed to the program (see `own_heap`).
-    let hold = !guard.in_signal_handler()
-        && !crate::track::hooks::async_handlers_installed()
-        && !crate::track::own_heap::contains(ptr)
-        && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness());
-    let held = hold
+    let held = quarantine_takes(&guard, &block, ptr)
         && crate::track::quarantine::hold(crate::track::quarantine::Freed {
             addr: block.addr,
             size: block.size,
@@ -461,6 +452,106 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
         });
     drop(guard);
     !held
+}
+
+/// Whether the quarantine is to take `block` (at `ptr`, retired from the
+/// table), being freed for good now: a check's block or leakcheck's, or any
+/// while a check runs or in a harness section. Not in a signal handler: one
+/// that allocates and frees must get its freed chunk back from glibc's
+/// per-thread cache, or its next malloc takes the arena lock, which the
+/// code it interrupted may hold. A block of leakcheck's own heap is never
+/// held: its address is never handed to the program (see `own_heap`).
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+fn quarantine_takes(guard: &Guard, block: &Block, ptr: *mut c_void) -> bool {
+    !guard.in_signal_handler()
+        && !crate::track::hooks::async_handlers_installed()
+        && !crate::track::own_heap::contains(ptr)
+        && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness())
+}
+
+/// The move of a reallocation, made here when glibc's would free the old
+/// block: `old` (at `ptr`, retired from the table, its misuse checked) to
+/// `request` bytes with `align` (1 for C's `realloc`). glibc's `realloc`
+/// frees the old block itself, and hands its address to the next
+/// allocation of its size at once, while stale copies of it may remain in
+/// the program's memory and would make that allocation reachable. So where
+/// the quarantine would take the block were it freed ([`on_final_free`])
+/// and it cannot be resized where it is, the new block is glibc's
+/// `malloc`'s (or `memalign`'s, as `global::Glibc` moves an over-aligned
+/// block), the contents are copied and the old block is held, as valgrind
+/// moves every reallocation. Returns the new block (null if glibc had none:
+/// the old one is intact), or `None` if the caller's reallocation is to run.
+///
+/// # Safety
+///
+/// `ptr` is the live block of glibc's that `old` describes, which the
+/// caller is reallocating and no longer uses if `Some` non-null returns.
+#[cfg(leakcheck_interpose)]
+#[inline(never)]
+pub(crate) unsafe fn realloc_holding(
+    ptr: *mut c_void,
+    old: &Block,
+    request: usize,
+    align: usize,
+    hook_frame: usize,
+) -> Option<*mut c_void> {
+    use crate::track::hooks::real::glibc;
+    use crate::track::quarantine;
+    /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
+    const MIN_ALIGN: usize = 16;
+    if old.size > quarantine::MAX_BLOCK {
+        return None;
+    }
+    let guard = Guard::enter()?;
+    if !quarantine_takes(&guard, old, ptr) {
+        return None;
+    }
+    let plain = align <= MIN_ALIGN && align <= request;
+    // SAFETY: `ptr` is a live block of glibc's (the caller's contract; not
+    // of the own heap, which `quarantine_takes` ruled out).
+    if plain && request <= unsafe { glibc::usable_size(ptr) } {
+        // glibc resizes it where it is: no address is freed.
+        return None;
+    }
+    // SAFETY: glibc's own contracts, with a non-zero size (the caller's
+    // request) and, for memalign, a power of two of at least MIN_ALIGN.
+    let new = unsafe {
+        if plain {
+            glibc::malloc(request)
+        } else {
+            glibc::memalign(align.max(MIN_ALIGN), request)
+        }
+    };
+    if new.is_null() {
+        return Some(new);
+    }
+    // SAFETY: two live, distinct blocks: `ptr` of `old.size` bytes at
+    // least, `new` of `request`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new.cast::<u8>(), old.size.min(request));
+    }
+    let free_stack = if old.scope != 0 {
+        let current = guard.current();
+        stacks::capture(&guard, hook_frame, current.base, current.stack_low)
+    } else {
+        0
+    };
+    let held = quarantine::hold(quarantine::Freed {
+        addr: old.addr,
+        size: old.size,
+        alloc_stack: old.stack,
+        free_stack,
+        scope: old.scope,
+        filled: 0,
+    });
+    drop(guard);
+    if !held {
+        // SAFETY: the block is glibc's, out of the table, its contents
+        // copied; the caller no longer uses it.
+        unsafe { glibc::free(ptr) };
+    }
+    Some(new)
 }
 
 /// Whether `ptr`, which the table does not know, is a block of leakcheck's
