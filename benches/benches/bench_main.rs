@@ -1,5 +1,5 @@
 //! leakcheck's overhead, measured with criterion: the allocation path
-//! (`malloc_free`, `rust_box`) and the end-of-check verdict (`verdict`).
+//! (`malloc_free`, `realloc_grow`, `rust_box`) and the end-of-check verdict (`verdict`).
 //!
 //! Every group measures its own baseline in the same run, so ratios hold on a
 //! noisy machine. `cargo bench -p leakcheck-benches` measures;
@@ -12,6 +12,7 @@ mod benchmarks;
 #[cfg(not(feature = "profile"))]
 criterion_main! {
     benchmarks::malloc_free::benches,
+    benchmarks::realloc_grow::benches,
     benchmarks::rust_box::benches,
     benchmarks::verdict::benches,
 }

@@ -16,7 +16,20 @@ pub mod glibc {
     extern "C" {
         fn __libc_malloc(size: usize) -> *mut c_void;
         fn __libc_calloc(n: usize, size: usize) -> *mut c_void;
+        fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
         fn __libc_free(ptr: *mut c_void);
+    }
+
+    /// glibc's `realloc`, not seen by leakcheck.
+    ///
+    /// # Safety
+    ///
+    /// As `realloc(3)`; `ptr` must be null or come from [`malloc`] or
+    /// [`calloc`] and not have been freed.
+    #[inline]
+    pub unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: the caller upholds realloc's contract.
+        unsafe { __libc_realloc(ptr, size) }
     }
 
     /// glibc's `malloc`, not recorded by leakcheck.
@@ -45,8 +58,8 @@ pub mod glibc {
     ///
     /// # Safety
     ///
-    /// As `free(3)`; `ptr` must be null or come from [`malloc`] or [`calloc`] and not have
-    /// been freed.
+    /// As `free(3)`; `ptr` must be null or come from [`malloc`], [`calloc`]
+    /// or [`realloc`] and not have been freed.
     #[inline]
     pub unsafe fn free(ptr: *mut c_void) {
         // SAFETY: the caller upholds free's contract.
@@ -67,7 +80,18 @@ pub mod glibc {
 /// `routine` must allocate exactly one block and free it: the check's report
 /// is asserted to have seen `iters` allocations and no leak, proof that the
 /// hooks were on the measured path.
-pub fn timed_in_check(iters: u64, depth: usize, mut routine: impl FnMut() + Send) -> Duration {
+pub fn timed_in_check(iters: u64, depth: usize, routine: impl FnMut() + Send) -> Duration {
+    timed_in_check_each(iters, depth, 1, routine)
+}
+
+/// [`timed_in_check`] for a `routine` that makes `allocations` allocations
+/// (a `realloc` that returns a block counts as one) and frees what it made.
+pub fn timed_in_check_each(
+    iters: u64,
+    depth: usize,
+    allocations: u64,
+    mut routine: impl FnMut() + Send,
+) -> Duration {
     let mut elapsed = Duration::ZERO;
     let report = leakcheck::check(|| {
         if depth == 0 {
@@ -78,7 +102,7 @@ pub fn timed_in_check(iters: u64, depth: usize, mut routine: impl FnMut() + Send
     });
     assert_eq!(
         report.stats().allocations as u64,
-        iters,
+        iters * allocations,
         "allocations seen by leakcheck"
     );
     assert!(report.is_clean(), "{report}");

@@ -6,6 +6,8 @@ pub mod malloc_free;
 #[cfg(feature = "profile")]
 pub mod profile_mode;
 #[cfg(not(feature = "profile"))]
+pub mod realloc_grow;
+#[cfg(not(feature = "profile"))]
 pub mod rust_box;
 #[cfg(not(feature = "profile"))]
 pub mod verdict;
