@@ -877,8 +877,13 @@ pub unsafe extern "C" fn pthread_create(
     // thread it makes): the threads it makes are the harness's, whose
     // stacks hold nothing another test's check gave them, only their own
     // test's stale slots (a blocked `Command::output` frame naming a block
-    // it freed before another test's leak got that address).
-    let harness = inherited.scope == 0 && parent == crate::sys::thread::current_pid();
+    // it freed before another test's leak got that address). So are the
+    // threads leakcheck's own code makes (a check's body thread): until the
+    // body starts, such a thread runs std's start-up, whose frame keeps the
+    // address of the start-up box it freed, which another check's block
+    // may have got since.
+    let harness = inherited.scope == 0
+        && (parent == crate::sys::thread::current_pid() || scope::in_harness_now());
     let _runtime = Untracked::enter();
     // Every thread starts in `thread_start`, which registers its stack as a
     // root for the classifier.
