@@ -118,6 +118,13 @@ rewritten=$(find "$checked" -path "$checked/target" -prune -o -name '*.rs' -prin
         print;
         END { print STDERR "$n\n" }' 2>&1 >/dev/null | tail -1)
 printf '\n[dev-dependencies.leakcheck]\npath = "%s"\n' "$leakcheck_path" >>"$checked/Cargo.toml"
+# Edition 2015 (no `edition` key) has no extern prelude: each crate root
+# that has a test names leakcheck with `extern crate`, as its users would.
+if ! grep -Eq '^edition *= *"20(18|2[0-9])"' "$checked/Cargo.toml"; then
+    for root in "$checked/src/lib.rs" "$checked"/tests/*.rs; do
+        if [ -f "$root" ]; then printf '\n#[cfg(test)]\nextern crate leakcheck;\n' >>"$root"; fi
+    done
+fi
 
 # 3. Optionally, a real leak the run must catch, with its stack through C.
 inject() {
@@ -137,6 +144,14 @@ inject() {
                 s/(fn decode_writer_one_chunk\(\) \{\n(\s*)let mut e = GzEncoder::new\(Vec::new\(\), Compression::default\(\)\);\n)/$1$2let mut leaked = GzEncoder::new(Vec::new(), Compression::default());\n$2leaked.write_all(STR.as_ref()).unwrap();\n$2std::mem::forget(leaked);\n/ or die "flate2: decode_writer_one_chunk not found\n"
             ' "$checked/src/gz/write.rs"
             echo "gz::write::tests::decode_writer_one_chunk"
+            ;;
+        bzip2)
+            # `read::tests::smoke`: a second encoder, whose libbz2 stream
+            # `BZ2_bzCompressInit` opened, is forgotten.
+            perl -0 -i -pe '
+                s/(fn smoke\(\) \{\n(\s*)let m: &\[u8\] = &\[1, 2, 3, 4, 5, 6, 7, 8\];\n)/$1$2std::mem::forget(BzEncoder::new(m, Compression::default()));\n/ or die "bzip2: read::tests::smoke not found\n"
+            ' "$checked/src/read.rs"
+            echo "read::tests::smoke"
             ;;
         *) log "no injected leak known for $crate"; exit 2 ;;
     esac
