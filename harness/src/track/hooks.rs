@@ -373,7 +373,10 @@ unsafe fn realloc_as(
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
-    if let Some(block) = old.as_ref().filter(|_| size != 0) {
+    // Not a Rust block of an allocator leakcheck does not know (yours,
+    // wrapped in `Tracked`): the quarantine would give it to glibc.
+    let glibcs = |b: &&Block| !b.allocator().is_rust() || cfg!(feature = "global-allocator");
+    if let Some(block) = old.as_ref().filter(|_| size != 0).filter(glibcs) {
         // SAFETY: `ptr` is the live block `block` describes (retired from
         // the table, not yet freed), which this call reallocates.
         let moved =
@@ -994,6 +997,11 @@ fn self_test() -> bool {
         return false;
     }
     let seen = table::get(ptr as usize).is_some_and(|b| b.size == PROBE);
+    // glibc's malloc_usable_size is looked up (`dlsym`) here, at start-up,
+    // rather than first inside a `realloc` (`record::realloc_holding`).
+    // SAFETY: `ptr` is a live block: glibc's, or, where something replaced
+    // malloc, that allocator's, whose malloc_usable_size answers for it.
+    std::hint::black_box(unsafe { glibc_usable_size(ptr) });
     // SAFETY: `ptr` came from `alloc` above and is freed once.
     unsafe { release(ptr) };
     seen
