@@ -563,6 +563,15 @@ fn run<R: Send>(
         kind: "suppressions",
         message,
     }));
+    // The report symbolises, and the `backtrace` crate moves values built
+    // on this stack into its static cache, uninitialised bytes and all:
+    // what lies below here (the classifier's copies of scanned words, the
+    // test's own frames from before the check) would become a root naming
+    // glibc addresses that later checks' blocks get. Zeroed first.
+    #[cfg(target_os = "linux")]
+    if !hooks::malloc_replaced() {
+        crate::track::threads::wipe_dead_stack(crate::sys::thread::stack_bounds().0);
+    }
     let report = report::build(Outcome {
         test: name,
         body: options.body,
