@@ -240,7 +240,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             None => self.guard_for(new_size),
         };
         #[cfg(leakcheck_interpose)]
-        if let Some(block) = old.as_ref().filter(|_| self.inner_bypasses_hooks) {
+        if let Some(block) = old.filter(|_| self.inner_bypasses_hooks) {
             // SAFETY: the inner allocator is `Glibc` (`inner_bypasses_hooks`),
             // so `ptr` is the live glibc block `block` describes (retired
             // from the table, not yet freed), which this call reallocates.
@@ -248,25 +248,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
                 crate::track::record::realloc_holding(
                     ptr.cast(),
                     block,
-                    new_size + guard,
+                    (new_size, guard),
+                    Allocator::RustRealloc,
                     layout.align(),
                     hook_frame,
                 )
             };
             if let Some(new) = moved {
-                if new.is_null() {
-                    on_realloc_failed(old);
-                } else {
-                    on_realloc(
-                        old,
-                        new,
-                        new_size,
-                        Allocator::RustRealloc,
-                        layout.align(),
-                        hook_frame,
-                        guard != 0,
-                    );
-                }
                 return new.cast();
             }
         }
@@ -306,10 +294,6 @@ const GUARD_BYTES: usize = 0;
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Glibc;
 
-/// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
-#[cfg(all(leakcheck_interpose, feature = "global-allocator"))]
-pub(crate) const MIN_ALIGN: usize = 16;
-
 // SAFETY: each method returns memory from glibc's allocator that satisfies
 // `layout` (malloc when its guaranteed alignment suffices, memalign
 // otherwise) and releases only memory obtained here.
@@ -337,7 +321,7 @@ unsafe impl GlobalAlloc for Glibc {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= MIN_ALIGN && layout.align() <= new_size {
+        if crate::track::hooks::real::glibc::malloc_serves(new_size, layout.align()) {
             // SAFETY: `ptr` came from glibc's malloc family via this allocator.
             unsafe { hooks::real::realloc(ptr.cast(), new_size) }.cast()
         } else {

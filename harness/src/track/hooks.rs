@@ -212,6 +212,16 @@ pub(crate) mod real {
     pub(crate) mod glibc {
         use libc::c_void;
 
+        /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
+        pub(crate) const MIN_ALIGN: usize = 16;
+
+        /// Whether `malloc(size)` gives `align` (a power of two): else
+        /// `memalign` must.
+        #[inline(always)]
+        pub(crate) fn malloc_serves(size: usize, align: usize) -> bool {
+            align <= MIN_ALIGN && align <= size
+        }
+
         /// # Safety
         /// As `malloc(3)`.
         #[inline(always)]
@@ -373,21 +383,22 @@ unsafe fn realloc_as(
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
-    // Not a Rust block of an allocator leakcheck does not know (yours,
-    // wrapped in `Tracked`): the quarantine would give it to glibc.
-    let glibcs = |b: &&Block| !b.allocator().is_rust() || cfg!(feature = "global-allocator");
-    if let Some(block) = old.as_ref().filter(|_| size != 0).filter(glibcs) {
+    if let Some(block) = old.filter(|_| size != 0) {
         // SAFETY: `ptr` is the live block `block` describes (retired from
         // the table, not yet freed), which this call reallocates.
-        let moved =
-            unsafe { crate::track::record::realloc_holding(ptr, block, request, 1, hook_frame) };
+        let moved = unsafe {
+            crate::track::record::realloc_holding(
+                ptr,
+                block,
+                (size, guard),
+                allocator,
+                0,
+                hook_frame,
+            )
+        };
         if let Some(new) = moved {
-            if new.is_null() {
-                // glibc's malloc set errno.
-                on_realloc_failed(old);
-            } else {
-                on_realloc(old, new, size, allocator, 0, hook_frame, guard != 0);
-            }
+            // A null `new` left the old block intact, and errno as glibc's
+            // malloc set it.
             return new;
         }
     }

@@ -275,9 +275,9 @@ pub(crate) unsafe fn glibc_block(
     zeroed: bool,
     routed: RoutedBy,
 ) -> *mut c_void {
-    use crate::track::global::MIN_ALIGN;
     use crate::track::hooks::real;
-    let plain = align <= MIN_ALIGN && align <= size;
+    use crate::track::hooks::real::glibc::MIN_ALIGN;
+    let plain = real::glibc::malloc_serves(size, align);
     // SAFETY: glibc's own contracts (or `hooks::real`'s, which forward to
     // them), with the caller's non-zero size and an alignment that is a
     // power of two of at least MIN_ALIGN where memalign gets it.
@@ -435,9 +435,8 @@ pub(crate) fn on_final_free(ptr: *mut c_void, how: crate::track::misuse::Release
         guard.count_free(block.scope, block.size);
     }
     let free_stack = crate::track::misuse::on_release(&guard, &block, how, true);
-    if block.allocator().is_rust() && !how.call.is_rust() && !cfg!(feature = "global-allocator") {
-        // A Rust block of an allocator leakcheck does not know (yours,
-        // wrapped in `Tracked`): glibc must not get it. Reported, kept.
+    if of_an_unknown_allocator(&block, how.call.is_rust()) {
+        // Reported, kept.
         drop(guard);
         return false;
     }
@@ -470,44 +469,81 @@ fn quarantine_takes(guard: &Guard, block: &Block, ptr: *mut c_void) -> bool {
         && (block.scope != 0 || block.harness != 0 || scope::any_active() || guard.in_harness())
 }
 
-/// The move of a reallocation, made here when glibc's would free the old
-/// block: `old` (at `ptr`, retired from the table, its misuse checked) to
-/// `request` bytes with `align` (1 for C's `realloc`). glibc's `realloc`
-/// frees the old block itself, and hands its address to the next
-/// allocation of its size at once, while stale copies of it may remain in
-/// the program's memory and would make that allocation reachable. So where
-/// the quarantine would take the block were it freed ([`on_final_free`])
-/// and it cannot be resized where it is, the new block is glibc's
-/// `malloc`'s (or `memalign`'s, as `global::Glibc` moves an over-aligned
-/// block), the contents are copied and the old block is held, as valgrind
-/// moves every reallocation. Returns the new block (null if glibc had none:
-/// the old one is intact), or `None` if the caller's reallocation is to run.
+/// Whether `block`, released through a C call (`call_is_rust` false), is a
+/// Rust block of an allocator leakcheck does not know (yours, wrapped in
+/// `Tracked`): glibc must never get it, neither freed nor moved.
+#[cfg(leakcheck_interpose)]
+#[inline(always)]
+fn of_an_unknown_allocator(block: &Block, call_is_rust: bool) -> bool {
+    block.allocator().is_rust() && !call_is_rust && !cfg!(feature = "global-allocator")
+}
+
+/// A reallocation made here when glibc's would free the old block:
+/// `old` (at `ptr`, retired from the table, its misuse checked) to `size`
+/// bytes and `guard` guard bytes after them, with `align` (0 for C's
+/// `realloc`), recorded as `allocator`. glibc's `realloc` frees the old
+/// block itself, and hands its address to the next allocation of its size
+/// at once, while stale copies of it may remain in the program's memory and
+/// would make that allocation reachable. So where the quarantine would take
+/// the block were it freed ([`on_final_free`]) and it cannot be resized
+/// where it is, the new block is glibc's `malloc`'s (or `memalign`'s, as
+/// `global::Glibc` moves an over-aligned block), the contents are copied,
+/// the old block is held and the new one recorded ([`on_realloc`]), as
+/// valgrind moves every reallocation. Returns the new block (null if glibc
+/// had none: the old one is intact and recorded again), or `None` if the
+/// caller's reallocation is to run.
 ///
 /// # Safety
 ///
 /// `ptr` is the live block of glibc's that `old` describes, which the
 /// caller is reallocating and no longer uses if `Some` non-null returns.
 #[cfg(leakcheck_interpose)]
-#[inline(never)]
+#[inline(always)]
 pub(crate) unsafe fn realloc_holding(
     ptr: *mut c_void,
-    old: &Block,
-    request: usize,
+    old: Block,
+    size_and_guard: (usize, usize),
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+) -> Option<*mut c_void> {
+    // What `quarantine_takes` needs of a block, read without the guard:
+    // the common realloc outside checks costs a few loads more, no call.
+    let may_hold =
+        old.scope != 0 || old.harness != 0 || scope::any_active() || scope::in_harness_now();
+    if !may_hold
+        || old.size > crate::track::quarantine::MAX_BLOCK
+        || of_an_unknown_allocator(&old, allocator.is_rust())
+    {
+        return None;
+    }
+    // SAFETY: forwarded: the caller's contract.
+    unsafe { realloc_moving(ptr, old, size_and_guard, allocator, align, hook_frame) }
+}
+
+/// [`realloc_holding`] past its quick refusals.
+///
+/// # Safety
+///
+/// As [`realloc_holding`].
+#[cfg(leakcheck_interpose)]
+#[inline(never)]
+unsafe fn realloc_moving(
+    ptr: *mut c_void,
+    old: Block,
+    (size, guard_bytes): (usize, usize),
+    allocator: Allocator,
     align: usize,
     hook_frame: usize,
 ) -> Option<*mut c_void> {
     use crate::track::hooks::real::glibc;
     use crate::track::quarantine;
-    /// The alignment glibc's `malloc` guarantees on x86_64 and aarch64.
-    const MIN_ALIGN: usize = 16;
-    if old.size > quarantine::MAX_BLOCK {
-        return None;
-    }
+    let request = size.checked_add(guard_bytes)?;
     let guard = Guard::enter()?;
-    if !quarantine_takes(&guard, old, ptr) {
+    if !quarantine_takes(&guard, &old, ptr) {
         return None;
     }
-    let plain = align <= MIN_ALIGN && align <= request;
+    let plain = glibc::malloc_serves(request, align);
     // SAFETY: `ptr` is a live block of glibc's (the caller's contract; not
     // of the own heap, which `quarantine_takes` ruled out).
     if plain && request <= unsafe { glibc::usable_size(ptr) } {
@@ -520,16 +556,18 @@ pub(crate) unsafe fn realloc_holding(
         if plain {
             glibc::malloc(request)
         } else {
-            glibc::memalign(align.max(MIN_ALIGN), request)
+            glibc::memalign(align.max(glibc::MIN_ALIGN), request)
         }
     };
     if new.is_null() {
+        drop(guard);
+        on_realloc_failed(Some(old));
         return Some(new);
     }
     // SAFETY: two live, distinct blocks: `ptr` of `old.size` bytes at
     // least, `new` of `request`.
     unsafe {
-        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new.cast::<u8>(), old.size.min(request));
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new.cast::<u8>(), old.size.min(size));
     }
     let free_stack = if old.scope != 0 {
         let current = guard.current();
@@ -551,6 +589,18 @@ pub(crate) unsafe fn realloc_holding(
         // copied; the caller no longer uses it.
         unsafe { glibc::free(ptr) };
     }
+    // The realloc's stack, taken once: the old block's free stack is the
+    // new block's allocation stack.
+    record_realloc(
+        Some(old),
+        new,
+        size,
+        allocator,
+        align,
+        hook_frame,
+        guard_bytes != 0,
+        free_stack,
+    );
     Some(new)
 }
 
@@ -609,6 +659,24 @@ pub(crate) fn on_realloc(
     hook_frame: usize,
     guarded: bool,
 ) {
+    record_realloc(old, ptr, size, allocator, align, hook_frame, guarded, 0);
+}
+
+/// [`on_realloc`], with `captured` (non-zero) the stack of this call when
+/// the caller took it already (the old block's free stack): it is the new
+/// block's too.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn record_realloc(
+    old: Option<Block>,
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+    align: usize,
+    hook_frame: usize,
+    guarded: bool,
+    captured: u32,
+) {
     #[cfg(leakcheck_interpose)]
     if guarded && !ptr.is_null() {
         crate::track::misuse::write_guard(ptr, size);
@@ -631,10 +699,12 @@ pub(crate) fn on_realloc(
     if old.scope != 0 && guard.count_alloc(old.scope, size) {
         block.scope = old.scope;
         let current = guard.current();
-        block.stack = if current.scope == old.scope {
-            stacks::capture(&guard, hook_frame, current.base, current.stack_low)
-        } else {
+        block.stack = if current.scope != old.scope {
             old.stack
+        } else if captured != 0 {
+            captured
+        } else {
+            stacks::capture(&guard, hook_frame, current.base, current.stack_low)
         };
     }
     #[cfg(feature = "profile")]
