@@ -65,6 +65,7 @@ fn prebuilt_walk(interpose: bool) {
     println!("cargo:rerun-if-changed=src/stacks/stack_index.rs");
     println!("cargo:rerun-if-changed=src/sys/bytes.rs");
     println!("cargo:rerun-if-changed=src/track/shard_core.rs");
+    println!("cargo:rerun-if-changed=src/track/quarantine_core.rs");
     let wanted = match std::env::var("LEAKCHECK_PREBUILT_WALK").as_deref() {
         Err(_) => std::env::var("OPT_LEVEL").as_deref() == Ok("0"),
         Ok("1") => true,

@@ -417,6 +417,74 @@ fn a_write_through_the_address_a_moving_realloc_left_is_found() {
     assert_fixture_frame(&misuse.allocated_at[0], "fixture_alloc", "alloc");
 }
 
+const AFTER_VERDICT: &str = "a_write_after_the_verdict_is_found_as_the_block_leaves_the_quarantine";
+
+/// In a child with one test thread, so that no other check keeps the
+/// quarantine's entries: a block freed in one check and written through
+/// its stale address after that check's verdict is found when a later
+/// check's end gives it back to glibc (it frees more than the quarantine
+/// keeps in reserve, so the older entries leave), and reported on stderr
+/// with its stacks, since no running check can take it.
+#[test]
+fn a_write_after_the_verdict_is_found_as_the_block_leaves_the_quarantine() {
+    if common::is_child(AFTER_VERDICT) {
+        let mut stale = 0usize;
+        let first = leakcheck::check(|| {
+            let block = fixtures::alloc(black_box(48));
+            stale = block.as_ptr() as usize;
+            block.free();
+        });
+        assert_eq!(first.status(), Status::Clean, "{first}");
+        // SAFETY: the quarantine still holds the block (the newest entries
+        // stay after a verdict), so the write lands in held memory, past
+        // the words glibc keeps in a freed chunk, as a stale pointer's
+        // would.
+        unsafe { (stale as *mut u8).add(16).write_volatile(7) };
+        let second = leakcheck::check(|| fixtures::churn(black_box(400), 4000));
+        assert_eq!(second.status(), Status::Clean, "{second}");
+        println!("written after the verdict at {stale:#x}");
+        return;
+    }
+    let child = common::run_binary_within(
+        60,
+        &["--exact", AFTER_VERDICT, "--nocapture", "--test-threads=1"],
+        AFTER_VERDICT,
+        &[],
+    );
+    let output = child.output();
+    assert!(!child.timed_out(), "hung:\n{output}");
+    assert!(child.status.success(), "{output}");
+    let stale = child
+        .stdout
+        .split("written after the verdict at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address:\n{output}"));
+    let stderr = &child.stderr;
+    let reported: Vec<&str> = stderr
+        .split("leakcheck: heap misuse outside any check (")
+        .skip(1)
+        .collect();
+    assert_eq!(reported.len(), 1, "one misuse:\n{output}");
+    let misuse = reported[0];
+    assert!(misuse.starts_with("write_after_free)"), "{output}");
+    let address = usize::from_str_radix(stale.trim_start_matches("0x"), 16).unwrap() + 16;
+    assert!(
+        misuse.contains(&format!(
+            "Address {address:#x} is 16 bytes inside a block of size 48 free'd"
+        )),
+        "{output}"
+    );
+    let (_, freed_at) = misuse
+        .split_once("  freed at:")
+        .unwrap_or_else(|| panic!("the free's stack:\n{output}"));
+    let (freed_at, allocated_at) = freed_at
+        .split_once("  allocated at:")
+        .unwrap_or_else(|| panic!("the allocation's stack:\n{output}"));
+    assert!(freed_at.contains("at fixture_free"), "{output}");
+    assert!(allocated_at.contains("at fixture_alloc"), "{output}");
+}
+
 #[test]
 fn a_double_free_in_a_c_thread_is_charged_to_the_check() {
     let report = leakcheck::check(|| {

@@ -1,6 +1,6 @@
 //! The crate root `build.rs` compiles `walk_core.rs` (with `cfi.rs`,
-//! `capture_core.rs`, `stack_hash.rs`, `stack_index.rs`, `../sys/bytes.rs` and
-//! `../track/shard_core.rs`) through, as a
+//! `capture_core.rs`, `stack_hash.rs`, `stack_index.rs`, `../sys/bytes.rs`,
+//! `../track/shard_core.rs` and `../track/quarantine_core.rs`) through, as a
 //! freestanding object at `opt-level = 3`, when leakcheck itself is built
 //! at `opt-level = 0` (see `walk_core.rs`). Not a module of leakcheck.
 
@@ -26,6 +26,9 @@ mod bytes;
 
 #[path = "../track/shard_core.rs"]
 mod shard_core;
+
+#[path = "../track/quarantine_core.rs"]
+mod quarantine_core;
 
 /// [`walk_core::walk`] under a name and ABI the unoptimised build links to.
 ///
@@ -226,4 +229,77 @@ pub unsafe extern "C" fn leakcheck_shard_refile_v1(
 ) {
     // SAFETY: the caller's contract.
     unsafe { shard_core::refile(&mut *shard, old, old_capacity) }
+}
+
+/// `bytes::first_not` over a pointer and a length, `usize::MAX` for none:
+/// the scanner `quarantine_core` takes.
+fn first_not_at(at: *const u8, len: usize, fill: u8) -> usize {
+    // SAFETY: `quarantine_core` passes the held bytes of a block.
+    bytes::first_not(unsafe { core::slice::from_raw_parts(at, len) }, fill).unwrap_or(usize::MAX)
+}
+
+/// [`quarantine_core::hold_in`].
+///
+/// # Safety
+///
+/// As [`quarantine_core::hold_in`], with the pointers valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_quarantine_hold_v1(
+    entries: *mut quarantine_core::Entries,
+    freed: *const quarantine_core::Freed,
+    cost: usize,
+    evicted: *mut quarantine_core::Freed,
+) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe { quarantine_core::hold_in(&mut *entries, &*freed, cost, &mut *evicted) }
+}
+
+/// [`quarantine_core::take_releasable`].
+///
+/// # Safety
+///
+/// As [`quarantine_core::take_releasable`], with `entries` valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_quarantine_take_v1(
+    entries: *mut quarantine_core::Entries,
+    reserve: usize,
+    oldest_pin: u64,
+    out: *mut quarantine_core::Freed,
+    max: usize,
+) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { quarantine_core::take_releasable(&mut *entries, reserve, oldest_pin, out, max) }
+}
+
+/// [`quarantine_core::free_intact`], freeing with `free`.
+///
+/// # Safety
+///
+/// As [`quarantine_core::free_intact`]; `free` gives a block back to glibc.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_quarantine_free_intact_v1(
+    batch: *const quarantine_core::Freed,
+    n: usize,
+    from: usize,
+    free: unsafe extern "C" fn(usize),
+) -> usize {
+    // SAFETY: the caller's contract, `free`'s included.
+    unsafe {
+        quarantine_core::free_intact(batch, n, from, &first_not_at, &|addr| free(addr))
+    }
+}
+
+/// [`quarantine_core::next_changed`].
+///
+/// # Safety
+///
+/// As [`quarantine_core::next_changed`], with `entries` valid.
+#[no_mangle]
+pub unsafe extern "C" fn leakcheck_quarantine_next_changed_v1(
+    entries: *const quarantine_core::Entries,
+    from: usize,
+    scope: u32,
+) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { quarantine_core::next_changed(&*entries, from, scope, &first_not_at) }
 }

@@ -20,6 +20,9 @@ pub(crate) mod misuse;
 pub(crate) mod own_heap;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod quarantine;
+#[cfg(leakcheck_interpose)]
+#[cfg_attr(leakcheck_prebuilt_walk, allow(dead_code))]
+mod quarantine_core;
 pub(crate) mod record;
 #[cfg(feature = "profile")]
 pub(crate) mod sample;

@@ -32,32 +32,10 @@ use crate::sys::sync::{pages, SpinLock};
 use crate::track::hooks::real;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// A freed block held back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub(crate) struct Freed {
-    /// Start address, as the allocator returned it.
-    pub(crate) addr: usize,
-    /// Requested size in bytes.
-    pub(crate) size: usize,
-    /// Interned allocation stack (0 for a block of no check).
-    pub(crate) alloc_stack: u32,
-    /// Interned stack of the `free`, 0 where none was captured (blocks of
-    /// no check).
-    pub(crate) free_stack: u32,
-    /// The check that owned the block, 0 for none.
-    pub(crate) scope: u32,
-    /// 1 when the block's bytes were filled with [`FREED_FILL`].
-    pub(crate) filled: u32,
-}
-
-/// What a held block of a check is filled with: a write after its free
-/// changes it.
-pub(crate) const FREED_FILL: u8 = 0xfd;
-
-/// Bytes filled (and checked) per held block at most: a write after free
-/// past them is not seen; larger blocks cost no more than this.
-pub(crate) const FILL_MAX: usize = 4096;
+#[cfg(test)]
+use crate::track::quarantine_core::FILL_MAX;
+use crate::track::quarantine_core::{self as qcore, cost_of, fill_len, Entries};
+pub(crate) use crate::track::quarantine_core::{Freed, CAPACITY, FREED_FILL, MAX_BYTES};
 
 /// Fills a block about to be held, if it was a check's.
 fn fill(freed: &mut Freed) {
@@ -71,67 +49,166 @@ fn fill(freed: &mut Freed) {
     }
 }
 
-/// How many of a block's bytes are filled: an `if`, not `min`, which is a
-/// call unoptimised (a user's dev profile), at every quarantined free.
-#[inline(always)]
-fn fill_len(size: usize) -> usize {
-    if size < FILL_MAX {
-        size
-    } else {
-        FILL_MAX
-    }
-}
-
 /// The offset of the first byte of a held, filled block that no longer has
 /// [`FREED_FILL`], if any.
 ///
 /// # Safety
 ///
 /// `freed` is held by the quarantine (its memory is not glibc's).
+#[cfg(test)]
 unsafe fn first_changed(freed: &Freed) -> Option<usize> {
-    if freed.filled == 0 {
-        return None;
-    }
-    let len = fill_len(freed.size);
-    // SAFETY: the caller guarantees the block is held, so its `size` bytes
-    // are mapped and nobody frees them meanwhile.
-    unsafe { crate::sys::first_not_at(freed.addr as *const u8, len, FREED_FILL) }
+    // SAFETY: the caller's contract.
+    let at = unsafe { qcore::first_changed(freed, &first_not) };
+    (at != usize::MAX).then_some(at)
 }
 
-/// Entries held at most (32 bytes each: 8 MiB of address space, mapped
-/// without reserving, touched as it fills). A power of two: positions wrap
-/// by a mask.
-pub(crate) const CAPACITY: usize = 1 << 18;
-const _: () = assert!(CAPACITY.is_power_of_two());
-/// Bytes held at most, counting glibc's 16-byte chunk overhead. Held
-/// blocks are resident memory glibc cannot hand out again, so this bounds
-/// most of leakcheck's fixed cost in peak RSS (it was 64 MiB): rusqlite's
-/// 168 tests held 14.8 MB in 41,000 blocks at the end, a third of the
-/// process. valgrind's `--freelist-vol`, for the same purpose, is 20 MB.
-/// Smaller costs time instead: at 8 MiB the same suite's peak fell by
-/// 4 MB but its CPU time rose by a fifth in the dev profile (every
-/// evicted block's fill is checked byte by byte).
-pub(crate) const MAX_BYTES: usize = 16 << 20;
+/// `sys::first_not_at`, `usize::MAX` for none: the scanner
+/// `quarantine_core` takes.
+fn first_not(at: *const u8, len: usize, fill: u8) -> usize {
+    // SAFETY: `quarantine_core` passes the bytes of a held block, which
+    // nothing else touches meanwhile.
+    unsafe { crate::sys::first_not_at(at, len, fill) }.unwrap_or(usize::MAX)
+}
+
+/// Gives a block that left the ring back to glibc.
+///
+/// # Safety
+///
+/// `addr` is a live glibc block that nothing else frees.
+unsafe extern "C" fn give_back(addr: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { real::free(addr as *mut _) }
+}
+
+#[cfg(leakcheck_prebuilt_walk)]
+extern "C" {
+    // `quarantine_core`, built optimised (`stacks/walk_object.rs`).
+    fn leakcheck_quarantine_hold_v1(
+        entries: *mut Entries,
+        freed: *const Freed,
+        cost: usize,
+        evicted: *mut Freed,
+    ) -> u32;
+    fn leakcheck_quarantine_take_v1(
+        entries: *mut Entries,
+        reserve: usize,
+        oldest_pin: u64,
+        out: *mut Freed,
+        max: usize,
+    ) -> usize;
+    fn leakcheck_quarantine_free_intact_v1(
+        batch: *const Freed,
+        n: usize,
+        from: usize,
+        free: unsafe extern "C" fn(usize),
+    ) -> usize;
+    fn leakcheck_quarantine_next_changed_v1(
+        entries: *const Entries,
+        from: usize,
+        scope: u32,
+    ) -> usize;
+}
+
+/// `quarantine_core::hold_in` (from the optimised object when this crate
+/// is built unoptimised, as the three below).
+///
+/// # Safety
+///
+/// As `quarantine_core::hold_in`.
+#[inline(always)]
+unsafe fn hold_in(entries: &mut Entries, freed: &Freed, cost: usize, evicted: &mut Freed) -> u32 {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract; the references are valid pointers.
+    unsafe {
+        leakcheck_quarantine_hold_v1(entries, freed, cost, evicted)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        qcore::hold_in(entries, freed, cost, evicted)
+    }
+}
+
+/// `quarantine_core::take_releasable` into `out`.
+///
+/// # Safety
+///
+/// As `quarantine_core::take_releasable`.
+#[inline(always)]
+unsafe fn take_releasable(
+    entries: &mut Entries,
+    reserve: usize,
+    oldest_pin: u64,
+    out: &mut [Freed],
+) -> usize {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract; `out` has room for its length.
+    unsafe {
+        leakcheck_quarantine_take_v1(entries, reserve, oldest_pin, out.as_mut_ptr(), out.len())
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract; `out` has room for its length.
+    unsafe {
+        qcore::take_releasable(entries, reserve, oldest_pin, out.as_mut_ptr(), out.len())
+    }
+}
+
+/// `quarantine_core::free_intact` of `batch` from `from`, freeing with
+/// [`give_back`].
+///
+/// # Safety
+///
+/// As `quarantine_core::free_intact`.
+#[inline(always)]
+unsafe fn free_intact(batch: &[Freed], from: usize) -> usize {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract; `give_back` frees a block to glibc.
+    unsafe {
+        leakcheck_quarantine_free_intact_v1(batch.as_ptr(), batch.len(), from, give_back)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract; `give_back`'s is the batch's: each
+    // block left the ring and is freed once.
+    unsafe {
+        qcore::free_intact(batch.as_ptr(), batch.len(), from, &first_not, &|addr| {
+            give_back(addr)
+        })
+    }
+}
+
+/// `quarantine_core::next_changed`.
+///
+/// # Safety
+///
+/// As `quarantine_core::next_changed`.
+#[inline(always)]
+unsafe fn next_changed(entries: &Entries, from: usize, scope: u32) -> usize {
+    #[cfg(leakcheck_prebuilt_walk)]
+    // SAFETY: the caller's contract.
+    unsafe {
+        leakcheck_quarantine_next_changed_v1(entries, from, scope)
+    }
+    #[cfg(not(leakcheck_prebuilt_walk))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        qcore::next_changed(entries, from, scope, &first_not)
+    }
+}
+
 /// Bigger blocks are freed at once: glibc gives them their own mapping,
 /// which `munmap` returns to the kernel, and they would crowd out thousands
 /// of small ones.
 pub(crate) const MAX_BLOCK: usize = 1 << 20;
-/// glibc's per-chunk overhead, counted against [`MAX_BYTES`].
-const CHUNK_OVERHEAD: usize = 16;
 /// The kernel's page, the ring's unit of memory.
 const PAGE: usize = 4096;
 const _: () = assert!(PAGE % std::mem::size_of::<Freed>() == 0);
 const _: () = assert!(CAPACITY % (PAGE / std::mem::size_of::<Freed>()) == 0);
 
 struct Ring {
-    slots: *mut Freed,
-    /// Index of the oldest entry.
-    head: usize,
-    len: usize,
-    bytes: usize,
-    /// Entries pushed since the start, evicted ones included: the entry at
-    /// offset `i` from the oldest was the `pushed - len + i`-th pushed.
-    pushed: u64,
+    /// The entries (the ring dereferences to them). Their `evicted_to`:
+    /// every entry from a running check's pin up to it went back to glibc
+    /// before that check's verdict ([`evicted_since`]).
+    entries: Entries,
     /// The kernel refused the ring's pages: hold nothing.
     failed: bool,
     /// Where each running check began ([`pin`]), `NO_PIN` for a free
@@ -144,11 +221,19 @@ struct Ring {
     /// Where the head was when the ring last gave pages back: the pages
     /// released since wait until they make a run of [`DISCARD_RUN`].
     discarded_to: usize,
-    /// One past the last entry that left because the ring was full (an
-    /// eviction, in push order), not because no check needed it: every
-    /// entry from a running check's pin up to here went back to glibc
-    /// before that check's verdict ([`evicted_since`]).
-    evicted_to: u64,
+}
+
+impl std::ops::Deref for Ring {
+    type Target = Entries;
+    fn deref(&self) -> &Entries {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Ring {
+    fn deref_mut(&mut self) -> &mut Entries {
+        &mut self.entries
+    }
 }
 
 /// Released pages given back to the kernel at once, at the least: each
@@ -185,16 +270,11 @@ impl Ring {
     /// Empty, its pages not mapped yet.
     const fn new() -> Ring {
         Ring {
-            slots: std::ptr::null_mut(),
-            head: 0,
-            len: 0,
-            bytes: 0,
-            pushed: 0,
+            entries: Entries::EMPTY,
             failed: false,
             pins: [NO_PIN; PINS],
             unpinned: 0,
             discarded_to: 0,
-            evicted_to: 0,
         }
     }
 
@@ -207,45 +287,33 @@ impl Ring {
         !self.slots.is_null()
     }
 
-    #[inline(always)]
-    fn slot(&mut self, i: usize) -> &mut Freed {
-        debug_assert!(i < CAPACITY && !self.slots.is_null());
-        // SAFETY: `slots` maps CAPACITY entries, `i < CAPACITY`, and the
-        // ring's lock (held for `&mut self`) makes this the only access.
-        unsafe { &mut *self.slots.add(i & (CAPACITY - 1)) }
-    }
-
-    #[inline(always)]
-    fn fits(&self, cost: usize) -> bool {
-        self.len < CAPACITY && self.bytes + cost <= MAX_BYTES
-    }
-
-    #[inline(always)]
+    /// Adds `freed` as the newest entry; the ring is ready and has room.
+    #[cfg(test)]
     fn push(&mut self, freed: Freed, cost: usize) {
-        let at = (self.head + self.len) & (CAPACITY - 1);
-        *self.slot(at) = freed;
-        self.len += 1;
-        self.bytes += cost;
-        self.pushed += 1;
+        assert!(!self.slots.is_null() && self.fits(cost));
+        // SAFETY: the slots are mapped (asserted) and `&mut self` is the
+        // lock's; `fits` means `len < CAPACITY`.
+        unsafe { self.entries.push(freed, cost) }
     }
 
-    #[inline(always)]
+    /// Takes the oldest entry out, if any.
+    #[cfg(test)]
     fn pop_oldest(&mut self) -> Option<Freed> {
-        if self.len == 0 {
+        if self.slots.is_null() {
             return None;
         }
-        let head = self.head;
-        let oldest = *self.slot(head);
-        self.head = (head + 1) & (CAPACITY - 1);
-        self.len -= 1;
-        self.bytes -= cost_of(oldest.size);
-        Some(oldest)
+        // SAFETY: the slots are mapped, and `&mut self` is the lock's.
+        unsafe { self.entries.pop_oldest() }
     }
 
-    fn find(&mut self, addr: usize) -> Option<Freed> {
+    fn find(&self, addr: usize) -> Option<Freed> {
+        if self.slots.is_null() {
+            return None;
+        }
         (0..self.len).find_map(|i| {
-            let at = (self.head + i) & (CAPACITY - 1);
-            let entry = *self.slot(at);
+            // SAFETY: the slots are mapped, `i < len`, and `&self` is the
+            // lock's.
+            let entry = unsafe { self.entries.nth(i) };
             (entry.addr == addr).then_some(entry)
         })
     }
@@ -254,14 +322,6 @@ impl Ring {
     fn contains(&mut self, addr: usize) -> bool {
         self.find(addr).is_some()
     }
-}
-
-#[inline(always)]
-fn cost_of(size: usize) -> usize {
-    // `size.next_multiple_of(16)`, as the instructions: unoptimised that is
-    // a call with its overflow checks, twice a quarantined block. No
-    // overflow: held blocks are at most `MAX_BLOCK` bytes.
-    ((size + 15) & !15) + CHUNK_OVERHEAD
 }
 
 static RING: SpinLock<Ring> = SpinLock::new(Ring::new());
@@ -284,37 +344,25 @@ pub(crate) fn hold(mut freed: Freed) -> bool {
     loop {
         // When full, one entry out and the new one in under one lock (the
         // steady state); a big block may need more room, freed a lock each.
-        let (evicted, held) = {
+        let mut evicted = Freed::default();
+        let done = {
             let mut ring = RING.lock();
             if !ring.ready() {
                 return false;
             }
-            let evicted = if ring.fits(cost) {
-                None
-            } else {
-                let oldest = ring.pop_oldest();
-                if oldest.is_some() {
-                    // The popped entry was the `pushed - len - 1`-th (len
-                    // already counts it out).
-                    ring.evicted_to = ring.pushed - ring.len as u64;
-                }
-                oldest
-            };
-            let held = ring.fits(cost);
-            if held {
-                ring.push(freed, cost);
-            } else if evicted.is_none() {
-                return false;
-            }
-            (evicted, held)
+            // SAFETY: the slots are mapped (`ready`) and the lock is held.
+            unsafe { hold_in(&mut ring.entries, &freed, cost, &mut evicted) }
         };
-        if let Some(oldest) = evicted {
+        if done & qcore::EVICTED != 0 {
             // SAFETY: the entry left the ring just now and is not freed yet;
             // `hold` runs under the guard.
-            unsafe { really_free(&oldest) };
+            unsafe { really_free(&evicted) };
         }
-        if held {
+        if done & qcore::HELD != 0 {
             return true;
+        }
+        if done & qcore::EVICTED == 0 {
+            return false;
         }
     }
 }
@@ -325,7 +373,7 @@ pub(crate) fn hold(mut freed: Freed) -> bool {
 #[cold]
 pub(crate) fn held_at(addr: usize) -> Option<Freed> {
     let held = {
-        let mut ring = RING.lock();
+        let ring = RING.lock();
         if ring.len == 0 {
             None
         } else {
@@ -406,24 +454,26 @@ fn release_unneeded() {
         }
         ring.oldest_pin()
     };
+    let mut batch = [Freed::default(); BATCH];
     loop {
-        let mut batch = [Freed::default(); BATCH];
         let taken = {
             let mut ring = RING.lock();
-            let mut taken = 0;
-            while taken < BATCH && ring.releasable(oldest_pin) {
-                match ring.pop_oldest() {
-                    Some(oldest) => batch[taken] = oldest,
-                    None => break,
-                }
-                taken += 1;
-            }
+            let taken = ring.take_releasable(oldest_pin, &mut batch);
             ring.discard_in_runs();
             taken
         };
-        for freed in &batch[..taken] {
-            // SAFETY: the entry left the ring just now and is not freed yet.
-            unsafe { really_free(freed) };
+        let taken_now = &batch[..taken];
+        let mut from = 0;
+        while from < taken {
+            // SAFETY: the entries left the ring just now and are not freed
+            // yet; this runs under a bypass of the guard.
+            let changed = unsafe { free_intact(taken_now, from) };
+            if changed == taken {
+                break;
+            }
+            // SAFETY: as above; `free_intact` left this one alone.
+            unsafe { really_free(&taken_now[changed]) };
+            from = changed + 1;
         }
         if taken < BATCH {
             return;
@@ -440,12 +490,13 @@ fn release_unneeded() {
 /// nothing else frees); call with the re-entrancy guard (or a bypass) held.
 unsafe fn really_free(freed: &Freed) {
     // SAFETY: the caller guarantees the block is still held by us alone.
-    if let Some(offset) = unsafe { first_changed(freed) } {
+    let offset = unsafe { qcore::first_changed(freed, &first_not) };
+    if offset != usize::MAX {
         crate::track::misuse::write_after_free(freed, offset);
     }
     // SAFETY: the entry was a live glibc block when it was held, and
     // leaving the ring makes this its only free.
-    unsafe { real::free(freed.addr as *mut _) };
+    unsafe { give_back(freed.addr) };
 }
 
 impl Ring {
@@ -545,12 +596,16 @@ impl Ring {
         oldest
     }
 
-    /// Whether the oldest entry may be released early: more than
-    /// [`RESERVE_BYTES`] are held, every running check is pinned, and it
-    /// was pushed before the oldest of them began (`oldest_pin`).
-    #[inline(always)]
-    fn releasable(&self, oldest_pin: u64) -> bool {
-        self.may_release() && self.pushed - (self.len as u64) < oldest_pin
+    /// Takes out into `out`, oldest first, the entries that may be released
+    /// early: while more than [`RESERVE_BYTES`] are held, every running
+    /// check is pinned, and the oldest was pushed before the oldest of them
+    /// began (`oldest_pin`). Returns how many.
+    fn take_releasable(&mut self, oldest_pin: u64, out: &mut [Freed]) -> usize {
+        if self.unpinned != 0 || self.slots.is_null() {
+            return 0;
+        }
+        // SAFETY: the slots are mapped, and `&mut self` is the lock's.
+        unsafe { take_releasable(&mut self.entries, RESERVE_BYTES, oldest_pin, out) }
     }
 
     /// Whether any entry may be released early, whichever checks run: more
@@ -580,21 +635,24 @@ impl Ring {
         let skip = usize::try_from(since.saturating_sub(oldest))
             .unwrap_or(usize::MAX)
             .min(self.len);
-        // An index loop: unoptimised, the range iterator is a call a step.
+        if self.slots.is_null() {
+            return;
+        }
         let mut i = skip;
-        while i < self.len {
-            let at = (self.head + i) & (CAPACITY - 1);
+        loop {
+            // SAFETY: the slots are mapped, and the lock (held for `&mut
+            // self`) keeps every entry held.
+            i = unsafe { next_changed(&self.entries, i, scope) };
+            if i >= self.len {
+                return;
+            }
+            // SAFETY: as above, and `i < len`.
+            let mut entry = unsafe { self.entries.nth(i) };
+            // SAFETY: as above.
+            let offset = unsafe { qcore::first_changed(&entry, &first_not) };
+            changed(&entry, offset);
+            fill(&mut entry);
             i += 1;
-            let mut entry = *self.slot(at);
-            if entry.scope != scope {
-                continue;
-            }
-            // SAFETY: the entry is in the ring, held, and the lock (held for
-            // `&mut self`) keeps it so.
-            if let Some(offset) = unsafe { first_changed(&entry) } {
-                changed(&entry, offset);
-                fill(&mut entry);
-            }
         }
     }
 }
@@ -792,27 +850,33 @@ mod tests {
         for i in 0..reserve_entries {
             ring.push(entry(i), cost);
         }
-        assert!(!ring.releasable(ring.oldest_pin()), "within the reserve");
+        let mut one = [Freed::default()];
+        let mut release = |ring: &mut Ring| {
+            let pin = ring.oldest_pin();
+            (ring.take_releasable(pin, &mut one) == 1).then_some(one[0])
+        };
+        let len = ring.len;
+        assert_eq!(release(&mut ring), None, "within the reserve");
+        assert_eq!(ring.len, len);
         for i in reserve_entries..2 * reserve_entries {
             ring.push(entry(i), cost);
         }
-        assert!(ring.releasable(ring.oldest_pin()), "no check runs");
         // A check began at entry 3: entries 0..3 may go, and no more.
         ring.pins[7] = 3;
         let mut released = 0;
-        while ring.releasable(ring.oldest_pin()) {
-            assert_eq!(ring.pop_oldest(), Some(entry(released)));
+        while let Some(freed) = release(&mut ring) {
+            assert_eq!(freed, entry(released));
             released += 1;
         }
         assert_eq!(released, 3);
         // A check that found no pin free: nothing goes early.
         ring.pins[7] = NO_PIN;
         ring.unpinned = 1;
-        assert!(!ring.releasable(ring.oldest_pin()));
+        assert_eq!(release(&mut ring), None);
         ring.unpinned = 0;
-        while ring.releasable(ring.oldest_pin()) {
-            ring.pop_oldest();
-        }
+        // No check runs: everything beyond the reserve goes.
+        assert_eq!(release(&mut ring), Some(entry(3)));
+        while release(&mut ring).is_some() {}
         assert!(ring.bytes <= RESERVE_BYTES && ring.bytes + cost > RESERVE_BYTES);
         // Giving the emptied pages back keeps every entry held, in order.
         let len = ring.len;
