@@ -11,7 +11,10 @@
 
 use crate::sys::reentry::{Bypass, Guard};
 use crate::sys::relaxed::Relaxed as _;
-use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicIsize, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 const SLOT_BITS: u32 = 8;
 const SLOT_COUNT: usize = 1 << SLOT_BITS;
@@ -617,7 +620,10 @@ pub(crate) fn begin() -> Option<u32> {
         for index in 0..SLOT_COUNT as u32 {
             let id = (generation << SLOT_BITS) | index;
             let slot = &SLOTS[index as usize];
-            let cur = slot.live.load(Relaxed);
+            // Acquire: the `end` that freed the slot read its counters and
+            // its lane before (its Release swap), so resetting them here
+            // cannot change what that check reports.
+            let cur = slot.live.load(Acquire);
             if cur >> 32 != 0 {
                 continue;
             }
@@ -652,9 +658,31 @@ pub(crate) fn begin() -> Option<u32> {
 /// left live keep its id in the table.
 pub(crate) fn end(scope: u32) -> ScopeStats {
     let slot = slot(scope);
-    let live = slot.live.swap(0, Relaxed);
+    let lane = lane(scope);
+    // Everything is read, and the slot's thread counts retired, before the
+    // slot is freed (the swap of `live` below): from then on a `begin` may
+    // claim it for another check and reset its counters and its lane (it
+    // takes the lowest free slot, so it often does at once). The body
+    // thread has been joined: its lane is final. A block another thread
+    // counted in `live` may still be adding to the slot's statistics.
     slot.pending_threads.store(0, Relaxed);
     let unwaited = slot.unwaited_threads.swap(0, Relaxed);
+    let lane_live = lane.live.load(Relaxed);
+    let allocations = slot
+        .allocations
+        .load(Relaxed)
+        .wrapping_add(lane.allocations.load(Relaxed));
+    let frees = slot
+        .frees
+        .load(Relaxed)
+        .wrapping_add(lane.frees.load(Relaxed));
+    let peak_live_bytes = slot
+        .peak_bytes
+        .load(Relaxed)
+        .max(lane.peak_bytes.load(Relaxed));
+    // Release: the reads above come before the slot is free to a `begin`
+    // (which loads `live` with Acquire before resetting anything).
+    let live = slot.live.swap(0, Release);
     let unwaited = if (unwaited >> 32) as u32 == scope {
         unwaited as u32 as usize
     } else {
@@ -664,23 +692,12 @@ pub(crate) fn end(scope: u32) -> ScopeStats {
         ACTIVE.fetch_sub(1, Relaxed);
     }
     debug_assert_eq!((live >> 32) as u32, scope);
-    // The body thread has been joined: its lane is final.
-    let lane = lane(scope);
-    let live_blocks = (live as u32 as i32 as isize).wrapping_add(lane.live.load(Relaxed));
+    let live_blocks = (live as u32 as i32 as isize).wrapping_add(lane_live);
     ScopeStats {
         live_blocks: live_blocks.max(0) as usize,
-        allocations: slot
-            .allocations
-            .load(Relaxed)
-            .wrapping_add(lane.allocations.load(Relaxed)),
-        frees: slot
-            .frees
-            .load(Relaxed)
-            .wrapping_add(lane.frees.load(Relaxed)),
-        peak_live_bytes: slot
-            .peak_bytes
-            .load(Relaxed)
-            .max(lane.peak_bytes.load(Relaxed)),
+        allocations,
+        frees,
+        peak_live_bytes,
         unwaited_threads: unwaited,
     }
 }
@@ -959,5 +976,39 @@ mod tests {
         // 150 live before the remote free; 70 + 30 after.
         assert_eq!(stats.peak_live_bytes, 150, "{stats:?}");
         assert!(!count_alloc(a, 5), "an ended scope takes no blocks");
+    }
+
+    /// Checks ending on some threads while others begin: each gets its own
+    /// counts. `begin` takes the lowest free slot, so the slot a check
+    /// ends in is claimed again at once, and the new check resets the
+    /// slot's counters and its lane; `end` must have read them first (it
+    /// read the lane after freeing the slot, and a check whose blocks were
+    /// all its body thread's came out with no allocation and no live
+    /// block: a clean verdict for a leak).
+    #[test]
+    fn a_check_ending_while_another_begins_keeps_its_counts() {
+        const THREADS: usize = 4;
+        const CHECKS: usize = 200_000;
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..CHECKS {
+                        let Some(a) = begin() else { continue };
+                        // The lane's only writer, as a body thread is.
+                        assert!(count_alloc_as(true, a, 16));
+                        assert!(count_alloc_as(true, a, 16));
+                        count_free_as(true, a, 16);
+                        assert!(count_alloc_as(false, a, 8));
+                        let stats = end(a);
+                        assert_eq!(
+                            (stats.live_blocks, stats.allocations, stats.frees),
+                            (2, 3, 1),
+                            "{stats:?}"
+                        );
+                        assert_eq!(stats.peak_live_bytes, 32, "{stats:?}");
+                    }
+                });
+            }
+        });
     }
 }
